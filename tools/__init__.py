@@ -1,0 +1,1 @@
+"""alloop.tools: one module per tool, plus the domain modules they share (no MCP here)."""

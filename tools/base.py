@@ -1,0 +1,68 @@
+"""What every tool shares: the call context, progress reporting, and the tool's declaration.
+
+A tool is one plain function `fn(args: InputModel, ctx: ToolContext) -> OutputModel`. The MCP
+server and the CLI are generated from its `ToolSpec`; neither holds logic of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from alloop.tools.rundir import RunRoot
+
+ProgressFn = Callable[[float, float | None, str], None]
+"""progress(done, total, message): the MCP server sends notifications, the CLI draws a bar."""
+
+
+def no_progress(done: float, total: float | None, message: str) -> None:
+    """The progress sink when nobody listens."""
+
+
+@dataclass
+class ToolContext:
+    """Where a tool runs: the run root and who hears its progress.
+
+    `sampler` is set by the MCP server when its client offers sampling (llm_judge uses it).
+    """
+
+    root: RunRoot
+    progress: ProgressFn = no_progress
+    sampler: Callable[..., Any] | None = None
+
+
+Behaviour = Literal["read_only", "writes", "remote"]
+"""Tool annotation presets: read_only reads files; writes changes the run; remote talks to a service."""
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """A tool's declaration, from which both adapters are built."""
+
+    name: str
+    fn: Callable[[Any, ToolContext], BaseModel]
+    input_model: type[BaseModel]
+    output_model: type[BaseModel]
+    behaviour: Behaviour = "writes"
+    idempotent: bool = False
+    positional: tuple[str, ...] = ("run",)
+    """Input fields the CLI takes as positional arguments (in order)."""
+    cli_name: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def description(self) -> str:
+        return (self.fn.__doc__ or self.name).strip()
+
+    def call(self, args: BaseModel | dict[str, Any], ctx: ToolContext) -> BaseModel:
+        model = args if isinstance(args, self.input_model) else self.input_model.model_validate(args)
+        return self.fn(model, ctx)
+
+
+class RunArgs(BaseModel):
+    """Base input of a tool that works on one run."""
+
+    run: str = Field(description="Run name (a folder under the run root, not a path).")

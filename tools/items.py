@@ -1,0 +1,113 @@
+"""ItemTable: a pool or held-out set as columns (ids, text fields, metadata), kept in Parquet.
+
+JSONL comes in (one `{"id", "text", ...}` object a line); inside a run the table is columnar
+so a million-item pool loads in a second and is never walked row by row in Python.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from alloop.tools.errors import InputError
+
+
+class ItemTable:
+    """Items with unique string ids; columns are pyarrow arrays."""
+
+    def __init__(self, table: pa.Table, source: str = "items") -> None:
+        if "id" not in table.column_names:
+            raise InputError(f"{source}: every row needs an 'id' field")
+        if table.num_rows == 0:
+            raise InputError(f"{source}: no items; the file is empty")
+        ids = table.column("id").cast(pa.string())
+        if ids.null_count:
+            raise InputError(f"{source}: {ids.null_count} rows have an empty 'id'")
+        table = table.set_column(table.column_names.index("id"), "id", ids)
+        self.table = table
+        self.source = source
+        self.ids: list[str] = ids.to_pylist()
+        if len(set(self.ids)) != len(self.ids):
+            counts: dict[str, int] = {}
+            for item_id in self.ids:
+                counts[item_id] = counts.get(item_id, 0) + 1
+            dupes = [i for i, c in counts.items() if c > 1][:5]
+            raise InputError(f"{source}: duplicate ids {dupes}; ids must be unique")
+        self._index: dict[str, int] | None = None
+
+    # -- construction --------------------------------------------------------------------
+    @classmethod
+    def from_rows(cls, rows: Sequence[dict[str, Any]], source: str = "items") -> ItemTable:
+        for number, row in enumerate(rows, start=1):
+            if "id" not in row or row["id"] in (None, ""):
+                raise InputError(f"{source}:{number}: missing 'id'")
+        normalized = [{**row, "id": str(row["id"])} for row in rows]
+        try:
+            table = pa.Table.from_pylist(list(normalized))
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            raise InputError(f"{source}: a field has mixed types across rows ({exc}); make each field one type") from exc
+        return cls(table, source)
+
+    @classmethod
+    def read_parquet(cls, path: Path) -> ItemTable:
+        return cls(pq.read_table(path), str(path))
+
+    def write_parquet(self, path: Path) -> None:
+        from alloop.tools.rundir import atomic_write_bytes
+
+        sink = pa.BufferOutputStream()
+        pq.write_table(self.table, sink, compression="zstd")
+        atomic_write_bytes(path, sink.getvalue().to_pybytes())
+
+    # -- access --------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return self.table.num_rows
+
+    @property
+    def columns(self) -> list[str]:
+        return self.table.column_names
+
+    def has(self, column: str) -> bool:
+        return column in self.table.column_names
+
+    def column(self, name: str) -> list[Any]:
+        if name not in self.table.column_names:
+            raise InputError(f"{self.source}: no field {name!r} (fields: {', '.join(self.columns)})")
+        return self.table.column(name).to_pylist()
+
+    def index_of(self) -> dict[str, int]:
+        """id → row position."""
+        if self._index is None:
+            self._index = {item_id: i for i, item_id in enumerate(self.ids)}
+        return self._index
+
+    def positions(self, ids: Sequence[str]) -> np.ndarray:
+        index = self.index_of()
+        missing = [i for i in ids if i not in index]
+        if missing:
+            raise InputError(f"{self.source}: unknown item ids {missing[:5]}")
+        return np.fromiter((index[i] for i in ids), dtype=np.int64, count=len(ids))
+
+    def texts(self, fields: Sequence[str]) -> list[str]:
+        """The text the encoder sees: the named fields joined, in order."""
+        missing = [f for f in fields if f not in self.table.column_names]
+        if missing:
+            raise InputError(
+                f"{self.source}: text field(s) {missing} not found (fields: {', '.join(self.columns)}); "
+                "fix spec.text_fields or the data"
+            )
+        columns = [self.table.column(f).cast(pa.string()).fill_null("").to_pylist() for f in fields]
+        if len(columns) == 1:
+            return columns[0]
+        return ["\n".join(parts) for parts in zip(*columns, strict=True)]
+
+    def rows(self, positions: Sequence[int] | np.ndarray) -> list[dict[str, Any]]:
+        return self.table.take(pa.array(np.asarray(positions, dtype=np.int64))).to_pylist()
+
+    def row(self, item_id: str) -> dict[str, Any]:
+        return self.rows([self.index_of()[item_id]])[0]

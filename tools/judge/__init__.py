@@ -1,0 +1,1 @@
+"""alloop.tools.judge"""

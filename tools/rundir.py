@@ -1,0 +1,368 @@
+"""RunDir: the only code that reads or writes a run's files.
+
+Writes are atomic (temporary file in the same folder, fsync, rename); appends are flushed
+and fsynced; one writer at a time holds the run's lock; run names resolve inside the root.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import fcntl
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from alloop.tools.errors import InputError, LockedError, PathEscapeError, RunNotFoundError, StateError
+from alloop.tools.items import ItemTable
+from alloop.tools.schema import LabelEvent, ResultRow, SelectionRow, TaskSpec, utc_now
+
+RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+ROOT_ENV = "ALLOOP_ROOT"
+M = TypeVar("M", bound=BaseModel)
+
+
+def default_root() -> Path:
+    """The run root: $ALLOOP_ROOT, else ./runs."""
+    return Path(os.environ.get(ROOT_ENV) or "runs")
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write a file so a reader sees the old content or the new, never half of it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def dump_jsonl(rows: Iterable[BaseModel | dict[str, Any]]) -> str:
+    lines = []
+    for row in rows:
+        data = row.model_dump(mode="json") if isinstance(row, BaseModel) else row
+        lines.append(json.dumps(data, ensure_ascii=False))
+    return "".join(line + "\n" for line in lines)
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Rows of a JSONL file; a malformed line is an error naming the file and line."""
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    rows: list[dict[str, Any]] = []
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"{path}:{number}: not valid JSON ({exc.msg}); fix or remove that line") from exc
+            if not isinstance(row, dict):
+                raise InputError(f"{path}:{number}: expected a JSON object per line, got {type(row).__name__}")
+            rows.append(row)
+    return rows
+
+
+def parse_rows(model: type[M], rows: Sequence[dict[str, Any]], where: str) -> list[M]:
+    """Validate rows into a model; the first bad row is named with its line and field."""
+    parsed = []
+    for number, row in enumerate(rows, start=1):
+        try:
+            parsed.append(model.model_validate(row))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(str(part) for part in first["loc"]) or "(row)"
+            raise InputError(f"{where}:{number}: field {field!r}: {first['msg']}") from exc
+    return parsed
+
+
+class RunRoot:
+    """The folder that holds runs; every run name resolves inside it or is refused."""
+
+    def __init__(self, root: Path | str | None = None) -> None:
+        self.path = Path(root if root is not None else default_root()).expanduser().resolve()
+
+    def resolve(self, name: str) -> Path:
+        if not isinstance(name, str) or not RUN_NAME.match(name) or name in {".", ".."}:
+            raise PathEscapeError(
+                f"run name {name!r} is not allowed: use 1-64 letters, digits, '.', '_' or '-', "
+                "starting with a letter or digit (a run name, not a path)"
+            )
+        path = (self.path / name).resolve()
+        if path.parent != self.path:
+            raise PathEscapeError(f"run {name!r} resolves to {path}, outside the run root {self.path}")
+        return path
+
+    def run(self, name: str) -> RunDir:
+        """An existing run."""
+        path = self.resolve(name)
+        if not (path / "spec.json").is_file():
+            known = ", ".join(self.names()) or "none"
+            raise RunNotFoundError(f"no run {name!r} under {self.path} (runs here: {known}); create it with `alloop init`")
+        return RunDir(path)
+
+    def names(self) -> list[str]:
+        if not self.path.is_dir():
+            return []
+        return sorted(p.name for p in self.path.iterdir() if (p / "spec.json").is_file())
+
+    def create(self, spec: TaskSpec, pool: ItemTable, heldout: ItemTable | None) -> RunDir:
+        """Make a new run in one step: it is built in a temporary folder, then renamed."""
+        path = self.resolve(spec.run)
+        if path.exists():
+            raise InputError(f"run {spec.run!r} already exists at {path}; pick another name or delete it")
+        self.path.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=self.path, prefix=f".{spec.run}.creating-"))
+        try:
+            run = RunDir(staging)
+            pool.write_parquet(run.pool_path)
+            if heldout is not None:
+                heldout.write_parquet(run.heldout_path)
+            for sub in ("models", "cache"):
+                (staging / sub).mkdir()
+            atomic_write_text(run.labels_path, "")
+            atomic_write_text(run.notes_path, f"# {spec.run}\n\nCreated {utc_now()}.\n")
+            run.write_results([])
+            atomic_write_json(run.spec_path, spec.model_dump(mode="json"))
+            os.rename(staging, path)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return RunDir(path)
+
+
+class RunDir:
+    """One run's folder. Ask it for files; never build run paths elsewhere."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._pool: ItemTable | None = None
+        self._heldout: ItemTable | None = None
+
+    # -- paths ---------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def spec_path(self) -> Path:
+        return self.path / "spec.json"
+
+    @property
+    def pool_path(self) -> Path:
+        return self.path / "pool.parquet"
+
+    @property
+    def heldout_path(self) -> Path:
+        return self.path / "heldout.parquet"
+
+    @property
+    def labels_path(self) -> Path:
+        return self.path / "labels.jsonl"
+
+    @property
+    def results_path(self) -> Path:
+        return self.path / "results.tsv"
+
+    @property
+    def notes_path(self) -> Path:
+        return self.path / "notes.md"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.path / "cache"
+
+    def round_file(self, kind: str, round_: int, suffix: str = "jsonl") -> Path:
+        """`<kind>_round_XX.<suffix>`, e.g. selection_round_03.jsonl."""
+        if round_ < 0 or round_ > 99:
+            raise InputError(f"round {round_} is out of range 0..99")
+        return self.path / f"{kind}_round_{round_:02d}.{suffix}"
+
+    def model_dir(self, round_: int) -> Path:
+        return self.path / "models" / f"round_{round_:02d}"
+
+    def inside(self, relative: str | Path) -> Path:
+        """A path inside the run folder, refused if it escapes (`..`, absolute, symlink)."""
+        candidate = (self.path / relative).resolve()
+        if not candidate.is_relative_to(self.path.resolve()):
+            raise PathEscapeError(f"{relative!s} leaves the run folder {self.path}")
+        return candidate
+
+    # -- lock ----------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the run's single-writer lock; a second writer gets a clear error."""
+        handle = (self.path / ".lock").open("a+")
+        try:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError as exc:
+                raise LockedError(
+                    f"run {self.name!r} is locked by another alloop process; wait for it to finish"
+                ) from exc
+            yield
+        finally:
+            handle.close()
+
+    # -- spec ----------------------------------------------------------------------------
+    def spec(self) -> TaskSpec:
+        try:
+            return TaskSpec.model_validate_json(self.spec_path.read_text(encoding="utf-8"))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(str(p) for p in first["loc"])
+            raise InputError(f"{self.spec_path}: field {field!r}: {first['msg']}") from exc
+
+    def write_spec(self, spec: TaskSpec, reason: str) -> TaskSpec:
+        """Replace spec.json with a new version; the old one goes to spec_history.jsonl."""
+        old = self.spec()
+        new = spec.model_copy(update={"spec_version": old.spec_version + 1, "updated": utc_now()})
+        new = TaskSpec.model_validate(new.model_dump())
+        entry = {"replaced_at": utc_now(), "reason": reason, "spec": old.model_dump(mode="json")}
+        self._append_text(self.path / "spec_history.jsonl", json.dumps(entry, ensure_ascii=False) + "\n")
+        atomic_write_json(self.spec_path, new.model_dump(mode="json"))
+        self.append_note(f"spec v{old.spec_version} → v{new.spec_version}: {reason}")
+        return new
+
+    # -- items ---------------------------------------------------------------------------
+    def pool(self) -> ItemTable:
+        if self._pool is None:
+            self._pool = ItemTable.read_parquet(self.pool_path)
+        return self._pool
+
+    def heldout(self) -> ItemTable | None:
+        if not self.heldout_path.is_file():
+            return None
+        if self._heldout is None:
+            self._heldout = ItemTable.read_parquet(self.heldout_path)
+        return self._heldout
+
+    # -- labels --------------------------------------------------------------------------
+    def labels(self) -> list[LabelEvent]:
+        return parse_rows(LabelEvent, read_jsonl(self.labels_path), str(self.labels_path))
+
+    def append_labels(self, events: Sequence[LabelEvent]) -> list[LabelEvent]:
+        """Append label events; ones already recorded (same event or external id) are skipped.
+
+        Each new event also goes to annotation_round_XX.jsonl for its round. Returns what was new.
+        """
+        existing = self.labels()
+        seen_events = {e.event_id for e in existing}
+        seen_external = {(e.destination, e.external_id) for e in existing if e.external_id}
+        known_items = set(self.pool().ids) | set(self.heldout().ids if self.heldout() else [])
+        fresh: list[LabelEvent] = []
+        for event in events:
+            if event.item_id not in known_items:
+                raise InputError(f"label for unknown item {event.item_id!r}: it is in neither the pool nor held-out set")
+            key = (event.destination, event.external_id)
+            if event.event_id in seen_events or (event.external_id and key in seen_external):
+                continue
+            seen_events.add(event.event_id)
+            if event.external_id:
+                seen_external.add(key)
+            fresh.append(event)
+        if not fresh:
+            return []
+        self._append_text(self.labels_path, dump_jsonl(fresh))
+        by_round: dict[int, list[LabelEvent]] = {}
+        for event in fresh:
+            by_round.setdefault(event.round, []).append(event)
+        for round_, round_events in sorted(by_round.items()):
+            self._append_text(self.round_file("annotation", round_), dump_jsonl(round_events))
+        return fresh
+
+    # -- selections ----------------------------------------------------------------------
+    def write_selection(self, round_: int, rows: Sequence[SelectionRow]) -> Path:
+        path = self.round_file("selection", round_)
+        atomic_write_text(path, dump_jsonl(rows))
+        return path
+
+    def selection(self, round_: int) -> list[SelectionRow]:
+        path = self.round_file("selection", round_)
+        if not path.is_file():
+            raise StateError(f"run {self.name!r} has no selection for round {round_}; run select_batch first")
+        return parse_rows(SelectionRow, read_jsonl(path), str(path))
+
+    def selection_rounds(self) -> list[int]:
+        return sorted(int(p.stem.rsplit("_", 1)[1]) for p in self.path.glob("selection_round_[0-9][0-9].jsonl"))
+
+    # -- judge ---------------------------------------------------------------------------
+    def append_judge(self, round_: int, rows: Sequence[BaseModel | dict[str, Any]]) -> Path:
+        path = self.round_file("judge", round_)
+        self._append_text(path, dump_jsonl(rows))
+        return path
+
+    # -- results -------------------------------------------------------------------------
+    def results(self) -> list[ResultRow]:
+        if not self.results_path.is_file():
+            return []
+        with self.results_path.open(encoding="utf-8", newline="") as handle:
+            rows = list(csv.DictReader(handle, delimiter="\t"))
+        cleaned = [{k: v for k, v in row.items() if v not in ("", None)} for row in rows]
+        return parse_rows(ResultRow, cleaned, str(self.results_path))
+
+    def upsert_result(self, row: ResultRow) -> None:
+        """Write a round's row, replacing an earlier row of the same round (a redone round)."""
+        rows = [r for r in self.results() if r.round != row.round] + [row]
+        self.write_results(sorted(rows, key=lambda r: r.round))
+
+    def update_result(self, round_: int, **fields: Any) -> None:
+        """Fill in columns of an existing round's row (say, the stopping decision)."""
+        rows = self.results()
+        for index, row in enumerate(rows):
+            if row.round == round_:
+                rows[index] = ResultRow.model_validate({**row.model_dump(), **fields})
+                self.write_results(rows)
+                return
+        raise StateError(f"results.tsv has no row for round {round_}; train that round first")
+
+    def write_results(self, rows: Sequence[ResultRow]) -> None:
+        columns = ResultRow.columns()
+        lines = ["\t".join(columns)]
+        for row in rows:
+            data = row.model_dump(mode="json")
+            lines.append("\t".join(_tsv_cell(data[c]) for c in columns))
+        atomic_write_text(self.results_path, "\n".join(lines) + "\n")
+
+    # -- notes ---------------------------------------------------------------------------
+    def append_note(self, text: str) -> None:
+        self._append_text(self.notes_path, f"\n- {utc_now()} {text.strip()}\n")
+
+    # -- plumbing ------------------------------------------------------------------------
+    @staticmethod
+    def _append_text(path: Path, text: str) -> None:
+        """Append and fsync, so a crash loses at most the line being written."""
+        with path.open("a", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
+def _tsv_cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value).replace("\t", " ").replace("\n", " ")

@@ -1,0 +1,247 @@
+"""The data contracts of a run: each file's row, defined once and used everywhere.
+
+spec.json is a `TaskSpec`; a line of labels.jsonl or annotation_round_XX.jsonl is a
+`LabelEvent`; a line of selection_round_XX.jsonl is a `SelectionRow`; a row of results.tsv
+is a `ResultRow`. Readers validate with these models, writers serialize with them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+TaskType = Literal[
+    "binary",
+    "categorical",
+    "forced_choice",
+    "ordinal_scale",
+    "multi_select",
+    "magnitude",
+    "free_text",
+    "cloze",
+]
+CLASSIFICATION_TASKS: frozenset[str] = frozenset({"binary", "categorical", "forced_choice"})
+LABELED_TASKS: frozenset[str] = frozenset(
+    {"binary", "categorical", "forced_choice", "ordinal_scale", "multi_select"}
+)
+
+LabelSource = Literal["seed", "human", "import", "judge", "simulated"]
+"""Where a label came from. `judge` never counts as human; `simulated` answers from gold."""
+
+Destination = Literal["file", "argilla", "jatos", "simulated"]
+EffectsMode = Literal["fixed", "random_intercepts", "random_slopes"]
+TrainingStrategy = Literal["retrain", "fine_tune", "new_only", "hybrid"]
+JudgeUse = Literal["evaluation", "prioritization", "adjudication", "pseudo_labeling"]
+
+
+def utc_now() -> str:
+    """An ISO-8601 UTC timestamp, the one time format of every run file."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class BudgetSpec(_Strict):
+    """How much annotation the run may spend."""
+
+    batch_size: int = Field(20, ge=1, description="Items selected per round.")
+    max_rounds: int | None = Field(10, ge=1, description="Active-learning rounds at most.")
+    max_examples: int | None = Field(None, ge=1, description="Human labels at most.")
+    max_hours: float | None = Field(None, gt=0, description="Wall-clock hours at most.")
+    max_cost: float | None = Field(None, gt=0, description="Money at most (same unit as cost).")
+    cost_per_label: float | None = Field(None, ge=0, description="Cost of one human label.")
+
+
+class StoppingSpec(_Strict):
+    """Stopping rules; each is off when its field is None."""
+
+    plateau_epsilon: float | None = Field(0.005, gt=0, description="Stop when |ΔF1| < ε ...")
+    plateau_rounds: int = Field(3, ge=1, description="... for this many rounds in a row.")
+    stability_kappa: float | None = Field(
+        None, gt=0, le=1, description="Stop when κ between successive pool predictions ≥ this"
+    )
+    stability_rounds: int = Field(3, ge=1, description="... for this many rounds in a row.")
+    agreement_threshold: float | None = Field(
+        None, description="Stop when model–human agreement reaches this absolute value."
+    )
+    agreement_margin: float | None = Field(
+        None, ge=0, description="Or when it reaches the human–human ceiling minus this margin."
+    )
+    agreement_metric: Literal["krippendorff_alpha", "fleiss_kappa", "cohens_kappa", "percent"] = (
+        "krippendorff_alpha"
+    )
+
+
+class JudgeSpec(_Strict):
+    """Whether an LLM judge may take part, and for what. A judge is never gold."""
+
+    allowed: bool = False
+    uses: list[JudgeUse] = Field(default_factory=list)
+    backend: Literal["anthropic", "sampling", "local"] | None = None
+    model: str | None = None
+    budget_usd: float | None = Field(None, ge=0)
+    pseudo_labels_in_training: bool = False
+
+    @model_validator(mode="after")
+    def _uses_need_permission(self) -> JudgeSpec:
+        if self.uses and not self.allowed:
+            raise ValueError("judge.uses is set but judge.allowed is false: allow the judge or drop the uses")
+        if self.pseudo_labels_in_training and "pseudo_labeling" not in self.uses:
+            raise ValueError("pseudo_labels_in_training needs 'pseudo_labeling' in judge.uses")
+        return self
+
+
+class ModelSpec(_Strict):
+    """The round's model: an encoder and a head, with its effects and training strategy."""
+
+    encoder: str = Field("all-MiniLM-L6-v2", description="HF model name or local path.")
+    head: str = Field("logistic", description="Head family from the heads registry.")
+    effects: EffectsMode = "fixed"
+    predictors: list[str] = Field(default_factory=list, description="Design predictors (pool fields).")
+    training_strategy: TrainingStrategy = "retrain"
+    hybrid_epsilon: float = Field(0.01, gt=0, description="Hybrid: fine-tune once ΔF1 < ε ...")
+    hybrid_rounds: int = Field(2, ge=1, description="... for this many rounds.")
+    max_length: int = Field(256, ge=8, le=8192, description="Encoder token limit.")
+
+
+class SelectionSpec(_Strict):
+    """Defaults for select_batch; a tool argument overrides them for one round."""
+
+    strategy: str = "hybrid"
+    near_duplicate_threshold: float = Field(
+        0.98, gt=0, le=1, description="Cosine similarity at or above which two items are duplicates."
+    )
+    hybrid_factor: int = Field(10, ge=1, description="Hybrid: diversify among factor × batch uncertain items.")
+    seed: int = 0
+
+
+class TaskSpec(_Strict):
+    """spec.json: what the run is about. Changes bump `spec_version` and are logged."""
+
+    spec_version: int = Field(1, ge=1)
+    run: str
+    task_type: TaskType
+    labels: list[str] = Field(
+        default_factory=list,
+        description="Label schema: classes, options or ordinal scale points, in order.",
+    )
+    data_source: str = Field("", description="Where the pool came from (path, corpus, query).")
+    labeled_state: Literal["none", "partial", "full"] = "none"
+    prediction_unit: Literal["item", "response"] = Field(
+        "item", description="Predict per item, or per participant response (GLMM)."
+    )
+    text_fields: list[str] = Field(default_factory=lambda: ["text"], min_length=1)
+    participant_field: str = "annotator"
+    metric: Literal["macro_f1", "accuracy", "mae", "spearman", "rmse"] = "macro_f1"
+    heldout: str = Field("heldout file", description="How the held-out set was made.")
+    destination: Destination = "file"
+    annotators_per_item: int = Field(1, ge=1, description="Overlap: people per item, for agreement.")
+    guidelines: str = ""
+    budget: BudgetSpec = Field(default_factory=BudgetSpec)
+    stopping: StoppingSpec = Field(default_factory=StoppingSpec)
+    judge: JudgeSpec = Field(default_factory=JudgeSpec)
+    model: ModelSpec = Field(default_factory=ModelSpec)
+    selection: SelectionSpec = Field(default_factory=SelectionSpec)
+    created: str = Field(default_factory=utc_now)
+    updated: str = Field(default_factory=utc_now)
+
+    @field_validator("labels")
+    @classmethod
+    def _labels_unique(cls, labels: list[str]) -> list[str]:
+        cleaned = [label.strip() for label in labels]
+        if any(not label for label in cleaned):
+            raise ValueError("labels must be non-empty strings")
+        if len(set(cleaned)) != len(cleaned):
+            raise ValueError(f"labels must be unique, got {cleaned}")
+        return cleaned
+
+    @model_validator(mode="after")
+    def _labels_fit_task(self) -> TaskSpec:
+        if self.task_type in LABELED_TASKS and len(self.labels) < 2:
+            raise ValueError(f"task_type {self.task_type!r} needs at least two labels, got {self.labels}")
+        if self.task_type == "binary" and len(self.labels) != 2:
+            raise ValueError(f"task_type 'binary' needs exactly two labels, got {self.labels}")
+        return self
+
+
+class LabelEvent(_Strict):
+    """One line of labels.jsonl: a label given once, never rewritten.
+
+    A correction is a new event with `supersedes` set; a discarded record has
+    `status="discarded"` and no label.
+    """
+
+    event_id: str = Field(default_factory=lambda: uuid.uuid4().hex)
+    item_id: str
+    label: str | float | list[str] | None
+    source: LabelSource
+    annotator: str = Field(description="Who gave it: a person, participant, 'simulator' or a judge model.")
+    round: int = Field(ge=0)
+    time: str = Field(default_factory=utc_now)
+    destination: str = "file"
+    status: Literal["submitted", "discarded"] = "submitted"
+    external_id: str | None = Field(
+        None, description="The destination's id for this answer; a second pull of it adds nothing."
+    )
+    supersedes: str | None = None
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _label_matches_status(self) -> LabelEvent:
+        if self.status == "submitted" and self.label is None:
+            raise ValueError("a submitted label event needs a label")
+        return self
+
+
+class SelectionRow(_Strict):
+    """One line of selection_round_XX.jsonl: an item chosen for annotation, and why."""
+
+    round: int = Field(ge=0)
+    rank: int = Field(ge=1)
+    item_id: str
+    strategy: str
+    reason: str
+    scores: dict[str, float] = Field(default_factory=dict)
+    prediction: str | None = None
+    confidence: float | None = None
+    model_version: str | None = None
+    seed: int = 0
+
+
+class ResultRow(_Strict):
+    """One row of results.tsv. `gold_*` read human gold only; `judge_*` read judge output only."""
+
+    round: int
+    model_version: str
+    strategy: str = ""
+    training_strategy: str = ""
+    n_labeled: int = 0
+    n_pool: int = 0
+    n_batch: int = 0
+    n_pseudo_labeled: int = 0
+    train_seconds: float | None = None
+    score_seconds: float | None = None
+    select_seconds: float | None = None
+    gold_n: int | None = None
+    gold_accuracy: float | None = None
+    gold_macro_f1: float | None = None
+    gold_f1_by_class: str = Field("", description="JSON object: label → F1 on held-out gold.")
+    gold_mae: float | None = None
+    gold_spearman: float | None = None
+    judge_n: int | None = None
+    judge_agreement_with_gold: float | None = None
+    judge_accuracy: float | None = None
+    agreement_model_human: float | None = None
+    agreement_human_ceiling: float | None = None
+    stop_decision: str = ""
+    stop_reasons: str = ""
+    time: str = Field(default_factory=utc_now)
+
+    @classmethod
+    def columns(cls) -> list[str]:
+        return list(cls.model_fields)

@@ -1,0 +1,1 @@
+"""Selection strategies: one family, one interface, a registry by name."""
