@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
-
+from alloop.tools.errors import PathEscapeError
 from alloop.tools.rundir import RunRoot
+from pydantic import BaseModel, Field
 
 ProgressFn = Callable[[float, float | None, str], None]
 """progress(done, total, message): the MCP server sends notifications, the CLI draws a bar."""
@@ -32,6 +33,20 @@ class ToolContext:
     root: RunRoot
     progress: ProgressFn = no_progress
     sampler: Callable[..., Any] | None = None
+    inputs_anywhere: bool = False
+    """True for a person at the CLI; over MCP, input files must lie inside the run root."""
+
+    def input_path(self, path: str) -> Path:
+        """An input file named by the caller, confined to the run root unless `inputs_anywhere`."""
+        if self.inputs_anywhere:
+            return Path(path).expanduser().resolve()
+        candidate = (self.root.path / path).resolve()
+        if not candidate.is_relative_to(self.root.path):
+            raise PathEscapeError(
+                f"{path!r} is outside the run root {self.root.path}; copy the file under the root "
+                "and give its path relative to it"
+            )
+        return candidate
 
 
 Behaviour = Literal["read_only", "writes", "remote"]

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
-
 from alloop.tools.errors import InputError
 
 
@@ -52,10 +51,17 @@ class LogisticHead:
 
     name: ClassVar[str] = "logistic"
 
-    def __init__(self, C: float = 1.0, n_classes: int | None = None, random_state: int = 0) -> None:
+    def __init__(
+        self,
+        C: float = 10.0,
+        n_classes: int | None = None,
+        random_state: int = 0,
+        warm_start_from: LogisticHead | None = None,
+    ) -> None:
         self.C = C
         self.n_classes = n_classes
         self.random_state = random_state
+        self.warm_start_from = warm_start_from
 
     def fit(self, X: np.ndarray, y: np.ndarray, design: Design | None = None) -> LogisticHead:
         from sklearn.linear_model import LogisticRegression
@@ -71,7 +77,15 @@ class LogisticHead:
         self.classes_ = present
         self.n_classes_ = k
         self.model_ = LogisticRegression(C=self.C, max_iter=2000, random_state=self.random_state)
+        previous = self.warm_start_from
+        self.warm_started_ = bool(previous is not None and np.array_equal(previous.model_.classes_, present))
+        if self.warm_started_:
+            # Fine-tune: start the optimizer from the previous round's weights.
+            self.model_.set_params(warm_start=True)
+            self.model_.coef_ = previous.model_.coef_.copy()
+            self.model_.intercept_ = previous.model_.intercept_.copy()
         self.model_.fit(X, y)
+        self.warm_start_from = None  # do not pickle the whole chain of earlier rounds
         self.temperature_ = self._fit_temperature(X, y)
         return self
 
@@ -125,6 +139,7 @@ class LogisticHead:
             "effects": "fixed",
             "C": self.C,
             "temperature": round(self.temperature_, 4),
+            "warm_started": self.warm_started_,
             "classes_seen": self.classes_.tolist(),
         }
 

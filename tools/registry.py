@@ -2,9 +2,34 @@
 
 from __future__ import annotations
 
+from alloop.tools import (
+    export_batch,
+    import_labels,
+    interview_spec,
+    score_pool,
+    seed_set,
+    select_batch,
+    simulate,
+    simulate_annotator,
+    status,
+    train_glmm,
+    write_report,
+)
 from alloop.tools.base import ToolSpec
 
-TOOLS: list[ToolSpec] = []
+TOOLS: list[ToolSpec] = [
+    status.SPEC,
+    interview_spec.SPEC,
+    seed_set.SPEC,
+    train_glmm.SPEC,
+    score_pool.SPEC,
+    select_batch.SPEC,
+    export_batch.SPEC,
+    import_labels.SPEC,
+    simulate_annotator.SPEC,
+    simulate.SPEC,
+    write_report.SPEC,
+]
 
 
 def tool_named(name: str) -> ToolSpec:

@@ -18,11 +18,16 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
-
-from alloop.tools.errors import InputError, LockedError, PathEscapeError, RunNotFoundError, StateError
+from alloop.tools.errors import (
+    InputError,
+    LockedError,
+    PathEscapeError,
+    RunNotFoundError,
+    StateError,
+)
 from alloop.tools.items import ItemTable
 from alloop.tools.schema import LabelEvent, ResultRow, SelectionRow, TaskSpec, utc_now
+from pydantic import BaseModel, ValidationError
 
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 ROOT_ENV = "ALLOOP_ROOT"
@@ -308,11 +313,43 @@ class RunDir:
     def selection_rounds(self) -> list[int]:
         return sorted(int(p.stem.rsplit("_", 1)[1]) for p in self.path.glob("selection_round_[0-9][0-9].jsonl"))
 
+    # -- destinations --------------------------------------------------------------------
+    @property
+    def destinations_path(self) -> Path:
+        return self.path / "destinations.json"
+
+    def destinations(self) -> dict[str, Any]:
+        """Where this run's batches went, per destination (say, an Argilla dataset and
+        workspace). Names and ids only: never a service URL or a key."""
+        if not self.destinations_path.is_file():
+            return {}
+        try:
+            data = json.loads(self.destinations_path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{self.destinations_path}: not valid JSON ({exc.msg}); fix or delete it") from exc
+        if not isinstance(data, dict):
+            raise InputError(f"{self.destinations_path}: expected a JSON object")
+        return data
+
+    def write_destination(self, name: str, info: dict[str, Any]) -> None:
+        """Replace one destination's entry in destinations.json (atomic)."""
+        data = self.destinations()
+        data[name] = info
+        atomic_write_json(self.destinations_path, data)
+
     # -- judge ---------------------------------------------------------------------------
     def append_judge(self, round_: int, rows: Sequence[BaseModel | dict[str, Any]]) -> Path:
         path = self.round_file("judge", round_)
         self._append_text(path, dump_jsonl(rows))
         return path
+
+    def judge_rows(self, round_: int) -> list[dict[str, Any]]:
+        """The lines of judge_round_XX.jsonl (empty when the round has no judgments)."""
+        path = self.round_file("judge", round_)
+        return read_jsonl(path) if path.is_file() else []
+
+    def judge_rounds(self) -> list[int]:
+        return sorted(int(p.stem.rsplit("_", 1)[1]) for p in self.path.glob("judge_round_[0-9][0-9].jsonl"))
 
     # -- results -------------------------------------------------------------------------
     def results(self) -> list[ResultRow]:

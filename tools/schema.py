@@ -75,6 +75,12 @@ class StoppingSpec(_Strict):
     agreement_metric: Literal["krippendorff_alpha", "fleiss_kappa", "cohens_kappa", "percent"] = (
         "krippendorff_alpha"
     )
+    agreement_min_items: int = Field(
+        20, ge=1, description="Held-out items labeled by two or more people before agreement may stop the run."
+    )
+    agreement_use_lower_bound: bool = Field(
+        False, description="Compare the interval's lower bound, not the point estimate, with the threshold."
+    )
 
 
 class JudgeSpec(_Strict):
@@ -147,6 +153,9 @@ class TaskSpec(_Strict):
     judge: JudgeSpec = Field(default_factory=JudgeSpec)
     model: ModelSpec = Field(default_factory=ModelSpec)
     selection: SelectionSpec = Field(default_factory=SelectionSpec)
+    answered: list[str] = Field(
+        default_factory=list, description="Interview questions a person answered (the rest are defaults)."
+    )
     created: str = Field(default_factory=utc_now)
     updated: str = Field(default_factory=utc_now)
 

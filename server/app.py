@@ -1,0 +1,131 @@
+"""The MCP server: every ToolSpec in the registry, exposed as an MCP tool.
+
+The adapter translates and nothing else: MCP arguments → the tool's input model, the tool runs
+in a worker thread (training must not block the event loop), its progress becomes MCP progress
+notifications, an `AlloopError` becomes a `ToolError` the model can read.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import anyio
+import anyio.from_thread
+import anyio.to_thread
+from alloop import __version__
+from alloop.tools.base import ProgressFn, ToolContext, ToolSpec
+from alloop.tools.errors import AlloopError
+from alloop.tools.registry import TOOLS
+from alloop.tools.rundir import RunRoot
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp_types import ToolAnnotations
+from pydantic import Field, ValidationError
+from pydantic_core import PydanticUndefined
+
+log = logging.getLogger("alloop.server")
+
+INSTRUCTIONS = """alloop runs bounded active-learning rounds over a run directory.
+Start with `status` (or `interview_spec` for a new run); each tool's output says what comes next.
+Human-gold metrics (gold_*) and judge-assisted metrics (judge_*) are always kept apart."""
+
+ANNOTATIONS = {
+    "read_only": dict(readOnlyHint=True, destructiveHint=False, openWorldHint=False),
+    "writes": dict(readOnlyHint=False, destructiveHint=False, openWorldHint=False),
+    "remote": dict(readOnlyHint=False, destructiveHint=False, openWorldHint=True),
+}
+
+
+def validation_message(exc: ValidationError) -> str:
+    """Pydantic's errors as one line per field: what to fix, not a traceback."""
+    parts = [f"{'.'.join(str(p) for p in e['loc']) or 'arguments'}: {e['msg']}" for e in exc.errors()]
+    return "invalid arguments: " + "; ".join(parts)
+
+
+def progress_bridge(ctx: Context, min_interval: float = 0.5) -> ProgressFn:
+    """A ProgressFn for the worker thread that sends MCP progress notifications (throttled)."""
+    last = [0.0]
+
+    def report(done: float, total: float | None, message: str) -> None:
+        now = time.monotonic()
+        if now - last[0] < min_interval and (total is None or done < total):
+            return
+        last[0] = now
+        try:
+            anyio.from_thread.run(ctx.report_progress, done, total, message)
+        except Exception:  # progress is best effort; the work goes on
+            log.debug("progress notification failed", exc_info=True)
+
+    return report
+
+
+def _parameters(spec: ToolSpec) -> list[inspect.Parameter]:
+    params = []
+    for name, field in spec.input_model.model_fields.items():
+        if field.default is not PydanticUndefined:
+            default = field.default
+        elif field.default_factory is not None:
+            default = field.default_factory()
+        else:
+            default = inspect.Parameter.empty
+        annotation = Annotated[field.annotation, Field(description=field.description)]
+        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation))
+    return params
+
+
+Hook = Callable[[dict[str, Any], dict[str, Any], Context, ToolContext], None]
+"""hook(arguments, resolved, ctx, tool_ctx): lets a tool's MCP-only inputs (an elicited form,
+a sampled message) reach the plain tool function, by editing its arguments or context."""
+
+
+def make_handler(
+    spec: ToolSpec, root: RunRoot, extra: list[inspect.Parameter] | None = None, hook: Hook | None = None
+) -> Callable:
+    """An async MCP tool function whose signature is the tool's input model (plus `ctx`)."""
+    extra = extra or []
+    extra_names = [p.name for p in extra]
+
+    async def handler(**kwargs: Any) -> Any:
+        ctx: Context = kwargs.pop("ctx")
+        resolved = {name: kwargs.pop(name) for name in extra_names}
+        tool_ctx = ToolContext(root=root, progress=progress_bridge(ctx))
+        try:
+            if hook is not None:
+                hook(kwargs, resolved, ctx, tool_ctx)
+            args = spec.input_model.model_validate(kwargs)
+            return await anyio.to_thread.run_sync(spec.fn, args, tool_ctx)
+        except AlloopError as exc:
+            raise ToolError(str(exc)) from exc
+        except ValidationError as exc:
+            raise ToolError(validation_message(exc)) from exc
+
+    params = _parameters(spec) + extra + [inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=Context)]
+    handler.__signature__ = inspect.Signature(params, return_annotation=spec.output_model)  # type: ignore[attr-defined]
+    handler.__annotations__ = {p.name: p.annotation for p in params} | {"return": spec.output_model}
+    handler.__name__ = spec.name
+    handler.__doc__ = spec.description
+    return handler
+
+
+def create_server(root: Path | str | None = None) -> MCPServer:
+    """Build the alloop MCP server over a run root (default $ALLOOP_ROOT or ./runs)."""
+    from alloop.elicitation import interview_hook, interview_parameters
+
+    run_root = RunRoot(root)
+    server = MCPServer(name="alloop", version=__version__, instructions=INSTRUCTIONS)
+    for spec in TOOLS:
+        extra, hook = (interview_parameters(run_root), interview_hook) if spec.name == "interview_spec" else (None, None)
+        server.add_tool(
+            make_handler(spec, run_root, extra, hook),
+            name=spec.name,
+            description=spec.description,
+            annotations=ToolAnnotations(idempotentHint=spec.idempotent, **ANNOTATIONS[spec.behaviour]),
+            structured_output=True,
+        )
+    log.info("alloop MCP server: %d tools over %s", len(TOOLS), run_root.path)
+    return server

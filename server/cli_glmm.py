@@ -1,0 +1,109 @@
+"""`alloop glmm ...`: fit and check mixed-effects models on a CSV file, the way lme4 would.
+
+    alloop glmm fit --data ratings.csv --response y --family ordinal --mode random_slopes \\
+        --participant subject --item sentence --predictors x --json
+
+Thin adapter: parse, call alloop.tools.glmm, print. The lead mounts `app` under `alloop glmm`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+from alloop.tools.errors import AlloopError
+
+app = typer.Typer(
+    name="glmm",
+    help="Mixed-effects models (lme4-compatible Laplace fits) for human-judgment data.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+FamilyName = Literal["binary", "ordinal", "categorical", "gaussian", "magnitude"]
+ModeName = Literal["fixed", "random_intercepts", "random_slopes"]
+
+
+def _names(values: list[str] | None) -> tuple[str, ...]:
+    """Repeated options and comma-separated lists both work: `--predictors x,c` = `--predictors x --predictors c`."""
+    return tuple(p.strip() for v in values or [] for p in v.split(",") if p.strip())
+
+
+def _fail(exc: Exception) -> None:
+    typer.echo(f"error: {exc}", err=True)
+    raise typer.Exit(2) from exc
+
+
+@app.command()
+def fit(
+    data: Annotated[Path, typer.Option(help="CSV file, one response per row.")],
+    response: Annotated[str, typer.Option(help="Response column.")] = "y",
+    family: Annotated[FamilyName, typer.Option(help="Response family.")] = "binary",
+    mode: Annotated[ModeName, typer.Option(help="Random-effects structure.")] = "random_intercepts",
+    participant: Annotated[str, typer.Option(help="Participant column ('' for none).")] = "participant",
+    item: Annotated[str, typer.Option(help="Item column ('' for none).")] = "item",
+    predictors: Annotated[list[str] | None, typer.Option(help="Fixed-effect predictor columns (repeat or comma-separate).")] = None,
+    slopes: Annotated[list[str] | None, typer.Option(help="random_slopes: predictors with participant slopes (default: all).")] = None,
+    uncorrelated: Annotated[bool, typer.Option("--uncorrelated", help="random_slopes: no intercept-slope correlation (lme4's ||).")] = False,
+    reml: Annotated[bool, typer.Option("--reml", help="gaussian: REML instead of ML.")] = False,
+    log: Annotated[bool, typer.Option("--log", help="magnitude: model log(y).")] = False,
+    max_iter: Annotated[int, typer.Option(help="Optimizer iteration limit.")] = 1000,
+    plots: Annotated[Path | None, typer.Option(help="Folder for forest-plot and posterior-predictive-check PNGs.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the fit as JSON.")] = False,
+) -> None:
+    """Fit a (G)LMM: Laplace (glmer/clmm) for binary and ordinal, ML or REML (lmer) for gaussian."""
+    from alloop.tools.glmm import api
+
+    try:
+        result = api.fit_csv(
+            data, response=response, family=family, mode=mode, participant=participant or None,
+            item=item or None, predictors=_names(predictors), slopes=_names(slopes) or None,
+            correlated=not uncorrelated, reml=reml, log_response=log, max_iter=max_iter,
+        )
+        report = result.to_json()
+        if plots is not None:
+            report["plots"] = [str(p) for p in api.write_plots(result, plots)]
+    except AlloopError as exc:
+        _fail(exc)
+    if as_json:
+        sys.stdout.write(json.dumps(report, indent=2) + "\n")
+    else:
+        from alloop.tools.glmm.evaluation import summary_table
+
+        typer.echo(summary_table(result))
+
+
+@app.command()
+def cv(
+    data: Annotated[Path, typer.Option(help="CSV file, one response per row.")],
+    response: Annotated[str, typer.Option(help="Response column.")] = "y",
+    family: Annotated[FamilyName, typer.Option(help="Response family.")] = "binary",
+    mode: Annotated[ModeName, typer.Option(help="Random-effects structure.")] = "random_intercepts",
+    participant: Annotated[str, typer.Option(help="Participant column (folds are grouped by it).")] = "participant",
+    item: Annotated[str, typer.Option(help="Item column ('' for none).")] = "item",
+    predictors: Annotated[list[str] | None, typer.Option(help="Fixed-effect predictor columns.")] = None,
+    uncorrelated: Annotated[bool, typer.Option("--uncorrelated", help="random_slopes: uncorrelated.")] = False,
+    folds: Annotated[int, typer.Option(min=2, help="Folds; no participant is in both train and test.")] = 5,
+    seed: Annotated[int, typer.Option(help="Seed for the fold assignment.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
+) -> None:
+    """Participant-grouped k-fold cross-validation: held-out participants predicted at the population level."""
+    from alloop.tools.glmm import api
+
+    try:
+        report = api.cv_csv(
+            data, response=response, family=family, mode=mode, participant=participant,
+            item=item or None, predictors=_names(predictors), correlated=not uncorrelated,
+            folds=folds, seed=seed,
+        )
+    except AlloopError as exc:
+        _fail(exc)
+    if as_json:
+        sys.stdout.write(json.dumps(report, indent=2) + "\n")
+    else:
+        for key, value in report["metrics"].items():
+            typer.echo(f"{key:>22s}  {value:.4f}" if isinstance(value, float) else f"{key:>22s}  {value}")

@@ -1,0 +1,123 @@
+"""Tool build_jspsych: turn a selected batch into a jsPsych 8 study folder inside the run."""
+
+from __future__ import annotations
+
+import re
+
+from alloop.tools.base import RunArgs, ToolContext, ToolSpec
+from alloop.tools.errors import InputError
+from alloop.tools.jspsych.build import build_study
+from alloop.tools.jspsych.config import ExperimentConfig
+from alloop.tools.jzip import study_uuids
+from alloop.tools.rundir import RunDir
+from pydantic import BaseModel, Field, model_validator
+
+EXPERIMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+
+
+class BuildJspsychInput(RunArgs):
+    round: int | None = Field(None, ge=0, le=99, description="Build from selection_round_XX.jsonl of this round.")
+    item_ids: list[str] | None = Field(
+        None, description="Or build from these pool items (any item set); needs `name`."
+    )
+    name: str | None = Field(
+        None, description="Experiment folder name under experiments/ (default round_XX)."
+    )
+    config: ExperimentConfig = Field(default_factory=ExperimentConfig, description="The study's configuration.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> BuildJspsychInput:
+        if (self.round is None) == (self.item_ids is None):
+            raise ValueError("give either round (a selection round) or item_ids (an item set), not both or neither")
+        if self.item_ids is not None and not self.name:
+            raise ValueError("an item set needs a name for its experiment folder")
+        return self
+
+
+class BuildJspsychOutput(BaseModel):
+    run: str
+    experiment: str
+    path: str = Field(description="The study folder (index.html at its root).")
+    n_items: int
+    list_sizes: list[int]
+    n_files: int
+    study_key: str
+    next_step: str
+
+
+def experiment_name(args_round: int | None, name: str | None) -> str:
+    result = name or f"round_{args_round:02d}"
+    if not EXPERIMENT_NAME.match(result):
+        raise InputError(f"experiment name {result!r} is not allowed: use letters, digits, '_' or '-' (≤64)")
+    return result
+
+
+def batch_items(run: RunDir, round_: int | None, item_ids: list[str] | None) -> tuple[list[dict], dict]:
+    """The items to show (in selection rank order) and where they came from."""
+    if round_ is not None:
+        rows = sorted(run.selection(round_), key=lambda r: r.rank)
+        ids = [r.item_id for r in rows]
+        provenance = {"source": f"selection_round_{round_:02d}.jsonl", "round": round_}
+    else:
+        ids = list(item_ids or [])
+        provenance = {"source": "item_ids", "round": None}
+    if not ids:
+        raise InputError("the batch is empty: nothing to build")
+    pool = run.pool()
+    return pool.rows(pool.positions(ids)), provenance
+
+
+def build_jspsych(args: BuildJspsychInput, ctx: ToolContext) -> BuildJspsychOutput:
+    """Build a jsPsych 8 experiment for a selected batch (or any item set of the pool).
+
+    Writes runs/<run>/experiments/<round_XX or name>/: index.html, jsPsych and plugins (pinned,
+    copied from the npm cache so the study runs offline, or linked on a CDN), css, and data
+    files (config, items, lists, distribution). The config sets the trial per task type
+    (ordinal_scale likert|slider, binary buttons|keys, forced_choice, categorical
+    buttons|multiple_choice, multi_select, magnitude slider|number|spr, free_text, cloze),
+    instructions, consent, demographics, practice, attention checks, ordering constraints,
+    minimum trial time, completion page and Prolific code, lists (all, split, latin_square) and
+    the list distribution strategy run in the browser over the JATOS batch session. Everything is
+    checked before writing. Next: export_jzip to pack it for JATOS.
+    """
+    run = ctx.root.run(args.run)
+    spec = run.spec()
+    name = experiment_name(args.round, args.name)
+    items, provenance = batch_items(run, args.round, args.item_ids)
+    key = study_uuids(run.name, name)["study"]
+    ctx.progress(0, 1, f"building {name} ({len(items)} items)")
+    with run.lock():
+        out_dir = run.inside(f"experiments/{name}")
+        built = build_study(
+            items,
+            spec,
+            args.config,
+            out_dir,
+            study_key=key,
+            provenance={"run": run.name, "experiment": name, "spec_version": spec.spec_version, **provenance},
+        )
+        run.append_note(
+            f"build_jspsych: experiments/{name} with {built.n_items} items in {len(built.list_sizes)} list(s), "
+            f"distribution {args.config.distribution.strategy}"
+        )
+    ctx.progress(1, 1, "built")
+    return BuildJspsychOutput(
+        run=run.name,
+        experiment=name,
+        path=str(built.path),
+        n_items=built.n_items,
+        list_sizes=built.list_sizes,
+        n_files=len(built.files),
+        study_key=key,
+        next_step=f"export_jzip run={run.name} experiment={name}, then import the .jzip into JATOS",
+    )
+
+
+SPEC = ToolSpec(
+    name="build_jspsych",
+    fn=build_jspsych,
+    input_model=BuildJspsychInput,
+    output_model=BuildJspsychOutput,
+    behaviour="writes",
+    idempotent=True,
+)

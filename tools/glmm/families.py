@@ -1,0 +1,84 @@
+"""Conditional likelihoods p(y | η) of the non-Gaussian families, in torch (float64).
+
+Each family gives, per observation, log p(y | η) and its first derivative g = ∂ log p/∂η and
+the negative second derivative W = −∂² log p/∂η² (the observed information, as glmer uses for
+the logit link and ordinal::clmm for the cumulative logit). Families with extra parameters
+(the ordinal thresholds) take them as a tensor `alpha`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+BIG = 1e4  # stands in for ±∞ in the padded thresholds; exp(−1e4) underflows to exactly 0
+
+
+class Binary:
+    """Bernoulli with the logit link: log p = yη − log(1 + e^η)."""
+
+    name = "binary"
+    n_aux = 0
+
+    def loglik(self, eta: Any, y: Any, alpha: Any = None) -> Any:
+        import torch.nn.functional as F
+
+        return y * eta - F.softplus(eta)
+
+    def derivs(self, eta: Any, y: Any, alpha: Any = None) -> tuple[Any, Any]:
+        import torch
+
+        mu = torch.sigmoid(eta)
+        return y - mu, mu * (1 - mu)
+
+    def prob(self, eta: Any, alpha: Any = None) -> Any:
+        """P(y = 1) as an n × 2 table (columns 0, 1)."""
+        import torch
+
+        p1 = torch.sigmoid(eta)
+        return torch.stack([1 - p1, p1], dim=-1)
+
+
+class Ordinal:
+    """Cumulative logit: P(y ≤ k) = logit⁻¹(α_k − η), k = 0..K−2 (ordinal::clmm's convention)."""
+
+    name = "ordinal"
+
+    def __init__(self, n_levels: int) -> None:
+        self.K = n_levels
+        self.n_aux = n_levels - 1
+
+    def _bounds(self, eta: Any, y: Any, alpha: Any) -> tuple[Any, Any]:
+        import torch
+
+        pad = torch.cat([alpha.new_tensor([-BIG]), alpha, alpha.new_tensor([BIG])])
+        yi = y.long()
+        return pad[yi + 1] - eta, pad[yi] - eta  # upper a, lower b
+
+    def loglik(self, eta: Any, y: Any, alpha: Any) -> Any:
+        import torch
+        import torch.nn.functional as F
+
+        a, b = self._bounds(eta, y, alpha)
+        # log(σ(a) − σ(b)) = log σ(a) + log(1 − e^{b−a}) − log(1 + e^b), stable for a > b
+        return F.logsigmoid(a) + torch.log(-torch.expm1(b - a)) - F.softplus(b)
+
+    def derivs(self, eta: Any, y: Any, alpha: Any) -> tuple[Any, Any]:
+        import torch
+
+        a, b = self._bounds(eta, y, alpha)
+        sa, sb = torch.sigmoid(a), torch.sigmoid(b)
+        fa, fb = sa * (1 - sa), sb * (1 - sb)
+        dfa, dfb = fa * (1 - 2 * sa), fb * (1 - 2 * sb)
+        p = torch.exp(self.loglik(eta, y, alpha))
+        r = (fa - fb) / p
+        # d log p/dη = −(f(a) − f(b))/p ; W = r² − (f'(a) − f'(b))/p
+        return -r, r * r - (dfa - dfb) / p
+
+    def prob(self, eta: Any, alpha: Any) -> Any:
+        import torch
+
+        cum = torch.sigmoid(alpha[None, :] - eta[:, None])
+        ones = torch.ones_like(eta)[:, None]
+        zeros = torch.zeros_like(eta)[:, None]
+        cum = torch.cat([zeros, cum, ones], dim=1)
+        return (cum[:, 1:] - cum[:, :-1]).clamp_min(0)

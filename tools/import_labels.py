@@ -1,0 +1,88 @@
+"""import_labels: bring labels back from a JSONL or CSV file (the file destination)."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from pathlib import Path
+
+from alloop.tools.base import RunArgs, ToolContext, ToolSpec
+from alloop.tools.errors import InputError
+from alloop.tools.labels import check_label
+from alloop.tools.rundir import read_jsonl
+from alloop.tools.schema import LabelEvent, LabelSource
+from pydantic import BaseModel, Field
+
+
+class ImportInput(RunArgs):
+    file: str = Field(description="JSONL or CSV with columns id, label and optionally annotator.")
+    round: int | None = Field(None, ge=0, description="Round the answers belong to; default the latest selection.")
+    annotator: str = Field("annotator", description="Who labeled, where the file has no annotator column.")
+    source: LabelSource = Field("human", description="human for people; import for labels from elsewhere.")
+
+
+class ImportOutput(BaseModel):
+    run: str
+    round: int
+    n_rows: int
+    n_added: int
+    n_already_recorded: int
+    n_blank: int
+
+
+def _rows(path: Path) -> list[dict]:
+    if path.suffix.lower() == ".csv":
+        with path.open(encoding="utf-8", newline="") as handle:
+            return list(csv.DictReader(handle))
+    return read_jsonl(path)
+
+
+def import_labels(args: ImportInput, ctx: ToolContext) -> ImportOutput:
+    """Append the labels in a file to labels.jsonl (and annotation_round_XX.jsonl).
+
+    Every row is checked first (known item, label in the schema); one bad row rejects the file
+    and nothing is written. Importing the same file again adds nothing. Rows with an empty
+    label are skipped as not yet answered.
+    """
+    if args.source == "judge":
+        raise InputError("judge labels come from llm_judge, never from a file import")
+    path = ctx.input_path(args.file)
+    if not path.is_file():
+        raise InputError(f"{args.file}: no such file")
+    run = ctx.root.run(args.run)
+    with run.lock():
+        spec = run.spec()
+        rounds = run.selection_rounds()
+        round_ = args.round if args.round is not None else (rounds[-1] if rounds else 0)
+        known = set(run.pool().ids) | (set(run.heldout().ids) if run.heldout() is not None else set())
+        events, blank = [], 0
+        for number, row in enumerate(_rows(path), start=1):
+            where = f"{args.file}:{number}"
+            item_id = str(row.get("id", "")).strip()
+            if not item_id:
+                raise InputError(f"{where}: missing 'id'")
+            if item_id not in known:
+                raise InputError(f"{where}: item {item_id!r} is not in this run's pool or held-out set")
+            if row.get("label") in (None, ""):
+                blank += 1
+                continue
+            label = check_label(spec, row["label"], where)
+            annotator = str(row.get("annotator") or args.annotator)
+            fingerprint = hashlib.sha256(f"{path.name}|{item_id}|{annotator}|{label}".encode()).hexdigest()[:16]
+            events.append(
+                LabelEvent(
+                    item_id=item_id, label=label, source=args.source, annotator=annotator, round=round_,
+                    destination="file", external_id=fingerprint, extra={"file": path.name, "line": number},
+                )
+            )
+        added = run.append_labels(events)
+    return ImportOutput(
+        run=args.run, round=round_, n_rows=len(events) + blank, n_added=len(added),
+        n_already_recorded=len(events) - len(added), n_blank=blank,
+    )
+
+
+SPEC = ToolSpec(
+    name="import_labels", fn=import_labels, input_model=ImportInput, output_model=ImportOutput,
+    behaviour="writes", idempotent=True,
+)

@@ -1,0 +1,303 @@
+"""interview_spec: ask the minimum questions, then write a validated, versioned spec.json.
+
+The same function serves every way of answering: arguments, MCP elicitation (the server fills
+the answers from the form), or the agent asking the returned open questions itself.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from alloop.tools.base import RunArgs, ToolContext, ToolSpec
+from alloop.tools.errors import InputError
+from alloop.tools.items import ItemTable
+from alloop.tools.labels import check_label
+from alloop.tools.rundir import RunRoot, read_jsonl
+from alloop.tools.schema import LABELED_TASKS, JudgeUse, LabelEvent, TaskSpec, TaskType
+from pydantic import BaseModel, Field, ValidationError
+
+
+class Question(BaseModel):
+    key: str
+    question: str
+    choices: list[str] = Field(default_factory=list)
+    default: Any = None
+
+
+QUESTIONS: list[Question] = [
+    Question(key="data_source", question="Which pool of items? (a JSONL file of {\"id\", \"text\", ...} rows)"),
+    Question(key="labeled_state", question="Are some pool items labeled already?", choices=["none", "partial", "full"], default="none"),
+    Question(key="task_type", question="What kind of judgment is collected?", choices=list(TaskType.__args__)),
+    Question(key="prediction_unit", question="Predict one answer per item, or per participant response?", choices=["item", "response"], default="item"),
+    Question(key="labels", question="The label schema: the classes, options or scale points, in order (comma-separated)"),
+    Question(key="metric", question="Which metric decides how good the model is?", choices=["macro_f1", "accuracy", "mae", "spearman", "rmse"], default="macro_f1"),
+    Question(key="heldout", question="Which held-out set with gold labels? (a JSONL file, or 'split:0.2' of labeled pool rows)"),
+    Question(key="budget", question="Annotation budget: batch size, and max rounds / labels / hours / money", default={"batch_size": 20, "max_rounds": 10}),
+    Question(key="stopping", question="Stopping rule: plateau ε and rounds, prediction stability κ, or agreement with humans", default={"plateau_epsilon": 0.005, "plateau_rounds": 3}),
+    Question(key="destination", question="Where do people label?", choices=["file", "argilla", "jatos", "simulated"], default="file"),
+    Question(key="judge", question="May an LLM judge help, and for what?", choices=["no", "evaluation", "prioritization", "adjudication", "pseudo_labeling"], default="no"),
+]
+
+
+class InterviewInput(RunArgs):
+    """Answers so far; any left out become open questions (or keep their current value)."""
+
+    pool: str | None = Field(None, description="Pool JSONL file (creates the run). Rows: id, text fields, optional label.")
+    heldout: str | None = Field(None, description="Held-out JSONL with gold 'label', or 'split:FRACTION' of labeled pool rows.")
+    task_type: TaskType | None = None
+    labels: list[str] | None = Field(None, description="Label schema, in order.")
+    data_source: str | None = None
+    labeled_state: Literal["none", "partial", "full"] | None = None
+    prediction_unit: Literal["item", "response"] | None = None
+    text_fields: list[str] | None = None
+    metric: Literal["macro_f1", "accuracy", "mae", "spearman", "rmse"] | None = None
+    batch_size: int | None = Field(None, ge=1)
+    max_rounds: int | None = Field(None, ge=1)
+    max_examples: int | None = Field(None, ge=1)
+    max_hours: float | None = Field(None, gt=0)
+    max_cost: float | None = Field(None, gt=0)
+    cost_per_label: float | None = Field(None, ge=0)
+    plateau_epsilon: float | None = Field(None, gt=0)
+    plateau_rounds: int | None = Field(None, ge=1)
+    stability_kappa: float | None = Field(None, gt=0, le=1)
+    agreement_threshold: float | None = None
+    agreement_margin: float | None = Field(None, ge=0)
+    destination: Literal["file", "argilla", "jatos", "simulated"] | None = None
+    annotators_per_item: int | None = Field(None, ge=1)
+    judge_uses: list[JudgeUse] | None = Field(None, description="Empty list: no judge.")
+    guidelines: str | None = None
+    encoder: str | None = None
+    strategy: str | None = None
+    effects: Literal["fixed", "random_intercepts", "random_slopes"] | None = None
+    seed: int | None = None
+
+
+class InterviewOutput(BaseModel):
+    run: str
+    created: bool = False
+    spec_version: int | None = None
+    written: bool = False
+    complete: bool
+    open_questions: list[Question]
+    spec: dict[str, Any] | None = None
+    pool_size: int | None = None
+    heldout_size: int | None = None
+    imported_labels: int = 0
+
+
+_NESTED = {
+    "budget": ("batch_size", "max_rounds", "max_examples", "max_hours", "max_cost", "cost_per_label"),
+    "stopping": ("plateau_epsilon", "plateau_rounds", "stability_kappa", "agreement_threshold", "agreement_margin"),
+}
+_TOP = ("task_type", "labels", "data_source", "labeled_state", "prediction_unit", "text_fields", "metric",
+        "destination", "annotators_per_item", "guidelines")
+_MODEL = {"encoder": "encoder", "effects": "effects"}
+_SELECTION = {"strategy": "strategy", "seed": "seed"}
+
+
+def _answered_keys(args: InterviewInput) -> set[str]:
+    given = {k for k, v in args.model_dump(exclude={"run"}).items() if v is not None}
+    keys = {k for k in given if k in {q.key for q in QUESTIONS}}
+    if args.pool:
+        keys.add("data_source")
+    if args.heldout:
+        keys.add("heldout")
+    for question, fields in _NESTED.items():
+        if given & set(fields):
+            keys.add(question)
+    if args.judge_uses is not None:
+        keys.add("judge")
+    return keys
+
+
+def _merge(base: dict[str, Any], args: InterviewInput) -> dict[str, Any]:
+    spec = json.loads(json.dumps(base))
+    values = args.model_dump(exclude={"run"})
+    for key in _TOP:
+        if values[key] is not None:
+            spec[key] = values[key]
+    for section, fields in _NESTED.items():
+        for field in fields:
+            if values[field] is not None:
+                spec.setdefault(section, {})[field] = values[field]
+    for arg, field in _MODEL.items():
+        if values[arg] is not None:
+            spec.setdefault("model", {})[field] = values[arg]
+    for arg, field in _SELECTION.items():
+        if values[arg] is not None:
+            spec.setdefault("selection", {})[field] = values[arg]
+    if args.judge_uses is not None:
+        spec["judge"] = {**spec.get("judge", {}), "allowed": bool(args.judge_uses), "uses": args.judge_uses}
+    return spec
+
+
+def _validated(spec: dict[str, Any]) -> TaskSpec:
+    try:
+        return TaskSpec.model_validate(spec)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'spec'}: {e['msg']}" for e in exc.errors()
+        )
+        raise InputError(f"the answers do not make a valid spec: {problems}") from exc
+
+
+def _open_questions(spec: dict[str, Any], answered: set[str]) -> list[Question]:
+    open_ = [q for q in QUESTIONS if q.key not in answered]
+    task = spec.get("task_type")
+    if task and task not in LABELED_TASKS:
+        open_ = [q for q in open_ if q.key != "labels"]
+    return open_
+
+
+def preview_open_questions(args: InterviewInput, root: RunRoot) -> list[Question]:
+    """The questions still open after these answers, without writing anything."""
+    answered = _answered_keys(args)
+    path = root.resolve(args.run)
+    if (path / "spec.json").is_file():
+        current = root.run(args.run).spec()
+        return _open_questions(_merge(current.model_dump(mode="json"), args), answered | set(current.answered))
+    return _open_questions(_merge({"run": args.run}, args), answered)
+
+
+def load_items(ctx: ToolContext, path: str, what: str) -> list[dict[str, Any]]:
+    rows = read_jsonl(ctx.input_path(path))
+    if not rows:
+        raise InputError(f"{what} file {path} has no rows")
+    return rows
+
+
+def interview_spec(args: InterviewInput, ctx: ToolContext) -> InterviewOutput:
+    """Set up or revise a run's spec.json from the interview answers.
+
+    Give what you know as arguments; the output lists the questions still open (with choices and
+    defaults) to ask the person. A new run needs `pool`, `task_type` and (for labeled tasks)
+    `labels`; `heldout` is a gold JSONL file or 'split:0.2'. Revising an existing run writes a
+    new spec version and logs the change in notes.md.
+    """
+    path = ctx.root.resolve(args.run)
+    answered = _answered_keys(args)
+    if (path / "spec.json").is_file():
+        run = ctx.root.run(args.run)
+        with run.lock():
+            current = run.spec()
+            answered |= set(current.answered)
+            merged = _merge(current.model_dump(mode="json"), args)
+            merged["answered"] = sorted(answered)
+            new = _validated(merged)
+            written = new.model_dump(exclude={"spec_version", "updated"}) != current.model_dump(
+                exclude={"spec_version", "updated"}
+            )
+            if args.pool or args.heldout:
+                raise InputError("the pool and held-out set of an existing run cannot be replaced; make a new run")
+            if new.labels != current.labels and run.labels():
+                raise InputError("labels already exist under the current schema; change the schema in a new run")
+            if written:
+                changed = sorted(k for k in answered - set(current.answered)) or ["settings"]
+                new = run.write_spec(new, reason=f"interview answers: {', '.join(changed)}")
+        open_ = _open_questions(new.model_dump(), answered)
+        return InterviewOutput(
+            run=args.run, spec_version=new.spec_version, written=written, complete=not open_,
+            open_questions=open_, spec=new.model_dump(mode="json"),
+        )
+
+    merged = _merge({"run": args.run}, args)
+    if args.pool and not args.data_source:
+        merged["data_source"] = args.pool
+    open_ = _open_questions(merged, answered)
+    needed = {"task_type", "data_source"} | ({"labels"} if merged.get("task_type") in LABELED_TASKS else set())
+    if needed & {q.key for q in open_} or not args.pool:
+        return InterviewOutput(run=args.run, complete=False, open_questions=open_)
+    merged["answered"] = sorted(answered)
+    merged.setdefault("heldout", args.heldout or "none")
+    spec = _validated(merged)
+    pool_rows = load_items(ctx, args.pool, "pool")
+    pool_rows, heldout_rows = _split_heldout(ctx, args.heldout, pool_rows, spec)
+    existing = _existing_labels(spec, pool_rows, args.pool)
+    pool = ItemTable.from_rows([{k: v for k, v in r.items() if k != "label"} for r in pool_rows], args.pool)
+    pool.texts(spec.text_fields)
+    heldout = ItemTable.from_rows(heldout_rows, args.heldout or "heldout") if heldout_rows else None
+    if heldout is not None:
+        overlap = set(pool.ids) & set(heldout.ids)
+        if overlap:
+            raise InputError(f"ids in both the pool and the held-out set: {sorted(overlap)[:5]}; held-out items must be apart")
+        heldout.texts(spec.text_fields)
+    if existing and spec.labeled_state == "none":
+        spec = spec.model_copy(update={"labeled_state": "partial"})
+    run = ctx.root.create(spec, pool, heldout)
+    if existing:
+        run.append_labels(existing)
+    return InterviewOutput(
+        run=args.run, created=True, spec_version=spec.spec_version, written=True, complete=not open_,
+        open_questions=open_, spec=spec.model_dump(mode="json"), pool_size=len(pool),
+        heldout_size=len(heldout) if heldout else 0, imported_labels=len(existing),
+    )
+
+
+def _split_heldout(
+    ctx: ToolContext, heldout: str | None, pool_rows: list[dict[str, Any]], spec: TaskSpec
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The held-out rows (gold labels checked) and the pool rows left for selection."""
+    if not heldout or heldout == "none":
+        return pool_rows, []
+    if heldout.startswith("split:"):
+        try:
+            fraction = float(heldout.split(":", 1)[1])
+        except ValueError:
+            raise InputError(f"heldout {heldout!r}: write split:FRACTION, e.g. split:0.2") from None
+        if not 0 < fraction < 1:
+            raise InputError(f"heldout split fraction must lie between 0 and 1, got {fraction}")
+        labeled = [i for i, r in enumerate(pool_rows) if r.get("label") not in (None, "")]
+        if len(labeled) < 2:
+            raise InputError("heldout split needs pool rows with a 'label'; none have one")
+        rng = np.random.default_rng(spec.selection.seed)
+        chosen = set(rng.choice(labeled, size=max(1, round(fraction * len(labeled))), replace=False).tolist())
+        held = [pool_rows[i] for i in sorted(chosen)]
+        rest = [r for i, r in enumerate(pool_rows) if i not in chosen]
+    else:
+        held = load_items(ctx, heldout, "held-out")
+        rest = pool_rows
+    for number, row in enumerate(held, start=1):
+        if row.get("label") in (None, ""):
+            raise InputError(f"{heldout}:{number}: held-out row {row.get('id')!r} has no 'label'")
+        if spec.task_type in LABELED_TASKS:
+            row["label"] = check_label(spec, row["label"], f"{heldout}:{number}")
+    return rest, held
+
+
+def _existing_labels(spec: TaskSpec, rows: list[dict[str, Any]], source: str) -> list[LabelEvent]:
+    """Labels already in the pool file become `import` events of round 0."""
+    events = []
+    for number, row in enumerate(rows, start=1):
+        if row.get("label") in (None, ""):
+            continue
+        label = check_label(spec, row["label"], f"{source}:{number}")
+        events.append(
+            LabelEvent(
+                item_id=str(row["id"]), label=label, source="import", annotator=str(row.get("annotator", "import")),
+                round=0, destination="file", external_id=f"{Path(source).name}:{row['id']}",
+            )
+        )
+    return events
+
+
+SPEC = ToolSpec(
+    name="interview_spec",
+    fn=interview_spec,
+    input_model=InterviewInput,
+    output_model=InterviewOutput,
+    behaviour="writes",
+    idempotent=True,
+    extra={"cli_aliases": ["init"]},
+)
+
+
+def pending_question_text(output: InterviewOutput) -> str:
+    """The open questions as a message an agent or a form can show."""
+    return "\n".join(
+        f"- {q.key}: {q.question}" + (f" [{', '.join(q.choices)}]" if q.choices else "") for q in output.open_questions
+    )
+
+

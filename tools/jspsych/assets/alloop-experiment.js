@@ -1,0 +1,472 @@
+/*
+ * alloop-experiment.js: the jsPsych 8 timeline of an alloop study.
+ *
+ * Reads data/config.json, data/items.json, data/lists.json and data/distribution.json,
+ * assigns a list over the JATOS batch session (read, patch, retry on a version conflict),
+ * orders the list's items with the participant's seed, runs the trials and hands the data
+ * to JATOS. Without jatos.js (opened from a plain web server) it runs standalone.
+ *
+ * Item text, labels and every configured page are inserted as text: escapeHtml() is applied
+ * to everything a plugin would otherwise parse as HTML.
+ */
+(function () {
+  "use strict";
+  const A = window.AlloopAssign;
+  const hasJatos = typeof window.jatos === "object" && window.jatos !== null && typeof window.jatos.onLoad === "function";
+
+  function escapeHtml(value) {
+    return String(value)
+      .replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;")
+      .replace(/"/g, "&quot;").replace(/'/g, "&#39;");
+  }
+
+  function paragraphs(text) {
+    return String(text || "").split(/\n\s*\n/).map(function (p) {
+      return "<p>" + escapeHtml(p.trim()) + "</p>";
+    }).join("");
+  }
+
+  function itemHtml(item) {
+    return '<div class="alloop-item" data-item-id="' + escapeHtml(item.id) + '">' +
+      item.texts.map(function (t) { return "<p>" + escapeHtml(t) + "</p>"; }).join("") + "</div>";
+  }
+
+  function promptHtml(prompt) {
+    return prompt ? '<div class="alloop-prompt">' + escapeHtml(prompt) + "</div>" : "";
+  }
+
+  function sleep(ms) { return new Promise(function (resolve) { setTimeout(resolve, ms); }); }
+
+  async function loadJson(path) {
+    const response = await fetch(path, { cache: "no-store" });
+    if (!response.ok) throw new Error("could not load " + path + " (HTTP " + response.status + ")");
+    return response.json();
+  }
+
+  function showMessage(text, isError) {
+    document.body.innerHTML = "";
+    const div = document.createElement("div");
+    div.className = isError ? "alloop-error" : "alloop-page";
+    div.id = isError ? "alloop-error" : "alloop-message";
+    div.textContent = text;
+    document.body.appendChild(div);
+  }
+
+  // -- participant and batch session -------------------------------------------------------
+
+  function participant() {
+    const params = {};
+    new URLSearchParams(window.location.search).forEach(function (v, k) { params[k] = v; });
+    if (hasJatos && jatos.urlQueryParameters) {
+      Object.keys(jatos.urlQueryParameters).forEach(function (k) { params[k] = jatos.urlQueryParameters[k]; });
+    }
+    const workerId = hasJatos ? String(jatos.workerId) : null;
+    const resultId = hasJatos ? String(jatos.studyResultId) : null;
+    const id = workerId || params.PROLIFIC_PID || ("local-" + Math.random().toString(36).slice(2));
+    return { id: id, workerId: workerId, resultId: resultId, params: params };
+  }
+
+  /**
+   * Read the batch session entry, compute the new one, write it with a versioned patch; on a
+   * conflict (another participant wrote first) jatos.js rejects the write: wait and retry on
+   * the fresh copy.
+   */
+  async function updateBatch(name, compute) {
+    let lastError = null;
+    for (let attempt = 0; attempt < 25; attempt++) {
+      const current = jatos.batchSession.get(name);
+      const outcome = compute(current === undefined ? null : current);
+      if (!outcome.state) return outcome;
+      try {
+        await jatos.batchSession.set(name, outcome.state);
+        return outcome;
+      } catch (err) {
+        lastError = err;
+        await sleep(20 + Math.random() * 40 * Math.pow(2, Math.min(attempt, 5)));
+      }
+    }
+    throw new Error("could not update the batch session: " + lastError);
+  }
+
+  async function assignList(dist, who) {
+    const debugParam = who.params.alloop_debug_list;
+    if (dist.debug_list !== null && dist.debug_list !== undefined) return { list: dist.debug_list, debug: true };
+    if (dist.allow_debug_param && debugParam !== undefined) {
+      const pinned = parseInt(debugParam, 10);
+      if (!(pinned >= 0 && pinned < dist.n_lists)) throw new Error("alloop_debug_list must be 0.." + (dist.n_lists - 1));
+      return { list: pinned, debug: true };
+    }
+    const ctx = { resultKey: who.resultId, params: who.params, rand: Math.random };
+    if (!hasJatos) {
+      const outcome = A.assign(dist, null, ctx);
+      return outcome.error ? outcome : { list: outcome.list, debug: false };
+    }
+    const name = "alloop-" + dist.study_key;
+    const outcome = await updateBatch(name, function (state) { return A.assign(dist, state, ctx); });
+    return outcome.error ? outcome : { list: outcome.list, debug: false };
+  }
+
+  async function markCompleted(dist, assignment, who) {
+    if (!hasJatos || assignment.debug) return;
+    const name = "alloop-" + dist.study_key;
+    await updateBatch(name, function (state) {
+      return { state: A.complete(dist, state, assignment.list, who.resultId) };
+    });
+  }
+
+  function endWithoutRedirect(successful, message) {
+    if (!hasJatos) return;
+    try { jatos.endStudyWithoutRedirect(successful, message); } catch (err) { console.error(err); }
+  }
+
+  // -- trials ------------------------------------------------------------------------------
+
+  function makeTrialFactory(jsPsych, config) {
+    const labels = config.labels;
+    const t = config.trial;
+    const widget = config.widget;
+    const minMs = config.min_trial_ms || 0;
+
+    function optionsOf(item) { return item.choices || labels; }
+
+    function lookup(options, value) {
+      // Survey plugins hand back the (escaped) option text: map it to the original option.
+      for (let i = 0; i < options.length; i++) {
+        if (value === options[i] || value === escapeHtml(options[i])) return options[i];
+      }
+      return null;
+    }
+
+    function withMinDuration(trial) {
+      if (!minMs) return trial;
+      const onLoad = trial.on_load;
+      trial.on_load = function () {
+        const el = jsPsych.getDisplayElement();
+        el.classList.add("alloop-wait");
+        const block = function (e) { e.stopImmediatePropagation(); e.preventDefault(); };
+        window.addEventListener("keydown", block, true);
+        setTimeout(function () {
+          el.classList.remove("alloop-wait");
+          window.removeEventListener("keydown", block, true);
+        }, minMs);
+        if (onLoad) onLoad();
+      };
+      return trial;
+    }
+
+    function spr(item) {
+      const words = item.texts.join(" ").split(/\s+/).filter(Boolean);
+      return {
+        type: jsPsychCallFunction,
+        async: true,
+        func: function (done) {
+          const el = jsPsych.getDisplayElement();
+          el.innerHTML = '<div class="alloop-item alloop-spr" id="alloop-spr"></div>' +
+            '<div class="alloop-keys">' + escapeHtml("Press the space bar to see the next word.") + "</div>";
+          const line = el.querySelector("#alloop-spr");
+          const rts = [];
+          let index = -1;
+          let shownAt = performance.now();
+          function render() {
+            line.textContent = words.map(function (w, i) {
+              return i === index ? w : w.replace(/\S/g, "_");
+            }).join(" ");
+          }
+          render();
+          function onKey(e) {
+            if (e.key !== " " && e.code !== "Space") return;
+            e.preventDefault();
+            const now = performance.now();
+            if (index >= 0) rts.push(Math.round(now - shownAt));
+            shownAt = now;
+            index += 1;
+            if (index >= words.length) {
+              document.removeEventListener("keydown", onKey);
+              el.innerHTML = "";
+              done({ word_rts: rts, words: words });
+              return;
+            }
+            render();
+          }
+          document.addEventListener("keydown", onKey);
+        },
+      };
+    }
+
+    function baseTrial(item) {
+      const options = optionsOf(item);
+      const stim = itemHtml(item) + promptHtml(t.prompt);
+      switch (config.task_type + ":" + widget) {
+        case "binary:buttons":
+        case "forced_choice:buttons":
+        case "categorical:buttons":
+          return {
+            type: jsPsychHtmlButtonResponse, stimulus: stim,
+            choices: options.map(escapeHtml),
+            toLabel: function (d) { return d.response === null ? null : options[d.response]; },
+          };
+        case "binary:keys":
+          return {
+            type: jsPsychHtmlKeyboardResponse,
+            stimulus: stim + '<div class="alloop-keys">' + t.keys.map(function (k, i) {
+              return escapeHtml(k.toUpperCase() + " = " + options[i]);
+            }).join(" &nbsp; ") + "</div>",
+            choices: t.keys,
+            toLabel: function (d) {
+              const i = t.keys.map(function (k) { return k.toLowerCase(); }).indexOf(String(d.response).toLowerCase());
+              return i < 0 ? null : options[i];
+            },
+          };
+        case "categorical:multiple_choice":
+          return {
+            type: jsPsychSurveyMultiChoice, preamble: itemHtml(item), button_label: escapeHtml(t.button_label),
+            questions: [{ prompt: escapeHtml(t.prompt), options: options.map(escapeHtml), required: t.required, name: "response" }],
+            toLabel: function (d) { return lookup(options, d.response.response); },
+          };
+        case "multi_select:checkboxes":
+          return {
+            type: jsPsychSurveyMultiSelect, preamble: itemHtml(item), button_label: escapeHtml(t.button_label),
+            questions: [{ prompt: escapeHtml(t.prompt), options: options.map(escapeHtml), required: t.required, name: "response" }],
+            toLabel: function (d) {
+              return (d.response.response || []).map(function (v) { return lookup(options, v); });
+            },
+          };
+        case "ordinal_scale:likert":
+          return {
+            type: jsPsychSurveyLikert, preamble: itemHtml(item), button_label: escapeHtml(t.button_label),
+            questions: [{ prompt: escapeHtml(t.prompt), labels: options.map(escapeHtml), required: t.required, name: "response" }],
+            toLabel: function (d) {
+              const i = d.response.response;
+              return i === "" || i === undefined || i === null ? null : options[i];
+            },
+          };
+        case "ordinal_scale:slider":
+          return {
+            type: jsPsychHtmlSliderResponse, stimulus: stim, labels: options.map(escapeHtml),
+            min: 0, max: options.length - 1, step: 1, slider_start: Math.floor((options.length - 1) / 2),
+            require_movement: t.required, button_label: escapeHtml(t.button_label),
+            toLabel: function (d) { return options[Number(d.response)]; },
+          };
+        case "magnitude:slider":
+          return {
+            type: jsPsychHtmlSliderResponse, stimulus: stim, labels: t.slider_labels.map(escapeHtml),
+            min: t.min, max: t.max, step: t.step, slider_start: (t.min + t.max) / 2,
+            require_movement: t.required, button_label: escapeHtml(t.button_label),
+            toLabel: function (d) { return Number(d.response); },
+          };
+        case "magnitude:number":
+          return {
+            type: jsPsychSurveyHtmlForm, preamble: itemHtml(item), button_label: escapeHtml(t.button_label),
+            html: '<div class="alloop-form"><label for="alloop-number">' + escapeHtml(t.prompt) + "</label>" +
+              '<input type="number" id="alloop-number" name="response" min="' + t.min + '" max="' + t.max +
+              '" step="' + t.step + '"' + (t.required ? " required" : "") + "></div>",
+            toLabel: function (d) {
+              const v = d.response.response;
+              return v === "" || v === undefined ? null : Number(v);
+            },
+          };
+        case "magnitude:spr": {
+          const trial = spr(item);
+          trial.toLabel = function (d) {
+            const rts = d.response.word_rts;
+            const total = rts.reduce(function (a, b) { return a + b; }, 0);
+            return t.spr_summary === "total" ? total : (rts.length ? total / rts.length : 0);
+          };
+          return trial;
+        }
+        case "free_text:text":
+          return {
+            type: jsPsychSurveyText, preamble: itemHtml(item), button_label: escapeHtml(t.button_label),
+            questions: [{ prompt: escapeHtml(t.prompt), rows: t.rows, required: t.required, name: "response" }],
+            toLabel: function (d) { return d.response.response; },
+          };
+        case "cloze:blanks": {
+          const marker = escapeHtml(t.blank_marker);
+          const text = item.texts.map(function (x) {
+            return escapeHtml(x).replace(/%/g, "&#37;").split(marker).join("%%");
+          }).join("<br>");
+          return {
+            type: jsPsychCloze, text: '<div class="alloop-item">' + text + "</div>" + promptHtml(t.prompt),
+            button_text: t.button_label, allow_blanks: !t.required,
+            mistake_fn: function () { alert("Please fill in every blank."); },
+            toLabel: function (d) { return d.response.length === 1 ? d.response[0] : d.response; },
+          };
+        }
+      }
+      throw new Error("no trial for " + config.task_type + " with widget " + widget);
+    }
+
+    return function makeTrial(item, role, listIndex, onDone) {
+      const trial = baseTrial(item);
+      const toLabel = trial.toLabel;
+      delete trial.toLabel;
+      trial.data = {
+        alloop_role: role, item_id: item.id, list: listIndex,
+        condition: item.condition === undefined ? null : item.condition,
+        task_type: config.task_type, widget: widget, has_choices: !!item.choices,
+      };
+      if (item.expected !== undefined && item.expected !== null) trial.data.expected = item.expected;
+      trial.on_finish = function (data) {
+        if (data.response === undefined && data.value !== undefined) data.response = data.value;
+        data.label = toLabel(data);
+        if (role === "attention") data.passed = JSON.stringify(data.label) === JSON.stringify(item.expected);
+        if (minMs) data.min_trial_ms = minMs;
+        if (onDone) onDone(data);
+      };
+      return widget === "spr" ? trial : withMinDuration(trial);
+    };
+  }
+
+  function demographicsTrial(config) {
+    const html = config.demographics.map(function (q) {
+      const id = "alloop-demo-" + q.name;
+      let input;
+      if (q.type === "choice") {
+        input = '<select id="' + id + '" name="' + q.name + '"' + (q.required ? " required" : "") + '><option value=""></option>' +
+          q.options.map(function (o) { return '<option value="' + escapeHtml(o) + '">' + escapeHtml(o) + "</option>"; }).join("") + "</select>";
+      } else {
+        input = '<input type="' + (q.type === "number" ? "number" : "text") + '" id="' + id + '" name="' + q.name + '"' +
+          (q.required ? " required" : "") + ">";
+      }
+      return '<label for="' + id + '">' + escapeHtml(q.prompt) + "</label>" + input;
+    }).join("");
+    return {
+      type: jsPsychSurveyHtmlForm, html: '<div class="alloop-form">' + html + "</div>",
+      button_label: escapeHtml(config.trial.button_label), data: { alloop_role: "demographics" },
+    };
+  }
+
+  /** Spread the attention checks evenly through the main trials. */
+  function interleave(main, checks) {
+    if (!checks.length) return main;
+    const out = main.slice();
+    const step = (main.length + 1) / (checks.length + 1);
+    for (let i = checks.length - 1; i >= 0; i--) out.splice(Math.round(step * (i + 1)), 0, checks[i]);
+    return out;
+  }
+
+  // -- the study ---------------------------------------------------------------------------
+
+  async function start() {
+    let config, items, lists, dist;
+    try {
+      [config, items, lists, dist] = await Promise.all([
+        loadJson("data/config.json"), loadJson("data/items.json"),
+        loadJson("data/lists.json"), loadJson("data/distribution.json"),
+      ]);
+    } catch (err) {
+      showMessage("The study could not be loaded: " + err.message, true);
+      return;
+    }
+    const who = participant();
+    let assignment;
+    try {
+      assignment = await assignList(dist, who);
+    } catch (err) {
+      showMessage("The study could not start: " + err.message, true);
+      endWithoutRedirect(false, "alloop: assignment failed");
+      return;
+    }
+    if (assignment.error) {
+      showMessage(assignment.message, true);
+      endWithoutRedirect(false, "alloop: " + assignment.error);
+      return;
+    }
+    const listIndex = assignment.list;
+    const seedKey = String(config.seed) + ":" + (who.resultId || who.id);
+    const rand = A.rng(seedKey);
+    let mainItems = lists[listIndex].map(function (id) { return items[id]; });
+    let orderOk = true;
+    if (config.order.randomize) {
+      const field = config.order.no_adjacent_field;
+      if (field) {
+        const result = A.constrainedShuffle(mainItems, function (it) { return it.meta[field]; }, config.order.max_run, rand);
+        mainItems = result.order;
+        orderOk = result.satisfied;
+      } else {
+        mainItems = A.shuffle(mainItems, rand);
+      }
+    }
+
+    let declined = false;
+    let finished = false;
+    const jsPsych = initJsPsych({
+      show_progress_bar: !!config.progress_bar,
+      auto_update_progress_bar: false,
+      on_finish: function () {
+        if (declined) {
+          endWithoutRedirect(false, "alloop: consent declined");
+          return;
+        }
+        if (!finished) return;
+        if (hasJatos) {
+          if (config.completion_url) jatos.endStudyAndRedirect(config.completion_url, true);
+          else jatos.endStudy(true);
+        }
+      },
+    });
+    jsPsych.data.addProperties({
+      alloop_study_key: config.study_key, alloop_list: listIndex, alloop_debug: !!assignment.debug,
+      alloop_seed: seedKey, alloop_order_ok: orderOk,
+      jatos_worker_id: who.workerId, jatos_study_result_id: who.resultId,
+      prolific_pid: who.params.PROLIFIC_PID || null,
+    });
+    const makeTrial = makeTrialFactory(jsPsych, config);
+    const timeline = [];
+    if (config.consent) {
+      timeline.push({
+        type: jsPsychHtmlButtonResponse,
+        stimulus: '<div class="alloop-page">' + paragraphs(config.consent) + "</div>",
+        choices: [escapeHtml(config.consent_agree), escapeHtml(config.consent_decline)],
+        data: { alloop_role: "consent" },
+        on_finish: function (data) {
+          data.consented = data.response === 0;
+          if (!data.consented) {
+            declined = true;
+            jsPsych.abortExperiment("You did not agree to take part; the study has ended. You can close this page.");
+          }
+        },
+      });
+    }
+    if (config.instructions.length) {
+      timeline.push({
+        type: jsPsychInstructions, show_clickable_nav: true, data: { alloop_role: "instructions" },
+        pages: config.instructions.map(function (p) { return '<div class="alloop-page">' + paragraphs(p) + "</div>"; }),
+      });
+    }
+    if (config.demographics.length) timeline.push(demographicsTrial(config));
+    config.practice.forEach(function (item) {
+      timeline.push(makeTrial(item, "practice", listIndex));
+    });
+    const total = mainItems.length + config.attention_checks.length;
+    let done = 0;
+    const progress = function () {
+      done += 1;
+      if (config.progress_bar) jsPsych.progressBar.progress = Math.min(1, done / total);
+    };
+    const main = mainItems.map(function (item) { return makeTrial(item, "item", listIndex, progress); });
+    const checks = config.attention_checks.map(function (item) { return makeTrial(item, "attention", listIndex, progress); });
+    interleave(main, checks).forEach(function (trial) { timeline.push(trial); });
+    timeline.push({
+      type: jsPsychCallFunction, async: true, data: { alloop_role: "save" },
+      func: function (doneSaving) {
+        const payload = jsPsych.data.get().filterCustom(function (trial) { return trial.alloop_role !== "save"; }).json();
+        const saving = hasJatos ? Promise.resolve(jatos.submitResultData(payload)) : Promise.resolve();
+        saving
+          .then(function () { return markCompleted(dist, assignment, who); })
+          .then(function () { finished = true; doneSaving({ saved: true }); },
+                function (err) { console.error(err); finished = true; doneSaving({ saved: false, error: String(err) }); });
+      },
+    });
+    timeline.push({
+      type: jsPsychHtmlButtonResponse, data: { alloop_role: "completion" },
+      stimulus: '<div class="alloop-page" id="alloop-complete">' + paragraphs(config.completion_message) + "</div>",
+      choices: [escapeHtml(config.completion_url ? "Return to Prolific" : "Finish")],
+    });
+    jsPsych.run(timeline);
+  }
+
+  if (hasJatos) jatos.onLoad(start);
+  else if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  else start();
+})();

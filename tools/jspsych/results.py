@@ -1,0 +1,133 @@
+"""jsPsych trial data from an alloop study → LabelEvents.
+
+The browser writes one row per trial (jsPsych's data); rows with `alloop_role == "item"` are
+responses to batch items and become label events. Practice trials, attention checks,
+consent, instructions and demographics never become labels; attention checks give each
+participant a pass rate, recorded with every label they gave.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from alloop.tools.errors import InputError
+from alloop.tools.schema import LabelEvent, TaskSpec
+
+
+@dataclass
+class Conversion:
+    events: list[LabelEvent] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    """Why trials were left out (no response, a label outside the schema, ...)."""
+    attention_pass_rate: float | None = None
+
+
+def parse_result_data(text: str, where: str) -> list[dict[str, Any]]:
+    """The trial rows in a result's data (a jsPsych data JSON array; JSON lines also read)."""
+    text = text.strip()
+    if not text:
+        return []
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        data = []
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"{where}:{number}: result data is not JSON ({exc.msg})") from exc
+            data.extend(row if isinstance(row, list) else [row])
+    if isinstance(data, dict):
+        data = [data]
+    if not isinstance(data, list):
+        raise InputError(f"{where}: result data is not a list of trials")
+    return [row for row in data if isinstance(row, dict)]
+
+
+def check_label(label: Any, spec: TaskSpec, trial: dict[str, Any]) -> str | None:
+    """Why this label does not fit the task (None: it fits)."""
+    task = spec.task_type
+    if label is None or label == "" or label == []:
+        return "no response"
+    if task in {"binary", "ordinal_scale", "categorical", "forced_choice"}:
+        if not isinstance(label, str):
+            return f"label {label!r} is not a string"
+        fixed = task in {"binary", "ordinal_scale"} or not trial.get("has_choices")
+        if fixed and spec.labels and label not in spec.labels:
+            return f"label {label!r} is not one of {spec.labels}"
+        return None
+    if task == "free_text":
+        return None if isinstance(label, str) else f"label {label!r} is not a string"
+    if task == "multi_select":
+        if not isinstance(label, list) or not all(isinstance(x, str) for x in label):
+            return f"label {label!r} is not a list of options"
+        unknown = [x for x in label if x not in spec.labels]
+        return f"options {unknown} are not in {spec.labels}" if unknown else None
+    if task == "magnitude":
+        if isinstance(label, bool) or not isinstance(label, int | float) or not math.isfinite(label):
+            return f"label {label!r} is not a finite number"
+        return None
+    if task == "cloze":
+        if isinstance(label, str) or (isinstance(label, list) and all(isinstance(x, str) for x in label)):
+            return None
+        return f"label {label!r} is not text"
+    return f"unknown task type {task!r}"
+
+
+def trials_to_events(
+    trials: Sequence[dict[str, Any]],
+    spec: TaskSpec,
+    *,
+    round_: int,
+    annotator: str,
+    external_prefix: str,
+    destination: str = "jatos",
+    extra: dict[str, Any] | None = None,
+) -> Conversion:
+    """Label events for one participant's trials; external_id = prefix + trial index."""
+    out = Conversion()
+    checks = [t for t in trials if t.get("alloop_role") == "attention"]
+    if checks:
+        out.attention_pass_rate = sum(bool(t.get("passed")) for t in checks) / len(checks)
+    for position, trial in enumerate(trials):
+        if trial.get("alloop_role") != "item":
+            continue
+        index = trial.get("trial_index", position)
+        item_id = trial.get("item_id")
+        label = trial.get("label")
+        if isinstance(label, float) and spec.task_type == "magnitude" and label.is_integer():
+            label = float(label)
+        reason = check_label(label, spec, trial) if item_id else "no item_id"
+        if reason:
+            out.skipped.append(f"{external_prefix}:{index} item {item_id!r}: {reason}")
+            continue
+        if spec.task_type == "magnitude":
+            label = float(label)
+        out.events.append(
+            LabelEvent(
+                item_id=str(item_id),
+                label=label,
+                source="human",
+                annotator=annotator,
+                round=round_,
+                destination=destination,
+                external_id=f"{external_prefix}:{index}",
+                extra={
+                    "list": trial.get("list"),
+                    "condition": trial.get("condition"),
+                    "rt": trial.get("rt"),
+                    "response": trial.get("response"),
+                    "widget": trial.get("widget"),
+                    "attention_pass_rate": out.attention_pass_rate,
+                    "prolific_pid": trial.get("prolific_pid"),
+                    **(extra or {}),
+                },
+            )
+        )
+    return out

@@ -1,0 +1,80 @@
+"""Judge-assisted figures for results.tsv, kept apart from the gold figures by construction.
+
+Nothing here reads labels.jsonl: the judge's labels come from judge_round_XX.jsonl, gold from the
+held-out set's `label` column, and model predictions from the caller (or the round's selection).
+So no `gold_*` figure can take in a judge label, and no `judge_*` figure claims to be human.
+
+- `judge_n`: items with a valid judge label in the round (any use).
+- `judge_agreement_with_gold`: Cohen's κ between the judge and held-out gold, on the items both
+  labeled (linear weights on an ordinal scale); empty when fewer than two such items or κ is
+  undefined (one class only).
+- `judge_accuracy`: the round model's accuracy with the judge's labels as reference, on
+  judge-labeled items that have a model prediction (a weak interim evaluation, never gold).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from alloop.tools.judge.records import JudgeRecord
+from alloop.tools.rundir import RunDir
+from alloop.tools.schema import CLASSIFICATION_TASKS
+
+SINGLE_LABEL = CLASSIFICATION_TASKS | {"ordinal_scale"}
+
+
+def judge_labels(run: RunDir, round_: int) -> dict[str, Any]:
+    """item id → the judge's latest valid label in the round."""
+    labels: dict[str, Any] = {}
+    for row in run.judge_rows(round_):
+        record = JudgeRecord.model_validate(row)
+        if record.status == "ok" and record.label is not None:
+            labels[record.item_id] = record.label
+    return labels
+
+
+def judge_figures(run: RunDir, round_: int, predictions: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The round's judge_* columns, plus the counts behind them (for the tool's output)."""
+    spec = run.spec()
+    labels = judge_labels(run, round_)
+    figures: dict[str, Any] = {
+        "judge_n": len(labels),
+        "judge_agreement_with_gold": None,
+        "judge_accuracy": None,
+        "n_judge_and_gold": 0,
+        "percent_agreement_with_gold": None,
+        "n_judge_and_prediction": 0,
+    }
+    if spec.task_type not in SINGLE_LABEL:
+        return figures
+    heldout = run.heldout()
+    if heldout is not None and heldout.has("label"):
+        gold = dict(zip(heldout.ids, heldout.column("label"), strict=True))
+        both = [i for i in labels if i in gold and gold[i] not in (None, "")]
+        figures["n_judge_and_gold"] = len(both)
+        if both:
+            judged = [str(labels[i]) for i in both]
+            truth = [str(gold[i]) for i in both]
+            figures["percent_agreement_with_gold"] = sum(a == b for a, b in zip(judged, truth, strict=True)) / len(both)
+            figures["judge_agreement_with_gold"] = _kappa(truth, judged, spec.labels, spec.task_type == "ordinal_scale")
+    if predictions:
+        shared = [i for i in labels if i in predictions and predictions[i] is not None]
+        figures["n_judge_and_prediction"] = len(shared)
+        if shared:
+            figures["judge_accuracy"] = sum(str(predictions[i]) == str(labels[i]) for i in shared) / len(shared)
+    return figures
+
+
+def _kappa(a: list[str], b: list[str], labels: list[str], ordinal: bool) -> float | None:
+    if len(a) < 2:
+        return None
+    import warnings
+
+    from sklearn.metrics import cohen_kappa_score
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        value = cohen_kappa_score(a, b, labels=list(labels), weights="linear" if ordinal else None)
+    return None if value is None or math.isnan(value) else float(value)

@@ -1,0 +1,101 @@
+"""Tool pull_jatos: bring a JATOS study's results back as label events."""
+
+from __future__ import annotations
+
+from alloop.tools.base import RunArgs, ToolContext, ToolSpec
+from alloop.tools.build_jspsych import experiment_name
+from alloop.tools.errors import InputError
+from alloop.tools.jatos import JatosClient, results_to_events
+from alloop.tools.jspsych.build import read_manifest
+from alloop.tools.jzip import study_uuids
+from pydantic import BaseModel, Field, model_validator
+
+
+class PullJatosInput(RunArgs):
+    round: int | None = Field(None, ge=0, le=99, description="The experiment of this round (experiments/round_XX).")
+    name: str | None = Field(None, description="Or the experiment of this name.")
+    label_round: int | None = Field(
+        None, ge=0, le=99, description="Round the labels belong to (default: the experiment's round)."
+    )
+    study: str | None = Field(None, description="JATOS study id or UUID (default: the UUID export_jzip derived).")
+    only_finished: bool = Field(True, description="Only study runs that reached the end.")
+    min_attention_pass: float | None = Field(
+        None, ge=0, le=1, description="Leave out participants who passed fewer attention checks than this share."
+    )
+    jatos_url: str | None = Field(
+        None, description="JATOS server (default: $JATOS_URL). The token is read from $JATOS_TOKEN."
+    )
+
+    @model_validator(mode="after")
+    def _one(self) -> PullJatosInput:
+        if (self.round is None) == (self.name is None):
+            raise ValueError("give either round or name")
+        return self
+
+
+class PullJatosOutput(BaseModel):
+    run: str
+    study: str
+    n_component_results: int
+    n_participants: int
+    n_events: int
+    n_new: int = Field(description="Label events appended (a second pull of the same results adds none).")
+    notes: list[str]
+
+
+def pull_jatos(args: PullJatosInput, ctx: ToolContext, *, client: JatosClient | None = None) -> PullJatosOutput:
+    """Fetch a JATOS study's results (data and metadata) and append them as label events.
+
+    Each item response becomes a LabelEvent with source "human", the JATOS worker as the
+    annotator (`jatos:<workerId>`), destination "jatos" and external_id
+    `<studyResultId>:<componentResultId>:<trial>`; they go to labels.jsonl and
+    annotation_round_XX.jsonl through the run, and pulling twice adds nothing. Practice
+    trials and attention checks are not labels; a participant's attention pass rate is kept
+    with each label. Needs JATOS_TOKEN (and JATOS_URL) in the environment.
+    """
+    run = ctx.root.run(args.run)
+    spec = run.spec()
+    name = experiment_name(args.round, args.name)
+    label_round = args.label_round if args.label_round is not None else args.round
+    if label_round is None:
+        manifest = read_manifest(run.inside(f"experiments/{name}"))
+        label_round = manifest.get("round")
+    if label_round is None:
+        raise InputError(f"experiment {name!r} has no round: pass label_round")
+    study = args.study or study_uuids(run.name, name)["study"]
+    own = client is None
+    client = client or JatosClient(args.jatos_url)
+    try:
+        ctx.progress(0, 2, "fetching results from JATOS")
+        results = client.component_results(study)
+    finally:
+        if own:
+            client.close()
+    ctx.progress(1, 2, f"{len(results)} component results")
+    events, notes = results_to_events(
+        results, spec, round_=label_round, only_finished=args.only_finished, min_attention_pass=args.min_attention_pass
+    )
+    with run.lock():
+        fresh = run.append_labels(events)
+        if fresh:
+            run.append_note(f"pull_jatos: {len(fresh)} new labels from JATOS study {study} ({name})")
+    ctx.progress(2, 2, "done")
+    return PullJatosOutput(
+        run=run.name,
+        study=study,
+        n_component_results=len(results),
+        n_participants=len({e.annotator for e in events}),
+        n_events=len(events),
+        n_new=len(fresh),
+        notes=notes[:50],
+    )
+
+
+SPEC = ToolSpec(
+    name="pull_jatos",
+    fn=pull_jatos,
+    input_model=PullJatosInput,
+    output_model=PullJatosOutput,
+    behaviour="remote",
+    idempotent=True,
+)

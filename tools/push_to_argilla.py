@@ -1,0 +1,70 @@
+"""push_to_argilla: send a round's selected batch to the run's Argilla dataset."""
+
+from __future__ import annotations
+
+from alloop.tools.argilla import push_round
+from alloop.tools.base import RunArgs, ToolContext, ToolSpec
+from pydantic import BaseModel, Field
+
+
+class Input(RunArgs):
+    round: int = Field(ge=0, le=99, description="The round whose selection_round_XX.jsonl to send.")
+    dataset: str | None = Field(
+        None, description="Argilla dataset name; default: the one this run used before, else the run name."
+    )
+    workspace: str | None = Field(
+        None, description="Argilla workspace; default: the one this run used before, else 'alloop'."
+    )
+    annotators: list[str] = Field(
+        default_factory=list,
+        description="Argilla usernames to add to the workspace so that they see the dataset.",
+    )
+
+
+class Output(BaseModel):
+    dataset: str
+    workspace: str
+    dataset_id: str
+    round: int
+    records: int = Field(description="Records sent (one per selected item, keyed by item id).")
+    created: int = Field(description="Records new to the dataset.")
+    updated: int = Field(description="Records already there, updated in place (a re-push).")
+    suggestions: int = Field(description="Records carrying the model's prediction as a suggestion.")
+    created_dataset: bool
+    question: str = Field(description="Argilla question type used for the task.")
+    annotators_per_item: int = Field(description="Submitted answers needed before a record counts as done.")
+    warnings: list[str] = Field(default_factory=list)
+
+
+def push_to_argilla(args: Input, ctx: ToolContext) -> Output:
+    """Send a round's selected batch to Argilla for people to label.
+
+    Makes the run's Argilla dataset on first use (fields from spec.text_fields, one question
+    fitting the task type, guidelines from the spec, overlap of spec.annotators_per_item
+    annotators per record) and checks it on later pushes. Each selected item becomes a record
+    keyed by its item id, with the round, strategy, selection reason, uncertainty scores,
+    prediction, confidence and model version as metadata and the model's prediction as a
+    suggestion. Pushing the same round again updates records, never duplicates them.
+    The server comes from ARGILLA_API_URL and ARGILLA_API_KEY in the environment. Bring the
+    answers back with pull_from_argilla.
+    """
+    result = push_round(
+        ctx.root.run(args.run),
+        args.round,
+        dataset=args.dataset,
+        workspace=args.workspace,
+        annotators=args.annotators,
+        progress=ctx.progress,
+    )
+    return Output(**vars(result))
+
+
+SPEC = ToolSpec(
+    name="push_to_argilla",
+    fn=push_to_argilla,
+    input_model=Input,
+    output_model=Output,
+    behaviour="remote",
+    idempotent=True,
+    positional=("run", "round"),
+)

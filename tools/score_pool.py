@@ -1,0 +1,89 @@
+"""score_pool: predictions, confidence and uncertainty for every pool item, in one pass."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from alloop.tools.base import RunArgs, ToolContext, ToolSpec
+from alloop.tools.encoders import embed_table, run_encoder
+from alloop.tools.heads import load_head
+from alloop.tools.rounds import Predictions, latest_model_round, read_card, save_predictions
+from alloop.tools.scoring import uncertainty
+from pydantic import BaseModel, Field
+
+CHUNK = 65536
+
+
+class ScoreInput(RunArgs):
+    round: int | None = Field(None, ge=1, description="Score with this round's model; default the latest.")
+
+
+class ScoreOutput(BaseModel):
+    run: str
+    round: int
+    model_version: str
+    n_scored: int
+    predicted_counts: dict[str, int]
+    mean_confidence: float
+    mean_entropy: float
+    score_seconds: float
+    most_uncertain: list[dict] = Field(description="The five least confident items: id, prediction, confidence.")
+
+
+def score_pool(args: ScoreInput, ctx: ToolContext) -> ScoreOutput:
+    """Score the whole pool (and the held-out set) with a round's model.
+
+    Embeddings come from the cache (each item is embedded once per encoder); probabilities,
+    predictions and uncertainty (least confidence, margin, entropy) go to
+    models/round_XX/predictions.npz for select_batch and check_convergence.
+    """
+    run = ctx.root.run(args.run)
+    with run.lock():
+        spec = run.spec()
+        round_ = args.round or latest_model_round(run)
+        card = read_card(run, round_)
+        started = time.perf_counter()
+        head = load_head(run.model_dir(round_) / "head.pkl")
+        encoder = run_encoder(run)
+        pool = run.pool()
+        x = embed_table(run, pool, spec.text_fields, encoder, ctx.progress)
+        probs = np.empty((len(pool), len(spec.labels)), dtype=np.float32)
+        for start in range(0, len(pool), CHUNK):
+            probs[start : start + CHUNK] = head.predict_proba(x[start : start + CHUNK])
+            ctx.progress(min(start + CHUNK, len(pool)), len(pool), "scoring pool")
+        heldout = run.heldout()
+        if heldout is not None:
+            heldout_probs = head.predict_proba(embed_table(run, heldout, spec.text_fields, encoder)).astype(np.float32)
+            heldout_ids = np.asarray(heldout.ids)
+        else:
+            heldout_probs, heldout_ids = np.zeros((0, len(spec.labels)), np.float32), np.asarray([], dtype=str)
+        preds = Predictions(np.asarray(pool.ids), probs, heldout_ids, heldout_probs, list(spec.labels))
+        save_predictions(run, round_, preds)
+        seconds = time.perf_counter() - started
+        run.update_result(round_, score_seconds=round(seconds, 3))
+
+    measures = uncertainty(probs)
+    confidence = probs.max(axis=1)
+    predicted = preds.pool_pred
+    labels, counts = np.unique(predicted, return_counts=True)
+    worst = np.argsort(confidence)[:5]
+    return ScoreOutput(
+        run=args.run,
+        round=round_,
+        model_version=card["model_version"],
+        n_scored=len(pool),
+        predicted_counts={str(k): int(v) for k, v in zip(labels, counts, strict=True)},
+        mean_confidence=round(float(confidence.mean()), 4),
+        mean_entropy=round(float(measures["entropy"].mean()), 4),
+        score_seconds=round(seconds, 3),
+        most_uncertain=[
+            {"id": pool.ids[i], "prediction": str(predicted[i]), "confidence": round(float(confidence[i]), 4)}
+            for i in worst
+        ],
+    )
+
+
+SPEC = ToolSpec(
+    name="score_pool", fn=score_pool, input_model=ScoreInput, output_model=ScoreOutput, behaviour="writes", idempotent=True
+)

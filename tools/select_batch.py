@@ -1,0 +1,165 @@
+"""select_batch: pick the next batch by a named strategy and write selection_round_XX.jsonl."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from alloop.tools.base import RunArgs, ToolContext, ToolSpec
+from alloop.tools.encoders import embed_table, run_encoder
+from alloop.tools.errors import InputError, StateError
+from alloop.tools.labels import answered_items
+from alloop.tools.rounds import latest_model_round, load_predictions, read_card
+from alloop.tools.rundir import RunDir
+from alloop.tools.schema import SelectionRow
+from alloop.tools.scoring import uncertainty
+from alloop.tools.selection import SelectionProblem, check_requirements, get_strategy
+from pydantic import BaseModel, Field
+
+
+class SelectInput(RunArgs):
+    strategy: str | None = Field(
+        None, description="random, least_confidence, margin, entropy, kcenter, hybrid; default from spec.json."
+    )
+    batch_size: int | None = Field(None, ge=1, description="Default: spec budget.batch_size.")
+    seed: int | None = Field(None, description="Default: spec selection.seed (mixed with the round).")
+    redo: bool = Field(False, description="Replace this round's selection if none of it is labeled yet.")
+
+
+class SelectOutput(BaseModel):
+    run: str
+    round: int
+    strategy: str
+    n_selected: int
+    n_candidates: int
+    file: str
+    select_seconds: float
+    items: list[dict] = Field(description="Selected items: id, prediction, confidence, reason (first 20).")
+
+
+def excluded_items(run: RunDir, current_round: int) -> set[str]:
+    """Items a batch may never contain: answered, held-out, or selected in an earlier round."""
+    excluded = answered_items(run.labels())
+    heldout = run.heldout()
+    if heldout is not None:
+        excluded |= set(heldout.ids)
+    for round_ in run.selection_rounds():
+        if round_ != current_round:
+            excluded |= {row.item_id for row in run.selection(round_)}
+    return excluded
+
+
+def reference_vectors(run: RunDir, pool_x: np.ndarray, excluded_pool: np.ndarray, heldout_x: np.ndarray | None) -> np.ndarray:
+    """Unit vectors the batch must not duplicate: excluded pool items and the held-out set."""
+    parts = [pool_x[excluded_pool]]
+    if heldout_x is not None:
+        parts.append(heldout_x)
+    return np.concatenate(parts) if parts else np.zeros((0, pool_x.shape[1]), np.float32)
+
+
+def select_batch(args: SelectInput, ctx: ToolContext) -> SelectOutput:
+    """Select the next batch to label from the unlabeled pool.
+
+    Never picks labeled, held-out, already-selected or near-duplicate items (cosine ≥
+    spec.selection.near_duplicate_threshold to any of them or to each other). Writes
+    selection_round_XX.jsonl with each item's rank, reason, uncertainty scores, prediction,
+    confidence, model version and seed.
+    """
+    run = ctx.root.run(args.run)
+    with run.lock():
+        spec = run.spec()
+        round_ = latest_model_round(run)
+        if round_ in run.selection_rounds():
+            answered = answered_items(run.labels())
+            labeled_here = [r.item_id for r in run.selection(round_) if r.item_id in answered]
+            if not args.redo:
+                raise StateError(
+                    f"round {round_} already has a selection; get it labeled and train round {round_ + 1}, "
+                    "or pass redo=true to replace it"
+                )
+            if labeled_here:
+                raise StateError(f"round {round_}'s selection already has {len(labeled_here)} answers; it cannot be redone")
+        card = read_card(run, round_)
+        name = args.strategy or spec.selection.strategy
+        strategy = get_strategy(name)
+        n = args.batch_size or spec.budget.batch_size
+        seed = spec.selection.seed if args.seed is None else args.seed
+        started = time.perf_counter()
+
+        pool = run.pool()
+        excluded = excluded_items(run, round_)
+        is_candidate = np.fromiter((i not in excluded for i in pool.ids), dtype=bool, count=len(pool))
+        candidates = np.flatnonzero(is_candidate)
+        if len(candidates) == 0:
+            raise StateError("the pool is exhausted: every item is labeled, held out or selected")
+        if n > len(candidates):
+            raise InputError(f"batch size {n} is larger than the {len(candidates)} unlabeled items left; ask for at most {len(candidates)}")
+
+        encoder = run_encoder(run)
+        pool_x = embed_table(run, pool, spec.text_fields, encoder, ctx.progress)
+        heldout = run.heldout()
+        heldout_x = embed_table(run, heldout, spec.text_fields, encoder) if heldout is not None else None
+        try:  # predictions are recorded for every strategy when the pool has been scored
+            probs = load_predictions(run, round_).pool_probs
+        except StateError:
+            if "probs" in strategy.requires:
+                raise
+            probs = None
+        problem = SelectionProblem(
+            n=n,
+            rng=np.random.default_rng([seed, round_]),
+            duplicate_threshold=spec.selection.near_duplicate_threshold,
+            embeddings=pool_x[candidates],
+            probs=probs[candidates] if probs is not None else None,
+            reference=reference_vectors(run, pool_x, ~is_candidate, heldout_x),
+            options={"hybrid_factor": spec.selection.hybrid_factor},
+        )
+        check_requirements(strategy, problem)
+        picked = strategy.select(problem)
+        if len(picked) < n:
+            raise StateError(
+                f"only {len(picked)} of {n} items are left that are not near-duplicates of labeled, held-out or "
+                "selected items; lower the batch size or the near_duplicate_threshold"
+            )
+        positions = candidates[[p.position for p in picked]]
+        measures = uncertainty(probs[positions]) if probs is not None else {}
+        rows = []
+        for rank, (pick, position) in enumerate(zip(picked, positions, strict=True), start=1):
+            p = probs[position] if probs is not None else None
+            rows.append(
+                SelectionRow(
+                    round=round_,
+                    rank=rank,
+                    item_id=pool.ids[position],
+                    strategy=strategy.name,
+                    reason=pick.reason,
+                    scores={m: round(float(v[rank - 1]), 6) for m, v in measures.items()},
+                    prediction=spec.labels[int(p.argmax())] if p is not None else None,
+                    confidence=round(float(p.max()), 6) if p is not None else None,
+                    model_version=card["model_version"],
+                    seed=seed,
+                )
+            )
+        path = run.write_selection(round_, rows)
+        seconds = time.perf_counter() - started
+        run.update_result(
+            round_, strategy=strategy.name, n_batch=len(rows), select_seconds=round(seconds, 3), n_pool=len(candidates)
+        )
+        run.append_note(f"round {round_}: selected {len(rows)} items by {strategy.name} (seed {seed}, model {card['model_version']})")
+    return SelectOutput(
+        run=args.run,
+        round=round_,
+        strategy=strategy.name,
+        n_selected=len(rows),
+        n_candidates=len(candidates),
+        file=path.name,
+        select_seconds=round(seconds, 3),
+        items=[
+            {"id": r.item_id, "prediction": r.prediction, "confidence": r.confidence, "reason": r.reason} for r in rows[:20]
+        ],
+    )
+
+
+SPEC = ToolSpec(
+    name="select_batch", fn=select_batch, input_model=SelectInput, output_model=SelectOutput, behaviour="writes"
+)

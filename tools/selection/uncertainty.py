@@ -1,0 +1,68 @@
+"""Random and uncertainty sampling: rank the pool by one measure, take the top distinct items."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+from alloop.tools.scoring import uncertainty, uncertainty_rank_key
+from alloop.tools.selection.base import Picked, SelectionProblem
+from alloop.tools.selection.duplicates import take_distinct
+
+
+def top_k_order(key: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the k largest keys, largest first, without sorting the whole pool."""
+    k = min(k, len(key))
+    head = np.argpartition(-key, k - 1)[:k] if k < len(key) else np.arange(len(key))
+    return head[np.argsort(-key[head], kind="stable")]
+
+
+class RandomSampling:
+    name: ClassVar[str] = "random"
+    requires: ClassVar[frozenset[str]] = frozenset()
+
+    def select(self, problem: SelectionProblem) -> list[Picked]:
+        size = len(problem.embeddings) if problem.embeddings is not None else len(problem.probs)
+        order = problem.rng.permutation(size)
+        chosen, _ = take_distinct(order, problem.embeddings, problem.reference, problem.n, problem.duplicate_threshold)
+        return [Picked(p, f"random draw {rank} of {size} unlabeled") for rank, p in enumerate(chosen, 1)]
+
+
+class UncertaintySampling:
+    """Highest least-confidence, smallest margin or highest entropy first."""
+
+    requires: ClassVar[frozenset[str]] = frozenset({"probs"})
+    measure: ClassVar[str]
+
+    def select(self, problem: SelectionProblem) -> list[Picked]:
+        values = uncertainty(problem.probs)[self.measure]
+        key = uncertainty_rank_key(self.measure, values)
+        # Ties (common with few labels) are broken at random, seeded, not by pool order.
+        key = key + problem.rng.random(len(key)) * 1e-9
+        order = top_k_order(key, min(len(key), max(8 * problem.n, 256)))
+        chosen, _ = take_distinct(order, problem.embeddings, problem.reference, problem.n, problem.duplicate_threshold)
+        if len(chosen) < problem.n:  # the head was all duplicates: fall back to the full ranking
+            chosen, _ = take_distinct(
+                np.argsort(-key, kind="stable"), problem.embeddings, problem.reference, problem.n,
+                problem.duplicate_threshold,
+            )
+        total = len(key)
+        return [
+            Picked(p, f"{self.measure} {values[p]:.3f}, rank {rank} of {total} unlabeled")
+            for rank, p in enumerate(chosen, 1)
+        ]
+
+
+class LeastConfidence(UncertaintySampling):
+    name: ClassVar[str] = "least_confidence"
+    measure: ClassVar[str] = "least_confidence"
+
+
+class Margin(UncertaintySampling):
+    name: ClassVar[str] = "margin"
+    measure: ClassVar[str] = "margin"
+
+
+class Entropy(UncertaintySampling):
+    name: ClassVar[str] = "entropy"
+    measure: ClassVar[str] = "entropy"

@@ -1,0 +1,64 @@
+"""simulate: run a whole bounded loop with a simulated annotator answering from gold labels.
+
+It calls the same tools an agent would, in the order status recommends, so a demo or a
+benchmark exercises exactly the agent's path.
+"""
+
+from __future__ import annotations
+
+from alloop.tools.base import RunArgs, ToolContext, ToolSpec
+from alloop.tools.errors import InputError
+from alloop.tools.score_pool import ScoreInput, score_pool
+from alloop.tools.seed_set import SeedInput, SeedStrategy, seed_set
+from alloop.tools.select_batch import SelectInput, select_batch
+from alloop.tools.simulate_annotator import SimulateAnnotatorInput, simulate_annotator
+from alloop.tools.train_glmm import TrainInput, train_glmm
+from pydantic import BaseModel, Field
+
+
+class SimulateInput(RunArgs):
+    gold: str = Field(description="JSONL of {\"id\", \"label\"} rows for the pool.")
+    rounds: int = Field(10, ge=1, le=99, description="Training rounds (each but the last selects a batch).")
+    batch_size: int | None = Field(None, ge=1, description="Default: spec budget.batch_size.")
+    seed_size: int | None = Field(None, ge=1, description="Default: the batch size.")
+    strategy: str | None = Field(None, description="select_batch strategy; default from spec.json.")
+    seed_strategy: SeedStrategy = "diverse"
+
+
+class SimulateOutput(BaseModel):
+    run: str
+    rounds: list[dict]
+    stopped_because: str
+
+
+def simulate(args: SimulateInput, ctx: ToolContext) -> SimulateOutput:
+    """Run seed → (train → score → select → simulated labels) rounds and return the round table."""
+    run = ctx.root.run(args.run)
+    if run.selection_rounds():
+        raise InputError(f"run {args.run!r} has already started; simulate runs a loop from a fresh run")
+    seed_set(SeedInput(run=args.run, strategy=args.seed_strategy, size=args.seed_size or args.batch_size), ctx)
+    simulate_annotator(SimulateAnnotatorInput(run=args.run, gold=args.gold, round=0), ctx)
+    stopped = f"{args.rounds} rounds done"
+    for index in range(1, args.rounds + 1):
+        trained = train_glmm(TrainInput(run=args.run), ctx)
+        ctx.progress(index, args.rounds, f"round {trained.round}: macro-F1 {trained.gold.get('gold_macro_f1', float('nan')):.3f}")
+        if index == args.rounds:
+            break
+        score_pool(ScoreInput(run=args.run), ctx)
+        left = len(run.pool()) - trained.n_labeled
+        if left <= 0:
+            stopped = "the pool is exhausted"
+            break
+        select_batch(SelectInput(run=args.run, strategy=args.strategy, batch_size=args.batch_size), ctx)
+        simulate_annotator(SimulateAnnotatorInput(run=args.run, gold=args.gold), ctx)
+    return SimulateOutput(
+        run=args.run,
+        rounds=[r.model_dump(include=ROUND_TABLE) for r in run.results()],
+        stopped_because=stopped,
+    )
+
+
+ROUND_TABLE = {"round", "n_labeled", "n_batch", "strategy", "training_strategy", "gold_accuracy",
+               "gold_macro_f1", "train_seconds", "score_seconds", "select_seconds", "stop_decision"}
+
+SPEC = ToolSpec(name="simulate", fn=simulate, input_model=SimulateInput, output_model=SimulateOutput, behaviour="writes")

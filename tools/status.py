@@ -1,0 +1,93 @@
+"""status: where a run stands and the next step to take."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from alloop.tools.base import RunArgs, ToolContext, ToolSpec
+from alloop.tools.labels import answered_items
+from alloop.tools.rounds import model_rounds, predictions_path
+from pydantic import BaseModel, Field
+
+COLLECT = {
+    "file": "export_batch, then import_labels when the file comes back",
+    "argilla": "push_to_argilla, then pull_from_argilla",
+    "jatos": "build_jspsych and export_jzip, run the study on JATOS, then pull_jatos",
+    "simulated": "simulate_annotator",
+}
+
+
+class StatusInput(RunArgs):
+    pass
+
+
+class StatusOutput(BaseModel):
+    run: str
+    task_type: str
+    spec_version: int
+    pool_size: int
+    heldout_size: int
+    labels_by_source: dict[str, int]
+    n_labeled_items: int
+    selection_rounds: list[int]
+    model_rounds: list[int]
+    pending_in_latest_batch: int
+    last_result: dict[str, Any] | None
+    next_step: str = Field(description="The tool to call next, and why.")
+    done: bool = False
+
+
+def status(args: StatusInput, ctx: ToolContext) -> StatusOutput:
+    """Summarize the run (sizes, labels by source, rounds, last results row) and say what to do next."""
+    run = ctx.root.run(args.run)
+    spec = run.spec()
+    events = run.labels()
+    answered = answered_items(events)
+    selections = run.selection_rounds()
+    models = model_rounds(run)
+    results = run.results()
+    last = results[-1] if results else None
+    heldout = run.heldout()
+    pending = 0
+    done = False
+    if not selections:
+        step = "seed_set: choose the first items to label" + (" (strategy 'existing' confirms the imported labels)" if events else "")
+    else:
+        latest = selections[-1]
+        pending = sum(1 for row in run.selection(latest) if row.item_id not in answered)
+        if pending:
+            step = f"collect labels for round {latest} ({pending} pending): {COLLECT[spec.destination]}"
+        elif last is not None and last.stop_decision == "stop":
+            step, done = f"stop: {last.stop_reasons}; write the report (write_report)", True
+        elif not models or models[-1] <= latest:
+            max_rounds = spec.budget.max_rounds
+            if max_rounds is not None and models and models[-1] >= max_rounds:
+                step, done = f"stop: the budget's {max_rounds} rounds are done; write the report (write_report)", True
+            else:
+                step = f"train_glmm: train round {latest + 1} on the {len(answered)} answered items"
+        elif not predictions_path(run, models[-1]).is_file():
+            step = f"score_pool: score the pool with round {models[-1]}'s model"
+        else:
+            step = f"check_convergence, then select_batch for round {models[-1]}"
+    return StatusOutput(
+        run=args.run,
+        task_type=spec.task_type,
+        spec_version=spec.spec_version,
+        pool_size=len(run.pool()),
+        heldout_size=len(heldout) if heldout is not None else 0,
+        labels_by_source=dict(Counter(e.source for e in events)),
+        n_labeled_items=len(answered),
+        selection_rounds=selections,
+        model_rounds=models,
+        pending_in_latest_batch=pending,
+        last_result=last.model_dump() if last else None,
+        next_step=step,
+        done=done,
+    )
+
+
+SPEC = ToolSpec(
+    name="status", fn=status, input_model=StatusInput, output_model=StatusOutput,
+    behaviour="read_only", idempotent=True,
+)
