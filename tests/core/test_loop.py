@@ -1,0 +1,186 @@
+"""The loop on real data (a slice of BBC News), tool by tool, as an agent would drive it."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from alloop.tools.errors import InputError, StateError
+from alloop.tools.export_batch import ExportInput, export_batch
+from alloop.tools.import_labels import ImportInput, import_labels
+from alloop.tools.rundir import read_jsonl
+from alloop.tools.schema import LabelEvent
+from alloop.tools.score_pool import ScoreInput, score_pool
+from alloop.tools.seed_set import SeedInput, seed_set
+from alloop.tools.select_batch import SelectInput, select_batch
+from alloop.tools.simulate_annotator import SimulateAnnotatorInput, simulate_annotator
+from alloop.tools.status import StatusInput, status
+from alloop.tools.train_glmm import TrainInput, train_glmm
+
+
+def test_three_round_loop_writes_a_readable_run(looped_run):
+    rows = [line.split("\t") for line in (looped_run / "results.tsv").read_text().splitlines()]
+    header, body = rows[0], rows[1:]
+    table = [dict(zip(header, r, strict=True)) for r in body]
+    assert [r["round"] for r in table] == ["1", "2", "3"]
+    assert [int(r["n_labeled"]) for r in table] == [10, 20, 30]
+    assert all(r["judge_accuracy"] == "" for r in table)  # no judge, no judge figures
+    assert float(table[-1]["gold_macro_f1"]) > 0.5  # titles alone carry the topic
+    for round_ in (0, 1, 2):
+        rows = read_jsonl(looped_run / f"selection_round_{round_:02d}.jsonl")
+        assert len(rows) == 10 and all(r["reason"] for r in rows)
+        assert len(read_jsonl(looped_run / f"annotation_round_{round_:02d}.jsonl")) == 10
+    selected = [r["item_id"] for k in (0, 1, 2) for r in read_jsonl(looped_run / f"selection_round_{k:02d}.jsonl")]
+    assert len(selected) == len(set(selected))
+    events = read_jsonl(looped_run / "labels.jsonl")
+    assert {e["source"] for e in events} == {"simulated"}
+    card = json.loads((looped_run / "models/round_03/card.json").read_text())
+    assert card["n_labeled"] == 30 and card["encoder"] == "all-MiniLM-L6-v2"
+    assert (looped_run / "cache/embeddings").is_dir()
+
+
+def test_selection_rows_carry_scores_prediction_and_model(looped_run):
+    row = read_jsonl(looped_run / "selection_round_02.jsonl")[0]
+    assert set(row["scores"]) == {"least_confidence", "margin", "entropy"}
+    assert row["prediction"] and 0 < row["confidence"] <= 1
+    assert row["model_version"].startswith("r02-")
+    assert row["strategy"] == "hybrid"
+
+
+def test_heldout_items_are_never_selected_or_trained_on(looped_run, bbc_slice):
+    heldout = {r["id"] for r in read_jsonl(bbc_slice["heldout"])}
+    for k in (0, 1, 2):
+        assert not heldout & {r["item_id"] for r in read_jsonl(looped_run / f"selection_round_{k:02d}.jsonl")}
+
+
+def test_each_item_is_embedded_once(looped_copy, ctx):
+    run = ctx.root.run(looped_copy)
+    cache = next((run.cache_dir / "embeddings").iterdir())
+    before = (cache / "vectors.npy").stat().st_mtime_ns
+    score_pool(ScoreInput(run=looped_copy), ctx)
+    assert (cache / "vectors.npy").stat().st_mtime_ns == before
+    meta = json.loads((cache / "meta.json").read_text())
+    assert meta["n"] == len(run.pool()) + len(run.heldout())
+
+
+def test_status_names_the_next_step(looped_copy, ctx):
+    out = status(StatusInput(run=looped_copy), ctx)
+    assert out.model_rounds == [1, 2, 3] and out.selection_rounds == [0, 1, 2]
+    assert out.next_step.startswith("score_pool")
+    score_pool(ScoreInput(run=looped_copy), ctx)
+    assert status(StatusInput(run=looped_copy), ctx).next_step.startswith("check_convergence, then select_batch")
+    select_batch(SelectInput(run=looped_copy), ctx)
+    nxt = status(StatusInput(run=looped_copy), ctx)
+    assert nxt.pending_in_latest_batch == 10 and "export_batch" in nxt.next_step
+
+
+def test_file_round_trip_export_then_import_is_idempotent(looped_copy, ctx, tmp_path):
+    score_pool(ScoreInput(run=looped_copy), ctx)
+    select_batch(SelectInput(run=looped_copy, batch_size=4), ctx)
+    exported = export_batch(ExportInput(run=looped_copy, format="csv"), ctx)
+    run = ctx.root.run(looped_copy)
+    lines = (run.path / exported.file).read_text().splitlines()
+    assert lines[0].startswith("id,text,suggestion,confidence,reason,round,label")
+    answers = tmp_path / "answers.jsonl"
+    answers.write_text("".join(json.dumps({"id": line.split(",")[0], "label": "tech", "annotator": "ana"}) + "\n" for line in lines[1:]))
+    first = import_labels(ImportInput(run=looped_copy, file=str(answers)), ctx)
+    again = import_labels(ImportInput(run=looped_copy, file=str(answers)), ctx)
+    assert (first.n_added, again.n_added, again.n_already_recorded) == (4, 0, 4)
+    assert {e.annotator for e in run.labels() if e.round == 3} == {"ana"}
+
+
+def test_a_bad_row_rejects_the_whole_import(looped_copy, ctx, tmp_path):
+    run = ctx.root.run(looped_copy)
+    before = run.labels_path.read_text()
+    some = run.pool().ids[:2]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"id": some[0], "label": "tech"}) + "\n" + json.dumps({"id": some[1], "label": "weather"}) + "\n")
+    with pytest.raises(InputError, match=r"bad.jsonl:2: label 'weather' is not in the label schema"):
+        import_labels(ImportInput(run=looped_copy, file=str(bad)), ctx)
+    unknown = tmp_path / "unknown.jsonl"
+    unknown.write_text(json.dumps({"id": "nope", "label": "tech"}) + "\n")
+    with pytest.raises(InputError, match="not in this run"):
+        import_labels(ImportInput(run=looped_copy, file=str(unknown)), ctx)
+    assert run.labels_path.read_text() == before
+
+
+def test_batch_larger_than_what_is_left(looped_copy, ctx):
+    score_pool(ScoreInput(run=looped_copy), ctx)
+    with pytest.raises(InputError, match="larger than the"):
+        select_batch(SelectInput(run=looped_copy, batch_size=10_000), ctx)
+
+
+def test_selecting_twice_needs_redo_and_a_labeled_batch_cannot_be_redone(looped_copy, ctx, bbc_slice):
+    score_pool(ScoreInput(run=looped_copy), ctx)
+    first = select_batch(SelectInput(run=looped_copy, strategy="entropy"), ctx)
+    with pytest.raises(StateError, match="already has a selection"):
+        select_batch(SelectInput(run=looped_copy), ctx)
+    again = select_batch(SelectInput(run=looped_copy, strategy="kcenter", redo=True), ctx)
+    assert again.strategy == "kcenter" and first.round == again.round
+    simulate_annotator(SimulateAnnotatorInput(run=looped_copy, gold=str(bbc_slice["gold"])), ctx)
+    with pytest.raises(StateError, match="cannot be redone"):
+        select_batch(SelectInput(run=looped_copy, redo=True), ctx)
+
+
+def test_judge_labels_never_reach_training_or_gold(looped_copy, ctx):
+    run = ctx.root.run(looped_copy)
+    baseline = train_glmm(TrainInput(run=looped_copy, round=3), ctx)
+    unlabeled = [i for i in run.pool().ids if i not in {e.item_id for e in run.labels()}][:15]
+    run.append_labels([
+        LabelEvent(item_id=i, label="tech", source="judge", annotator="some-llm", round=3, extra={"use": "pseudo_labeling"})
+        for i in unlabeled
+    ])
+    with_judge = train_glmm(TrainInput(run=looped_copy, round=3), ctx)
+    assert with_judge.n_labeled == baseline.n_labeled and with_judge.n_pseudo_labeled == 0
+    assert with_judge.gold == baseline.gold
+
+
+def test_training_strategies_are_logged(looped_copy, ctx):
+    fine = train_glmm(TrainInput(run=looped_copy, round=3, training_strategy="fine_tune"), ctx)
+    assert fine.training_strategy == "fine_tune" and fine.card["head"]["warm_started"]
+    new_only = train_glmm(TrainInput(run=looped_copy, round=3, training_strategy="new_only"), ctx)
+    assert new_only.training_strategy.startswith(("new_only", "fine_tune"))
+    hybrid = train_glmm(TrainInput(run=looped_copy, round=3, training_strategy="hybrid"), ctx)
+    assert hybrid.training_strategy in {"retrain", "fine_tune"}
+    rows = ctx.root.run(looped_copy).results()
+    assert [r.round for r in rows] == [1, 2, 3]  # a redone round replaces its row
+
+
+def test_calibrated_probabilities_sum_to_one(looped_copy, ctx):
+    score_pool(ScoreInput(run=looped_copy), ctx)
+    data = np.load(ctx.root.run(looped_copy).model_dir(3) / "predictions.npz")
+    assert np.allclose(data["pool_probs"].sum(axis=1), 1, atol=1e-4)
+    assert data["pool_probs"].shape[1] == 5 and len(data["heldout_pred"]) == 100
+
+
+@pytest.mark.parametrize("strategy", ["random", "diverse", "keyword"])
+def test_seed_strategies(bbc_run, ctx, strategy):
+    keywords = {"sports": ["cup", "win", "match"], "politics": ["election", "labour", "tory"],
+                "tech": ["mobile", "software", "net"], "business": ["shares", "profit"], "entertainment": ["film", "award"]}
+    out = seed_set(SeedInput(run=bbc_run, strategy=strategy, size=10, keywords=keywords if strategy == "keyword" else None), ctx)
+    assert out.n_selected == 10
+    rows = ctx.root.run(bbc_run).selection(0)
+    assert len({r.item_id for r in rows}) == 10
+    if strategy == "keyword":
+        assert len({r.reason for r in rows}) >= 3  # balanced over classes, not all one
+
+
+def test_stratified_seed_balances_over_partly_known_labels(bbc_slice, ctx, tmp_path, new_run):
+    rows = read_jsonl(bbc_slice["pool"])
+    gold = {r["id"]: r["label"] for r in read_jsonl(bbc_slice["gold"])}
+    partial = [{**r, "label": gold[r["id"]]} if i % 24 == 0 else r for i, r in enumerate(rows)]
+    pool = tmp_path / "partial.jsonl"
+    pool.write_text("".join(json.dumps(r) + "\n" for r in partial))
+    new_run("partial", pool=pool)
+    run = ctx.root.run("partial")
+    assert run.spec().labeled_state == "partial" and len(run.labels()) == 10
+    seed_set(SeedInput(run="partial", strategy="stratified", size=10), ctx)
+    reasons = [r.reason for r in run.selection(0)]
+    assert len(set(reasons)) == 5  # two per provisional class
+
+
+def test_training_before_any_label_says_what_to_do(bbc_run, ctx):
+    with pytest.raises(StateError, match="no labels yet: run seed_set"):
+        train_glmm(TrainInput(run=bbc_run), ctx)

@@ -1,0 +1,91 @@
+"""Selection strategies on synthetic data where the right answer is known."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from alloop.tools.errors import InputError
+from alloop.tools.scoring import uncertainty
+from alloop.tools.selection import SelectionProblem, check_requirements, get_strategy
+from alloop.tools.selection.coreset import k_center_greedy
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def problem(n=5, size=200, dim=16, seed=0, **kw):
+    rng = np.random.default_rng(seed)
+    return SelectionProblem(
+        n=n, rng=np.random.default_rng(1), duplicate_threshold=0.98,
+        embeddings=unit(rng.normal(size=(size, dim))), **kw,
+    )
+
+
+def test_uncertainty_measures_by_hand():
+    probs = np.array([[0.7, 0.2, 0.1], [0.4, 0.4, 0.2]])
+    m = uncertainty(probs)
+    assert m["least_confidence"] == pytest.approx([0.3, 0.6])
+    assert m["margin"] == pytest.approx([0.5, 0.0])
+    assert m["entropy"][1] == pytest.approx(-(2 * 0.4 * np.log(0.4) + 0.2 * np.log(0.2)), rel=1e-6)
+
+
+@pytest.mark.parametrize("name", ["least_confidence", "margin", "entropy"])
+def test_uncertainty_strategies_take_the_most_uncertain(name):
+    rng = np.random.default_rng(3)
+    probs = rng.dirichlet([0.3, 0.3, 0.3], size=200).astype(np.float32)
+    p = problem(probs=probs)
+    picked = [x.position for x in get_strategy(name).select(p)]
+    values = uncertainty(probs)[name]
+    key = -values if name == "margin" else values
+    assert set(picked) == set(np.argsort(-key)[:5].tolist())
+
+
+def test_kcenter_matches_a_brute_force_reference():
+    p = problem(n=8, size=120)
+    reference = p.embeddings[:3]
+    candidates = p.embeddings[3:]
+    fast, _ = k_center_greedy(candidates, reference, 8, 0.999, np.random.default_rng(0))
+    covered = list(reference)
+    slow = []
+    for _ in range(8):
+        dist = [min(1 - float(c @ r) for r in covered) for c in candidates]
+        best = int(np.argmax(dist))
+        slow.append(best)
+        covered.append(candidates[best])
+    assert fast == slow
+
+
+def test_near_duplicates_are_never_selected_twice_or_after_a_labeled_twin():
+    base = problem(size=50).embeddings
+    twins = base[:10] + 1e-4  # near-identical copies of the first ten
+    embeddings = unit(np.concatenate([base, twins]))
+    probs = np.full((60, 2), 0.5, dtype=np.float32)  # everything equally uncertain
+    for name in ["entropy", "random", "kcenter", "hybrid"]:
+        p = SelectionProblem(n=20, rng=np.random.default_rng(0), duplicate_threshold=0.98,
+                             embeddings=embeddings, probs=probs, reference=embeddings[[0]],
+                             options={"hybrid_factor": 3})
+        picked = [x.position for x in get_strategy(name).select(p)]
+        vectors = embeddings[picked]
+        sims = vectors @ vectors.T - np.eye(len(picked))
+        assert sims.max() < 0.98, name
+        assert (vectors @ embeddings[0]).max() < 0.98, name  # the twin of a labeled item is out
+
+
+def test_hybrid_picks_only_among_the_uncertain():
+    rng = np.random.default_rng(0)
+    probs = np.tile([[0.99, 0.01]], (200, 1)).astype(np.float32)
+    uncertain = rng.choice(200, 30, replace=False)
+    probs[uncertain] = [0.5, 0.5]
+    p = problem(n=10, probs=probs, options={"hybrid_factor": 3})
+    picked = {x.position for x in get_strategy("hybrid").select(p)}
+    assert picked <= set(uncertain.tolist())
+
+
+def test_a_strategy_says_what_it_needs():
+    p = problem(probs=None)
+    with pytest.raises(InputError, match="needs probs; run score_pool first"):
+        check_requirements(get_strategy("entropy"), p)
+    with pytest.raises(InputError, match="unknown strategy 'best'"):
+        get_strategy("best")
