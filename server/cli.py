@@ -33,7 +33,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-out = Console()
+out = Console(width=None if sys.stdout.isatty() else 160)  # pipes and CI logs get full-width tables
 err = Console(stderr=True)
 
 RootOption = Annotated[Path, typer.Option("--root", envvar=ROOT_ENV, help="Folder holding the runs.")]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +20,14 @@ from alloop.tools.errors import AlloopError
 app = typer.Typer(help="Agreement among coders and the run's stopping decision.", no_args_is_help=True)
 
 
-class MetricChoice(str, Enum):
+class MetricChoice(StrEnum):
     krippendorff_alpha = "krippendorff_alpha"
     fleiss_kappa = "fleiss_kappa"
     cohens_kappa = "cohens_kappa"
     percent = "percent"
 
 
-class LevelChoice(str, Enum):
+class LevelChoice(StrEnum):
     nominal = "nominal"
     ordinal = "ordinal"
     interval = "interval"

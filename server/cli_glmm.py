@@ -46,13 +46,21 @@ def fit(
     mode: Annotated[ModeName, typer.Option(help="Random-effects structure.")] = "random_intercepts",
     participant: Annotated[str, typer.Option(help="Participant column ('' for none).")] = "participant",
     item: Annotated[str, typer.Option(help="Item column ('' for none).")] = "item",
-    predictors: Annotated[list[str] | None, typer.Option(help="Fixed-effect predictor columns (repeat or comma-separate).")] = None,
-    slopes: Annotated[list[str] | None, typer.Option(help="random_slopes: predictors with participant slopes (default: all).")] = None,
-    uncorrelated: Annotated[bool, typer.Option("--uncorrelated", help="random_slopes: no intercept-slope correlation (lme4's ||).")] = False,
+    predictors: Annotated[
+        list[str] | None, typer.Option(help="Fixed-effect predictor columns (repeat or comma-separate).")
+    ] = None,
+    slopes: Annotated[
+        list[str] | None, typer.Option(help="random_slopes: predictors with participant slopes (default: all).")
+    ] = None,
+    uncorrelated: Annotated[
+        bool, typer.Option("--uncorrelated", help="random_slopes: no intercept-slope correlation (lme4's ||).")
+    ] = False,
     reml: Annotated[bool, typer.Option("--reml", help="gaussian: REML instead of ML.")] = False,
     log: Annotated[bool, typer.Option("--log", help="magnitude: model log(y).")] = False,
     max_iter: Annotated[int, typer.Option(help="Optimizer iteration limit.")] = 1000,
-    plots: Annotated[Path | None, typer.Option(help="Folder for forest-plot and posterior-predictive-check PNGs.")] = None,
+    plots: Annotated[
+        Path | None, typer.Option(help="Folder for forest-plot and posterior-predictive-check PNGs.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the fit as JSON.")] = False,
 ) -> None:
     """Fit a (G)LMM: Laplace (glmer/clmm) for binary and ordinal, ML or REML (lmer) for gaussian."""
@@ -60,9 +68,18 @@ def fit(
 
     try:
         result = api.fit_csv(
-            data, response=response, family=family, mode=mode, participant=participant or None,
-            item=item or None, predictors=_names(predictors), slopes=_names(slopes) or None,
-            correlated=not uncorrelated, reml=reml, log_response=log, max_iter=max_iter,
+            data,
+            response=response,
+            family=family,
+            mode=mode,
+            participant=participant or None,
+            item=item or None,
+            predictors=_names(predictors),
+            slopes=_names(slopes) or None,
+            correlated=not uncorrelated,
+            reml=reml,
+            log_response=log,
+            max_iter=max_iter,
         )
         report = result.to_json()
         if plots is not None:
@@ -96,9 +113,16 @@ def cv(
 
     try:
         report = api.cv_csv(
-            data, response=response, family=family, mode=mode, participant=participant,
-            item=item or None, predictors=_names(predictors), correlated=not uncorrelated,
-            folds=folds, seed=seed,
+            data,
+            response=response,
+            family=family,
+            mode=mode,
+            participant=participant,
+            item=item or None,
+            predictors=_names(predictors),
+            correlated=not uncorrelated,
+            folds=folds,
+            seed=seed,
         )
     except AlloopError as exc:
         _fail(exc)

@@ -60,5 +60,6 @@ def simulate(args: SimulateInput, ctx: ToolContext) -> SimulateOutput:
 
 ROUND_TABLE = {"round", "n_labeled", "n_batch", "strategy", "training_strategy", "gold_accuracy",
                "gold_macro_f1", "train_seconds", "score_seconds", "select_seconds", "stop_decision"}
+"""The columns of the round table a loop prints (results.tsv has them all)."""
 
 SPEC = ToolSpec(name="simulate", fn=simulate, input_model=SimulateInput, output_model=SimulateOutput, behaviour="writes")

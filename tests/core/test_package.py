@@ -1,0 +1,39 @@
+"""One distribution, one import name: a built wheel carries every package and template."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+def test_built_wheel_imports_and_runs(tmp_path):
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path), str(REPO)],
+        check=True, capture_output=True, timeout=300,
+    )
+    wheel = next(tmp_path.glob("alloop-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    for expected in ["alloop/__main__.py", "alloop/app.py", "alloop/cli.py", "alloop/tools/rundir.py",
+                     "alloop/tools/selection/coreset.py", "alloop/prompts/__init__.py"]:
+        assert expected in names, expected
+    assert not any(n.startswith(("server/", "tools/")) for n in names)  # no plain `server`/`tools` package
+    unpacked = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(unpacked)
+    code = f"""
+import sys
+sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in repr(f)]  # hide the editable install
+sys.path.insert(0, {str(unpacked)!r})
+import alloop, alloop.app, alloop.tools.registry as registry
+assert alloop.__file__.startswith({str(unpacked)!r}), alloop.__file__
+print(len(registry.TOOLS))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout) >= 10
