@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from alloop.tools.base import ToolContext
 from alloop.tools.encoders import EmbeddingCache, get_encoder
 from alloop.tools.interview_spec import InterviewInput, interview_spec
@@ -46,19 +45,32 @@ def build_run(root: RunRoot, x: np.ndarray, y: np.ndarray, pool: int, labeled: i
     pool_file, heldout_file = folder / "pool.jsonl", folder / "heldout.jsonl"
     pool_file.write_text("".join(f'{{"id": "p{i}", "text": "item {i}"}}\n' for i in range(pool)))
     heldout_file.write_text(
-        "".join(f'{{"id": "h{i}", "text": "held {i}", "label": "{LABELS[y[pool + i]]}"}}\n' for i in range(len(y) - pool))
+        "".join(
+            f'{{"id": "h{i}", "text": "held {i}", "label": "{LABELS[y[pool + i]]}"}}\n' for i in range(len(y) - pool)
+        )
     )
     ctx = ToolContext(root=root, inputs_anywhere=True)
-    interview_spec(InterviewInput(run="bench", pool=str(pool_file), heldout=str(heldout_file),
-                                  task_type="categorical", labels=LABELS, batch_size=100), ctx)
+    interview_spec(
+        InterviewInput(
+            run="bench",
+            pool=str(pool_file),
+            heldout=str(heldout_file),
+            task_type="categorical",
+            labels=LABELS,
+            batch_size=100,
+        ),
+        ctx,
+    )
     run = root.run("bench")
     encoder = get_encoder("all-MiniLM-L6-v2", 256)
     ids = [f"p{i}" for i in range(pool)] + [f"h{i}" for i in range(len(y) - pool)]
     EmbeddingCache(run, encoder.key).save(ids, x)  # "cached embeddings": no encoding in the round
-    run.append_labels([
-        LabelEvent(item_id=f"p{i}", label=LABELS[y[i]], source="import", annotator="bench", round=0)
-        for i in range(labeled)
-    ])
+    run.append_labels(
+        [
+            LabelEvent(item_id=f"p{i}", label=LABELS[y[i]], source="import", annotator="bench", round=0)
+            for i in range(labeled)
+        ]
+    )
     return "bench"
 
 

@@ -119,7 +119,9 @@ def create_server(root: Path | str | None = None) -> MCPServer:
     run_root = RunRoot(root)
     server = MCPServer(name="alloop", version=__version__, instructions=INSTRUCTIONS)
     for spec in TOOLS:
-        extra, hook = (interview_parameters(run_root), interview_hook) if spec.name == "interview_spec" else (None, None)
+        extra, hook = (
+            (interview_parameters(run_root), interview_hook) if spec.name == "interview_spec" else (None, None)
+        )
         server.add_tool(
             make_handler(spec, run_root, extra, hook),
             name=spec.name,

@@ -107,11 +107,15 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def run_tool(spec: ToolSpec, arguments: dict[str, Any], root: Path, as_json: bool = False, show: bool = True) -> BaseModel:
+def run_tool(
+    spec: ToolSpec, arguments: dict[str, Any], root: Path, as_json: bool = False, show: bool = True
+) -> BaseModel:
     """Call a tool with a progress bar; a fixable failure prints its message and exits 2."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=err, transient=True) as bar:
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=err, transient=True
+    ) as bar:
         task = bar.add_task(spec.name, total=None)
 
         def progress(done: float, total: float | None, message: str) -> None:
@@ -161,7 +165,9 @@ def command_for(spec: ToolSpec) -> Any:
         option = typer.Option(f"{flag}/--no-{flag[2:]}" if py_type is bool else flag, help=field.description)
         annotation = Annotated[py_type if required or py_type is bool else py_type | None, option]
         params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation))
-    params.append(inspect.Parameter("root", inspect.Parameter.KEYWORD_ONLY, default=Path("runs"), annotation=RootOption))
+    params.append(
+        inspect.Parameter("root", inspect.Parameter.KEYWORD_ONLY, default=Path("runs"), annotation=RootOption)
+    )
     params.append(inspect.Parameter("as_json", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=JsonOption))
 
     def command(**kwargs: Any) -> None:

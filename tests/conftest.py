@@ -7,7 +7,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from alloop.tools.base import ToolContext
 from alloop.tools.datasets import BBC_LABELS, bbc_news
 from alloop.tools.interview_spec import InterviewInput, interview_spec
@@ -31,8 +30,12 @@ def bbc_slice(tmp_path_factory) -> dict[str, Path]:
     pool = [r for i, r in enumerate(picked) if i % 68 < 48]
     folder = tmp_path_factory.mktemp("bbc")
     return {
-        "pool": write_jsonl(folder / "pool.jsonl", [{"id": r["id"], "text": r["title"], "body": r["text"][:200]} for r in pool]),
-        "heldout": write_jsonl(folder / "heldout.jsonl", [{"id": r["id"], "text": r["title"], "label": r["label"]} for r in heldout]),
+        "pool": write_jsonl(
+            folder / "pool.jsonl", [{"id": r["id"], "text": r["title"], "body": r["text"][:200]} for r in pool]
+        ),
+        "heldout": write_jsonl(
+            folder / "heldout.jsonl", [{"id": r["id"], "text": r["title"], "label": r["label"]} for r in heldout]
+        ),
         "gold": write_jsonl(folder / "gold.jsonl", [{"id": r["id"], "label": r["label"]} for r in pool]),
     }
 
@@ -51,8 +54,13 @@ def ctx(root) -> ToolContext:
 def make_run(ctx: ToolContext, files: dict[str, Path], name: str = "bbc", **answers) -> str:
     interview_spec(
         InterviewInput(
-            run=name, pool=str(files["pool"]), heldout=str(files["heldout"]), task_type="categorical",
-            labels=BBC_LABELS, batch_size=10, **answers,
+            run=name,
+            pool=str(files["pool"]),
+            heldout=str(files["heldout"]),
+            task_type="categorical",
+            labels=BBC_LABELS,
+            batch_size=10,
+            **answers,
         ),
         ctx,
     )

@@ -47,6 +47,8 @@ MISSING = -1
 # The krippendorff package builds a units × values × values array; above this many cells the
 # same figure is computed from the closed form below (tested equal on the package's examples).
 _PACKAGE_CELL_LIMIT = 20_000_000
+# When most coder pairs share fewer units than this, averaged Cohen's κ is unreliable (a note says so).
+_FEW_SHARED_UNITS = 5
 # Cells of one chunk of bootstrap weights (resamples × units).
 _CHUNK_CELLS = 4_000_000
 
@@ -372,7 +374,9 @@ def read_annotations(path: Path | str) -> list[dict[str, Any]]:
             except json.JSONDecodeError as exc:
                 raise InputError(f"{path}:{number}: not valid JSON ({exc.msg}); fix or remove that line") from exc
             if not isinstance(row, dict):
-                raise InputError(f"{path}:{number}: expected a JSON object {{unit, coder, value}}, got {type(row).__name__}")
+                raise InputError(
+                    f"{path}:{number}: expected a JSON object {{unit, coder, value}}, got {type(row).__name__}"
+                )
             rows.append(row)
     if not rows:
         raise InputError(f"{path}: the file is empty; give one {{unit, coder, value}} object a line")
@@ -408,9 +412,7 @@ def _focus_parts(r: Ratings, focus: str) -> tuple[np.ndarray, np.ndarray, np.nda
     k = others.sum(axis=1)
     valid = has & (k >= 1)
     if not valid.any():
-        raise InputError(
-            f"{r.source}: coder {focus!r} shares no unit with another coder; nothing to compare it with"
-        )
+        raise InputError(f"{r.source}: coder {focus!r} shares no unit with another coder; nothing to compare it with")
     return np.where(has, f, 0), others, k, valid
 
 
@@ -437,10 +439,58 @@ def _safe_ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
         return np.where(denominator != 0, numerator / np.where(denominator == 0, 1, denominator), np.nan)
 
 
+def _interval_alpha(r: Ratings, focus: str | None) -> Statistic:
+    """Interval α from per-unit moments (count, Σx, Σx²): no units × values table, so
+    continuous values (magnitudes) cost no more than five categories."""
+    x = r.numbers()
+    present = r.codes >= 0
+    raw = x[np.maximum(r.codes, 0)]
+    centre = raw[present].mean()  # the metric ignores shifts; centred sums lose no precision
+    values = np.where(present, raw - centre, 0.0)
+    m = present.sum(axis=1).astype(np.float64)
+    sx, sxx = values.sum(axis=1), (values * values).sum(axis=1)
+    if focus is None:
+        units = m >= 2
+        within = np.where(units, 2 * (m * sxx - sx * sx) / np.where(units, m - 1, 1), 0.0)
+        s = np.column_stack([within, m, sx, sxx]) * units[:, None]
+    else:
+        column = r.coder_index(focus)
+        has = present[:, column]
+        xf = values[:, column]
+        k = m - has
+        units = has & (k >= 1)
+        inv_k = np.where(units, 1.0 / np.maximum(k, 1), 0.0)
+        sx_o, sxx_o = sx - xf, sxx - xf * xf
+        within = 2 * (k * xf * xf - 2 * xf * sx_o + sxx_o) * inv_k
+        # Each unit: the focus value with weight 1 and the others' values with weight 1/k.
+        s = np.column_stack([within, 2.0 * np.ones_like(m), xf + sx_o * inv_k, xf * xf + sxx_o * inv_k])
+        s *= units[:, None]
+        if not units.any():
+            raise InputError(
+                f"{r.source}: coder {focus!r} shares no unit with another coder; nothing to compare it with"
+            )
+
+    def interval(w: np.ndarray) -> np.ndarray:
+        t = w @ s
+        n = t[:, 1]
+        expected = 2 * (n * t[:, 3] - t[:, 2] ** 2) / (n - 1)
+        return 1 - _safe_ratio(t[:, 0], expected)
+
+    return Statistic("krippendorff_alpha", interval, units)
+
+
 def alpha_statistic(r: Ratings, focus: str | None = None) -> Statistic:
     """Krippendorff's α at the data's level, as a function of unit weights."""
-    c = r.counts().astype(np.float64)
+    if r.level == "interval":
+        return _interval_alpha(r, focus)
     v = r.n_values
+    cells = r.n_units * v * (v if r.level == "ordinal" else 1)
+    if cells > 100_000_000:
+        raise InputError(
+            f"{r.source}: {v} distinct values over {r.n_units} units are too many for {r.level} α here; "
+            "round or bin the values, or use level 'interval'"
+        )
+    c = r.counts().astype(np.float64)
     if focus is None:
         m = c.sum(axis=1)
         units = m >= 2
@@ -473,26 +523,6 @@ def alpha_statistic(r: Ratings, focus: str | None = None) -> Statistic:
 
         return Statistic("krippendorff_alpha", ordinal, units)
 
-    if r.level == "interval":
-        x = r.numbers()
-        x = x - (nvec.sum(axis=0) @ x) / max(nvec.sum(), 1)  # centre: the metric ignores shifts
-        if focus is None:
-            sx, sxx = c @ x, c @ (x * x)
-            within = 2 * (m * sxx - sx * sx) * scale
-        else:
-            xf = x[f]
-            sx_o, sxx_o = others @ x, others @ (x * x)
-            within = 2 * (k * xf * xf - 2 * xf * sx_o + sxx_o) * inv_k * units
-        s = np.column_stack([within, nvec.sum(axis=1), nvec @ x, nvec @ (x * x)])
-
-        def interval(w: np.ndarray) -> np.ndarray:
-            t = w @ s
-            n = t[:, 1]
-            expected = 2 * (n * t[:, 3] - t[:, 2] ** 2) / (n - 1)
-            return 1 - _safe_ratio(t[:, 0], expected)
-
-        return Statistic("krippendorff_alpha", interval, units)
-
     if r.level == "nominal":
         if focus is None:
             within = (m * m - (c * c).sum(axis=1)) * scale
@@ -512,7 +542,9 @@ def alpha_statistic(r: Ratings, focus: str | None = None) -> Statistic:
 
     # ratio
     dist = _ratio_distance(r.numbers())
-    within = ((c @ dist) * c).sum(axis=1) * scale if focus is None else 2 * (others * dist[f]).sum(axis=1) * inv_k * units
+    within = (
+        ((c @ dist) * c).sum(axis=1) * scale if focus is None else 2 * (others * dist[f]).sum(axis=1) * inv_k * units
+    )
     s = np.column_stack([within, nvec])
 
     def ratio(w: np.ndarray) -> np.ndarray:
@@ -590,7 +622,8 @@ def cohen_weights(r: Ratings) -> np.ndarray:
 
 def _kappa_from_confusion(conf: np.ndarray, weights: np.ndarray) -> np.ndarray:
     total = conf.sum(axis=(1, 2))
-    expected = conf.sum(axis=2)[:, :, None] * conf.sum(axis=1)[:, None, :] / np.where(total == 0, 1, total)[:, None, None]
+    safe_total = np.where(total == 0, 1, total)[:, None, None]
+    expected = conf.sum(axis=2)[:, :, None] * conf.sum(axis=1)[:, None, :] / safe_total
     return 1 - _safe_ratio((weights * conf).sum(axis=(1, 2)), (weights * expected).sum(axis=(1, 2)))
 
 
@@ -613,19 +646,32 @@ def cohen_statistic(r: Ratings, focus: str | None = None, pair: tuple[int, int] 
     pairs = [pair] if pair is not None else coder_pairs(r, focus)
     if not pairs:
         raise InputError(f"{r.source}: no two coders share a unit; Cohen's κ needs pairs of coders")
-    masks = [(r.codes[:, a] >= 0) & (r.codes[:, b] >= 0) for a, b in pairs]
-    joints = [np.where(mask, r.codes[:, a] * v + r.codes[:, b], 0) for mask, (a, b) in zip(masks, pairs, strict=True)]
-    units = np.logical_or.reduce(masks)
+    from scipy import sparse
+
+    # One sparse units × (pair, joint value) indicator: a resample's confusion tables for all
+    # pairs are one product with it.
+    rows_, cols_ = [], []
+    for index, (a, b) in enumerate(pairs):
+        both = np.flatnonzero((r.codes[:, a] >= 0) & (r.codes[:, b] >= 0))
+        rows_.append(both)
+        cols_.append(index * v * v + r.codes[both, a] * v + r.codes[both, b])
+    rows, cols = np.concatenate(rows_), np.concatenate(cols_)
+    indicator = sparse.csr_matrix((np.ones(rows.size), (rows, cols)), shape=(r.n_units, len(pairs) * v * v)).T.tocsr()
+    units = np.zeros(r.n_units, dtype=bool)
+    units[rows] = True
+
+    step = max(1, _CHUNK_CELLS // (len(pairs) * v * v))  # bound the tables held at once
 
     def mean_kappa(w: np.ndarray) -> np.ndarray:
-        values = np.empty((w.shape[0], len(pairs)))
-        for index, (mask, joint) in enumerate(zip(masks, joints, strict=True)):
-            onehot = np.zeros((r.n_units, v * v))
-            onehot[np.flatnonzero(mask), joint[mask]] = 1.0
-            values[:, index] = _kappa_from_confusion((w @ onehot).reshape(-1, v, v), weights)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            return np.nanmean(values, axis=1)
+        out = np.empty(w.shape[0])
+        for start in range(0, w.shape[0], step):
+            part = w[start : start + step]
+            tables = np.asarray(indicator @ part.T).T.reshape(part.shape[0] * len(pairs), v, v)
+            values = _kappa_from_confusion(tables, weights).reshape(part.shape[0], len(pairs))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                out[start : start + step] = np.nanmean(values, axis=1)
+        return out
 
     return Statistic("cohens_kappa", mean_kappa, units)
 
@@ -658,14 +704,13 @@ def krippendorff_alpha(r: Ratings, level: str | None = None) -> float:
     if level is not None and level != r.level:
         r = r.with_level(level)
     r.check_comparable()
-    counts = r.counts()
     if r.n_units * r.n_values**2 > _PACKAGE_CELL_LIMIT:
         return alpha_statistic(r).value()
-    domain = r.numbers() if r.level in ("interval", "ratio") else np.arange(r.n_values)
     if r.n_values < 2:
         return float("nan")
+    domain = r.numbers() if r.level in ("interval", "ratio") else np.arange(r.n_values)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return float(krippendorff.alpha(value_counts=counts, value_domain=domain, level_of_measurement=r.level))
+        return float(krippendorff.alpha(value_counts=r.counts(), value_domain=domain, level_of_measurement=r.level))
 
 
 def fleiss_kappa(r: Ratings) -> float:
@@ -685,9 +730,7 @@ def cohens_kappa(r: Ratings, coder_a: str, coder_b: str) -> float:
 
 def cohens_kappa_pairs(r: Ratings, focus: str | None = None) -> dict[tuple[str, str], float]:
     """Cohen's κ for every pair of coders that share a unit (or every pair with `focus`)."""
-    return {
-        (r.coders[a], r.coders[b]): cohen_statistic(r, pair=(a, b)).value() for a, b in coder_pairs(r, focus)
-    }
+    return {(r.coders[a], r.coders[b]): cohen_statistic(r, pair=(a, b)).value() for a, b in coder_pairs(r, focus)}
 
 
 def mean_cohens_kappa(r: Ratings) -> float:
@@ -705,9 +748,7 @@ def percent_agreement(r: Ratings) -> float:
 # ---------------------------------------------------------------------------------------
 # Bootstrap over units
 # ---------------------------------------------------------------------------------------
-def bootstrap_weights(
-    n_units: int, units: np.ndarray, n_boot: int, rng: np.random.Generator
-) -> Iterable[np.ndarray]:
+def bootstrap_weights(n_units: int, units: np.ndarray, n_boot: int, rng: np.random.Generator) -> Iterable[np.ndarray]:
     """Chunks of unit weights: each row is one resample (with replacement) of `units`.
 
     A weight is how many times the unit was drawn; units outside `units` weigh 0.
@@ -800,8 +841,18 @@ class AgreementResult(BaseModel):
         """The CLI's JSON: metric, level, value, ci_low, ci_high, n_units, n_coders (and extras)."""
         return self.model_dump(
             include={
-                "metric", "level", "value", "ci_low", "ci_high", "n_units", "n_coders",
-                "n_pairable_units", "bootstrap", "confidence", "seed", "focus",
+                "metric",
+                "level",
+                "value",
+                "ci_low",
+                "ci_high",
+                "n_units",
+                "n_coders",
+                "n_pairable_units",
+                "bootstrap",
+                "confidence",
+                "seed",
+                "focus",
             }
         )
 
@@ -828,10 +879,8 @@ def agreement(
         raise InputError(f"bootstrap {bootstrap_samples} must be ≥ 0")
     r.check_comparable()
     stat = statistic(r, metric, focus)
-    if metric == "krippendorff_alpha" and focus is None:
-        value = krippendorff_alpha(r)
-    else:
-        value = stat.value()
+    # α's point estimate comes from the krippendorff package; the closed form serves resamples.
+    value = krippendorff_alpha(r) if metric == "krippendorff_alpha" and focus is None else stat.value()
     low = high = None
     undefined = 0
     if bootstrap_samples:
@@ -850,11 +899,18 @@ def agreement(
                     n_units=shared,
                 )
             )
-    note = ""
+    notes = []
     if not math.isfinite(value):
-        note = "undefined: the values leave no room for chance disagreement (all alike)"
+        notes.append("undefined: the values leave no room for chance disagreement (all alike)")
     elif undefined:
-        note = f"{undefined} of {bootstrap_samples} resamples were undefined and left out of the interval"
+        notes.append(f"{undefined} of {bootstrap_samples} resamples were undefined and left out of the interval")
+    thin = sum(1 for pair in pairs if pair.n_units < _FEW_SHARED_UNITS)
+    if pairs and thin * 2 >= len(pairs):
+        notes.append(
+            f"{thin} of {len(pairs)} coder pairs share fewer than {_FEW_SHARED_UNITS} units, so their κ "
+            "(and the average) is unreliable; krippendorff_alpha suits designs where coders rarely meet"
+        )
+    note = "; ".join(notes)
     return AgreementResult(
         metric=metric,
         level=r.level,

@@ -48,7 +48,8 @@ ENV_KEY = "ARGILLA_API_KEY"
 DESTINATION = "argilla"
 DEFAULT_WORKSPACE = "alloop"
 QUESTION = "label"
-UPSERT_BATCH = 256  # the SDK's bulk upsert limit is 500; 256 is its default batch
+UPSERT_BATCH = 256  # records per bulk request (the server takes up to 500; the SDK sends 256)
+BULK_TIMEOUT = 300.0  # seconds for one bulk request: the server indexes every record before answering
 LIST_PAGE = 1000  # the server's largest page for GET /datasets/{id}/records
 NO_PROGRESS: Callable[[float, float | None, str], None] = lambda done, total, message: None  # noqa: E731
 
@@ -254,8 +255,8 @@ def suggestion_value(plan: QuestionPlan, prediction: Any) -> Any:
         value = str(prediction)
         return value if value in plan.options else None
     if plan.kind == "multi_label_selection":
-        values = _as_label_list(prediction)
-        if values is None or any(v not in plan.options for v in values):
+        values = [str(prediction)] if str(prediction) in plan.options else _as_label_list(prediction)
+        if not values or any(v not in plan.options for v in values):
             return None
         return values
     if plan.kind == "rating":
@@ -280,7 +281,8 @@ def _as_label_list(prediction: Any) -> list[str] | None:
         except json.JSONDecodeError:
             return None
         return [str(p) for p in parsed] if isinstance(parsed, list) else None
-    return [part.strip() for part in text.split(",") if part.strip()] if text else []
+    separator = "|" if "|" in text else ","
+    return [part.strip() for part in text.split(separator) if part.strip()]
 
 
 def _as_number(value: Any) -> float | None:
@@ -335,6 +337,8 @@ def record_payloads(
             score = row.confidence
             if score is not None and not (math.isfinite(score) and 0.0 <= score <= 1.0):
                 score = None
+            if isinstance(value, list) and score is not None:
+                score = [score] * len(value)  # a multi-label suggestion takes one score per label
             agent = _agent(row.model_version)
             suggestion = {"value": value, "score": score, "agent": agent}
         elif row.prediction is not None:
@@ -642,7 +646,7 @@ class Argilla:
 
     REST calls go through `request`, which turns every transport or HTTP failure into a
     ServiceError or InputError naming the URL (never the key). `sdk` is the argilla SDK client,
-    made on first use, for what the SDK does soundly (dataset creation, bulk upserts).
+    made on first use, for what the SDK does soundly here: making a dataset from its settings.
     """
 
     def __init__(self, url: str, key: str, timeout: float = 60.0) -> None:
@@ -674,7 +678,11 @@ class Argilla:
                 f"{ENV_URL}={url!r} is not an http(s) URL; set it to the Argilla server, e.g. http://localhost:6900"
             )
         client = cls(url, key, timeout)
-        client.check()
+        try:
+            client.check()
+        except BaseException:
+            client.close()
+            raise
         return client
 
     def close(self) -> None:
@@ -955,12 +963,18 @@ def ensure_dataset(
     if annotators:
         _add_members(client, ws, annotators)
     existing = client.dataset(target)
+    if existing is not None and existing.get("status") == "draft":
+        # An earlier push died while making the dataset: a draft holds no records or answers.
+        client.request("DELETE", f"/api/v1/datasets/{existing['id']}", "remove an unfinished (draft) dataset")
+        notes.append(f"removed the unfinished draft dataset {target.dataset!r} of an earlier push; made it anew")
+        existing = None
     if existing is None:
         with client.sdk_errors(f"create dataset {target.dataset!r} in workspace {target.workspace!r}"):
             import argilla as rg
 
+            sdk = client.sdk  # first: SDK objects made below bind to the latest client
             ds = rg.Dataset(
-                name=target.dataset, workspace=target.workspace, settings=_sdk_settings(plan), client=client.sdk
+                name=target.dataset, workspace=target.workspace, settings=_sdk_settings(plan), client=sdk
             ).create()
         created = client.dataset(target)
         if created is None:  # pragma: no cover - the server just made it
@@ -1037,45 +1051,56 @@ def _add_members(client: Argilla, ws: dict[str, Any], usernames: Sequence[str]) 
 
 def upsert_records(
     client: Argilla,
-    target: Target,
+    dataset: dict[str, Any],
     payloads: Sequence[dict[str, Any]],
     progress: Callable[[float, float | None, str], None] = NO_PROGRESS,
 ) -> tuple[int, int]:
-    """Send records in bulk (the SDK's upsert, keyed by item id); returns (created, updated)."""
-    import argilla as rg
+    """Send records in bulk, keyed by item id (Argilla's external_id); returns (created, updated).
 
-    with client.sdk_errors(f"open dataset {target.dataset!r}"):
-        ds = client.sdk.datasets(name=target.dataset, workspace=target.workspace)
-    if ds is None:  # pragma: no cover - ensure_dataset made it
-        raise ServiceError(f"dataset {target.dataset!r} vanished from Argilla at {client.url}")
-    total, created, updated = len(payloads), 0, 0
+    This is the endpoint the SDK's `records.log` calls (PUT /datasets/{id}/records/bulk), sent
+    directly: the SDK reads an `updated_item_ids` key that the 2.8 server never returns (so it
+    counts every update as new), and re-parses every returned record into models, which costs
+    more than building the request. The dataset's record count before and after tells new
+    records from updated ones.
+    """
+    dataset_id = str(dataset["id"])
+    questions = client.request("GET", f"/api/v1/datasets/{dataset_id}/questions", "read the dataset's questions")
+    question_id = next(q["id"] for q in questions["items"] if q["name"] == QUESTION)
+    before = _record_count(client, dataset_id)
+    total = len(payloads)
     for start in range(0, total, UPSERT_BATCH):
         chunk = payloads[start : start + UPSERT_BATCH]
-        models = []
+        items = []
         for payload in chunk:
-            suggestions = []
+            item: dict[str, Any] = {
+                "external_id": payload["id"],
+                "fields": payload["fields"],
+                "metadata": payload["metadata"],
+            }
             if payload["suggestion"] is not None:
-                s = payload["suggestion"]
-                suggestions.append(
-                    rg.Suggestion(question_name=QUESTION, value=s["value"], score=s["score"], agent=s["agent"])
-                )
-            record = rg.Record(
-                id=payload["id"], fields=payload["fields"], metadata=payload["metadata"], suggestions=suggestions
-            )
-            record.dataset = ds
-            models.append(record.api_model())
+                item["suggestions"] = [{"question_id": question_id, "type": "model", **payload["suggestion"]}]
+            items.append(item)
         try:
-            with client.sdk_errors(f"send records {start + 1}-{start + len(chunk)} of {total}"):
-                _, n_updated = client.sdk.api.records.bulk_upsert(dataset_id=ds.id, records=models)
+            client.request(
+                "PUT",
+                f"/api/v1/datasets/{dataset_id}/records/bulk",
+                f"send records {start + 1}-{start + len(chunk)} of {total}",
+                json={"items": items},
+                timeout=BULK_TIMEOUT,
+            )
         except AlloopError as exc:
             raise type(exc)(
                 f"{exc}. {start} of {total} records were sent before this; push again to send the rest "
                 "(records are keyed by item id: nothing duplicates)"
             ) from exc
-        updated += n_updated
-        created += len(chunk) - n_updated
         progress(start + len(chunk), total, f"sent {start + len(chunk)}/{total} records to Argilla")
-    return created, updated
+    created = max(0, min(total, _record_count(client, dataset_id) - before))
+    return created, total - created
+
+
+def _record_count(client: Argilla, dataset_id: str) -> int:
+    reply = client.request("GET", f"/api/v1/datasets/{dataset_id}/progress", "count the dataset's records")
+    return int(reply.get("total", 0))
 
 
 def push_round(
@@ -1097,8 +1122,10 @@ def push_round(
     target = target_for(run, dataset, workspace)
     with Argilla.from_env() as client:
         ds, made, more_notes = ensure_dataset(client, target, plan, annotators)
-        created, updated = upsert_records(client, target, payloads, progress)
+        created, updated = upsert_records(client, ds, payloads, progress)
     notes.extend(more_notes)
+    log.info("round %d: %d records to Argilla dataset %r (%d new, %d updated)", round_, len(payloads),
+             target.dataset, created, updated)
     with run.lock():
         before = run.destinations().get(DESTINATION) or {}
         rounds = dict(before.get("rounds") or {})
@@ -1214,17 +1241,20 @@ def pull_responses(
         fresh, already = new_events(batch.events, existing)
         written = run.append_labels(fresh)
         pulled = [*existing, *written]
-    by_round: dict[str, int] = {}
-    by_annotator: dict[str, int] = {}
-    for event in written:
-        by_round[str(event.round)] = by_round.get(str(event.round), 0) + 1
-        by_annotator[event.annotator] = by_annotator.get(event.annotator, 0) + 1
-    if written:
-        with run.lock():
+        by_round: dict[str, int] = {}
+        by_annotator: dict[str, int] = {}
+        for event in written:
+            by_round[str(event.round)] = by_round.get(str(event.round), 0) + 1
+            by_annotator[event.annotator] = by_annotator.get(event.annotator, 0) + 1
+        if written:
             run.append_note(
                 f"pulled {len(written)} answer(s) from Argilla dataset {target.dataset!r}: "
                 + ", ".join(f"round {r}: {n}" for r, n in sorted(by_round.items()))
             )
+    log.info(
+        "pulled %d new answer(s) from Argilla dataset %r (%d already pulled, %d drafts left)",
+        len(written), target.dataset, already, batch.drafts,
+    )
     min_submitted = (ds.get("distribution") or {}).get("min_submitted") or plan.min_submitted
     summary = progress_from_records(records, usernames, min_submitted, pulled, members, item_rounds)
     return PullResult(

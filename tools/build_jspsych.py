@@ -10,7 +10,7 @@ from alloop.tools.jspsych.build import build_study
 from alloop.tools.jspsych.config import ExperimentConfig
 from alloop.tools.jzip import study_uuids
 from alloop.tools.rundir import RunDir
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 EXPERIMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
@@ -24,6 +24,9 @@ class BuildJspsychInput(RunArgs):
         None, description="Experiment folder name under experiments/ (default round_XX)."
     )
     config: ExperimentConfig = Field(default_factory=ExperimentConfig, description="The study's configuration.")
+    config_file: str | None = Field(
+        None, description="Or a JSON file inside the run folder holding the configuration (e.g. experiment.json)."
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> BuildJspsychInput:
@@ -31,6 +34,8 @@ class BuildJspsychInput(RunArgs):
             raise ValueError("give either round (a selection round) or item_ids (an item set), not both or neither")
         if self.item_ids is not None and not self.name:
             raise ValueError("an item set needs a name for its experiment folder")
+        if self.config_file and "config" in self.model_fields_set:
+            raise ValueError("give config or config_file, not both")
         return self
 
 
@@ -50,6 +55,20 @@ def experiment_name(args_round: int | None, name: str | None) -> str:
     if not EXPERIMENT_NAME.match(result):
         raise InputError(f"experiment name {result!r} is not allowed: use letters, digits, '_' or '-' (≤64)")
     return result
+
+
+def load_config(run: RunDir, args: BuildJspsychInput) -> ExperimentConfig:
+    if not args.config_file:
+        return args.config
+    path = run.inside(args.config_file)
+    if not path.is_file():
+        raise InputError(f"config_file {args.config_file!r} not found in run {run.name!r} ({path})")
+    try:
+        return ExperimentConfig.model_validate_json(path.read_text(encoding="utf-8"))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(file)"
+        raise InputError(f"{path}: field {where!r}: {first['msg']}") from exc
 
 
 def batch_items(run: RunDir, round_: int | None, item_ids: list[str] | None) -> tuple[list[dict], dict]:
@@ -83,6 +102,7 @@ def build_jspsych(args: BuildJspsychInput, ctx: ToolContext) -> BuildJspsychOutp
     run = ctx.root.run(args.run)
     spec = run.spec()
     name = experiment_name(args.round, args.name)
+    config = load_config(run, args)
     items, provenance = batch_items(run, args.round, args.item_ids)
     key = study_uuids(run.name, name)["study"]
     ctx.progress(0, 1, f"building {name} ({len(items)} items)")
@@ -91,14 +111,14 @@ def build_jspsych(args: BuildJspsychInput, ctx: ToolContext) -> BuildJspsychOutp
         built = build_study(
             items,
             spec,
-            args.config,
+            config,
             out_dir,
             study_key=key,
             provenance={"run": run.name, "experiment": name, "spec_version": spec.spec_version, **provenance},
         )
         run.append_note(
             f"build_jspsych: experiments/{name} with {built.n_items} items in {len(built.list_sizes)} list(s), "
-            f"distribution {args.config.distribution.strategy}"
+            f"distribution {config.distribution.strategy}"
         )
     ctx.progress(1, 1, "built")
     return BuildJspsychOutput(

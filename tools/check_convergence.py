@@ -26,6 +26,8 @@ import numpy as np
 from alloop.tools import agreement as ag
 from alloop.tools.base import RunArgs, ToolContext, ToolSpec
 from alloop.tools.errors import InputError, StateError
+from alloop.tools.labels import HUMAN_SOURCES, live_events
+from alloop.tools.rounds import predictions_path
 from alloop.tools.rundir import RunDir
 from alloop.tools.schema import LabelEvent, TaskSpec
 from alloop.tools.stopping import (
@@ -40,11 +42,10 @@ from alloop.tools.stopping import (
 )
 from pydantic import BaseModel, Field
 
-HUMAN_SOURCES = frozenset({"human", "import", "seed", "simulated"})
-"""Label sources that count as people (simulated answers stand in for people in demos)."""
 SPENT_SOURCES = frozenset({"human", "simulated"})
 """Label sources that spend the annotation budget."""
-PREDICTIONS_FILE = "predictions.npz"
+JUDGE_PREFIX = "judge:"
+"""Judges enter the reliability data under this prefix, apart from people of the same name."""
 LEVEL_OF_TASK = {
     "binary": "nominal",
     "categorical": "nominal",
@@ -68,19 +69,21 @@ class RoundPredictions:
     pool_pred: np.ndarray
 
 
-def predictions_path(run: RunDir, round_: int) -> Any:
-    return run.model_dir(round_) / PREDICTIONS_FILE
-
-
 def read_round_predictions(run: RunDir, round_: int) -> RoundPredictions:
-    """Read `models/round_XX/predictions.npz`: arrays heldout_ids, heldout_pred, pool_ids, pool_pred.
-
-    The one place that knows where train_glmm/score_pool leave a round's predictions.
+    """Read `models/round_XX/predictions.npz` (written by score_pool through
+    `alloop.tools.rounds.save_predictions`): arrays heldout_ids, heldout_pred, pool_ids and
+    pool_pred (label strings). The one place check_convergence reads a model's labels.
     """
     path = predictions_path(run, round_)
     if not path.is_file():
+        if (run.model_dir(round_) / "card.json").is_file():
+            raise StateError(
+                f"run {run.name!r} has no predictions for round {round_} ({path}): its model is trained but "
+                f"not scored; run score_pool with round={round_} first"
+            )
         raise StateError(
-            f"run {run.name!r} has no predictions for round {round_} ({path}); train and score that round first"
+            f"run {run.name!r} has no predictions for round {round_} ({path}); train (train_glmm) and score "
+            "(score_pool) that round first"
         )
     try:
         with np.load(path, allow_pickle=False) as data:
@@ -107,32 +110,29 @@ def prediction_rounds(run: RunDir) -> list[int]:
     models = run.path / "models"
     if not models.is_dir():
         return []
-    found = []
-    for folder in models.glob("round_[0-9][0-9]"):
-        if (folder / PREDICTIONS_FILE).is_file():
-            found.append(int(folder.name.rsplit("_", 1)[1]))
-    return sorted(found)
+    rounds = (int(folder.name.rsplit("_", 1)[1]) for folder in models.glob("round_[0-9][0-9]"))
+    return sorted(r for r in rounds if predictions_path(run, r).is_file())
 
 
 # ---------------------------------------------------------------------------------------
 # Pieces
 # ---------------------------------------------------------------------------------------
-def current_labels(events: Sequence[LabelEvent]) -> dict[tuple[str, str], LabelEvent]:
-    """The standing label per (item, annotator): the latest, minus superseded and discarded."""
-    superseded = {e.supersedes for e in events if e.supersedes}
-    standing: dict[tuple[str, str], LabelEvent] = {}
-    for event in events:
-        key = (event.item_id, event.annotator)
+def current_labels(events: Sequence[LabelEvent]) -> dict[tuple[str, str, bool], LabelEvent]:
+    """The standing label per (item, annotator, is_judge): the latest, minus superseded and
+    discarded ones. A judge and a person never share a key, whatever their names."""
+    standing: dict[tuple[str, str, bool], LabelEvent] = {}
+    for event in live_events(events):
+        key = (event.item_id, event.annotator, event.source == "judge")
         if event.status == "discarded":
             standing.pop(key, None)
-            continue
-        if event.event_id in superseded:
             continue
         standing[key] = event
     return standing
 
 
-def prediction_kappa(a_ids: np.ndarray, a_pred: np.ndarray, b_ids: np.ndarray, b_pred: np.ndarray) -> tuple[float | None, int]:
+def prediction_kappa(
+    a_ids: np.ndarray, a_pred: np.ndarray, b_ids: np.ndarray, b_pred: np.ndarray
+) -> tuple[float | None, int]:
     """Cohen's κ between two rounds' predictions on the items both scored."""
     _, ia, ib = np.intersect1d(a_ids, b_ids, assume_unique=True, return_indices=True)
     if ia.size == 0:
@@ -259,7 +259,7 @@ def measure_agreement(
     standing = current_labels(run.labels())
     people: dict[tuple[str, str], Any] = {}
     judges: dict[tuple[str, str], Any] = {}
-    for (item, annotator), event in standing.items():
+    for (item, annotator, _), event in standing.items():
         if item not in heldout_ids:
             continue
         where = f"{run.labels_path}: event {event.event_id} (item {item!r}, annotator {annotator!r})"
@@ -267,7 +267,7 @@ def measure_agreement(
         if event.source in HUMAN_SOURCES:
             people[(item, annotator)] = event.label
         elif event.source == "judge":
-            judges[(item, annotator)] = event.label
+            judges[(item, JUDGE_PREFIX + annotator)] = event.label
     model_of = dict(zip(predictions.heldout_ids.tolist(), predictions.heldout_pred.tolist(), strict=True))
     per_item: dict[str, int] = {}
     for item, _ in people:
@@ -335,12 +335,14 @@ def measure_agreement(
     if judge_names:
         offset = len(stats)
         judge_human = {
-            judge: _interval(stat.value(), None if draws is None else draws[offset + k], confidence)
+            judge.removeprefix(JUDGE_PREFIX): _interval(
+                stat.value(), None if draws is None else draws[offset + k], confidence
+            )
             for k, (judge, stat) in enumerate(zip(judge_names, judge_stats, strict=False))
         }
         last = judge_stats[-1]
         judged = JudgeAssistedReport(
-            judges=judge_names,
+            judges=[j.removeprefix(JUDGE_PREFIX) for j in judge_names],
             n_items=len({row["unit"] for row in judge_rows}),
             judge_human=judge_human,
             model_with_people_and_judges=_interval(last.value(), None if draws is None else draws[-1], confidence),
@@ -359,8 +361,9 @@ def gather_evidence(run: RunDir, spec: TaskSpec, round_: int, now: datetime | No
         if value is not None and row.round <= round_:
             history.append((row.round, float(value)))
     changes: list[PredictionChange] = []
-    if spec.task_type != "magnitude":
-        rounds = [r for r in prediction_rounds(run) if r <= round_]
+    if spec.stopping.stability_kappa is not None and spec.task_type != "magnitude":
+        # Only the rounds the rule reads: k changes need the last k + 1 scored rounds.
+        rounds = [r for r in prediction_rounds(run) if r <= round_][-(spec.stopping.stability_rounds + 1) :]
         previous: RoundPredictions | None = None
         for r in rounds:
             current = read_round_predictions(run, r)

@@ -31,7 +31,7 @@ def bbc_news() -> list[dict[str, str]]:
             if digest in seen:
                 continue
             seen.add(digest)
-            title, _, body = text.partition("\n")
+            title = text.partition("\n")[0]
             rows.append({"id": f"{topic.name}-{file.stem}", "title": title.strip(), "text": text, "label": topic.name})
     return rows
 

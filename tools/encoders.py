@@ -57,7 +57,9 @@ class HFEncoder:
             return
         import torch
         from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
 
+        hf_logging.disable_progress_bar()  # stderr stays readable in the CLI and the server log
         try:
             self._tokenizer = AutoTokenizer.from_pretrained(self.location)
             self._model = AutoModel.from_pretrained(self.location).eval()

@@ -63,6 +63,10 @@ def export_batch(args: ExportInput, ctx: ToolContext) -> ExportOutput:
 
 
 SPEC = ToolSpec(
-    name="export_batch", fn=export_batch, input_model=ExportInput, output_model=ExportOutput,
-    behaviour="writes", idempotent=True,
+    name="export_batch",
+    fn=export_batch,
+    input_model=ExportInput,
+    output_model=ExportOutput,
+    behaviour="writes",
+    idempotent=True,
 )

@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 from alloop.tools.errors import InputError
+from alloop.tools.glmm.head import GLMMHead
 
 
 @dataclass
@@ -144,7 +145,7 @@ class LogisticHead:
         }
 
 
-HEADS: dict[str, type] = {"logistic": LogisticHead}
+HEADS: dict[str, type] = {"logistic": LogisticHead, "glmm": GLMMHead}
 """Head families by name; spec.model.head picks one."""
 
 

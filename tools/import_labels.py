@@ -71,18 +71,32 @@ def import_labels(args: ImportInput, ctx: ToolContext) -> ImportOutput:
             fingerprint = hashlib.sha256(f"{path.name}|{item_id}|{annotator}|{label}".encode()).hexdigest()[:16]
             events.append(
                 LabelEvent(
-                    item_id=item_id, label=label, source=args.source, annotator=annotator, round=round_,
-                    destination="file", external_id=fingerprint, extra={"file": path.name, "line": number},
+                    item_id=item_id,
+                    label=label,
+                    source=args.source,
+                    annotator=annotator,
+                    round=round_,
+                    destination="file",
+                    external_id=fingerprint,
+                    extra={"file": path.name, "line": number},
                 )
             )
         added = run.append_labels(events)
     return ImportOutput(
-        run=args.run, round=round_, n_rows=len(events) + blank, n_added=len(added),
-        n_already_recorded=len(events) - len(added), n_blank=blank,
+        run=args.run,
+        round=round_,
+        n_rows=len(events) + blank,
+        n_added=len(added),
+        n_already_recorded=len(events) - len(added),
+        n_blank=blank,
     )
 
 
 SPEC = ToolSpec(
-    name="import_labels", fn=import_labels, input_model=ImportInput, output_model=ImportOutput,
-    behaviour="writes", idempotent=True,
+    name="import_labels",
+    fn=import_labels,
+    input_model=ImportInput,
+    output_model=ImportOutput,
+    behaviour="writes",
+    idempotent=True,
 )

@@ -28,25 +28,67 @@ class Question(BaseModel):
 
 
 QUESTIONS: list[Question] = [
-    Question(key="data_source", question="Which pool of items? (a JSONL file of {\"id\", \"text\", ...} rows)"),
-    Question(key="labeled_state", question="Are some pool items labeled already?", choices=["none", "partial", "full"], default="none"),
+    Question(key="data_source", question='Which pool of items? (a JSONL file of {"id", "text", ...} rows)'),
+    Question(
+        key="labeled_state",
+        question="Are some pool items labeled already?",
+        choices=["none", "partial", "full"],
+        default="none",
+    ),
     Question(key="task_type", question="What kind of judgment is collected?", choices=list(TaskType.__args__)),
-    Question(key="prediction_unit", question="Predict one answer per item, or per participant response?", choices=["item", "response"], default="item"),
-    Question(key="labels", question="The label schema: the classes, options or scale points, in order (comma-separated)"),
-    Question(key="metric", question="Which metric decides how good the model is?", choices=["macro_f1", "accuracy", "mae", "spearman", "rmse"], default="macro_f1"),
-    Question(key="heldout", question="Which held-out set with gold labels? (a JSONL file, or 'split:0.2' of labeled pool rows)"),
-    Question(key="budget", question="Annotation budget: batch size, and max rounds / labels / hours / money", default={"batch_size": 20, "max_rounds": 10}),
-    Question(key="stopping", question="Stopping rule: plateau ε and rounds, prediction stability κ, or agreement with humans", default={"plateau_epsilon": 0.005, "plateau_rounds": 3}),
-    Question(key="destination", question="Where do people label?", choices=["file", "argilla", "jatos", "simulated"], default="file"),
-    Question(key="judge", question="May an LLM judge help, and for what?", choices=["no", "evaluation", "prioritization", "adjudication", "pseudo_labeling"], default="no"),
+    Question(
+        key="prediction_unit",
+        question="Predict one answer per item, or per participant response?",
+        choices=["item", "response"],
+        default="item",
+    ),
+    Question(
+        key="labels", question="The label schema: the classes, options or scale points, in order (comma-separated)"
+    ),
+    Question(
+        key="metric",
+        question="Which metric decides how good the model is?",
+        choices=["macro_f1", "accuracy", "mae", "spearman", "rmse"],
+        default="macro_f1",
+    ),
+    Question(
+        key="heldout",
+        question="Which held-out set with gold labels? (a JSONL file, or 'split:0.2' of labeled pool rows)",
+    ),
+    Question(
+        key="budget",
+        question="Annotation budget: batch size, and max rounds / labels / hours / money",
+        default={"batch_size": 20, "max_rounds": 10},
+    ),
+    Question(
+        key="stopping",
+        question="Stopping rule: plateau ε and rounds, prediction stability κ, or agreement with humans",
+        default={"plateau_epsilon": 0.005, "plateau_rounds": 3},
+    ),
+    Question(
+        key="destination",
+        question="Where do people label?",
+        choices=["file", "argilla", "jatos", "simulated"],
+        default="file",
+    ),
+    Question(
+        key="judge",
+        question="May an LLM judge help, and for what?",
+        choices=["no", "evaluation", "prioritization", "adjudication", "pseudo_labeling"],
+        default="no",
+    ),
 ]
 
 
 class InterviewInput(RunArgs):
     """Answers so far; any left out become open questions (or keep their current value)."""
 
-    pool: str | None = Field(None, description="Pool JSONL file (creates the run). Rows: id, text fields, optional label.")
-    heldout: str | None = Field(None, description="Held-out JSONL with gold 'label', or 'split:FRACTION' of labeled pool rows.")
+    pool: str | None = Field(
+        None, description="Pool JSONL file (creates the run). Rows: id, text fields, optional label."
+    )
+    heldout: str | None = Field(
+        None, description="Held-out JSONL with gold 'label', or 'split:FRACTION' of labeled pool rows."
+    )
     task_type: TaskType | None = None
     labels: list[str] | None = Field(None, description="Label schema, in order.")
     data_source: str | None = None
@@ -92,8 +134,18 @@ _NESTED = {
     "budget": ("batch_size", "max_rounds", "max_examples", "max_hours", "max_cost", "cost_per_label"),
     "stopping": ("plateau_epsilon", "plateau_rounds", "stability_kappa", "agreement_threshold", "agreement_margin"),
 }
-_TOP = ("task_type", "labels", "data_source", "labeled_state", "prediction_unit", "text_fields", "metric",
-        "destination", "annotators_per_item", "guidelines")
+_TOP = (
+    "task_type",
+    "labels",
+    "data_source",
+    "labeled_state",
+    "prediction_unit",
+    "text_fields",
+    "metric",
+    "destination",
+    "annotators_per_item",
+    "guidelines",
+)
 _MODEL = {"encoder": "encoder", "effects": "effects"}
 _SELECTION = {"strategy": "strategy", "seed": "seed"}
 
@@ -138,9 +190,7 @@ def _validated(spec: dict[str, Any]) -> TaskSpec:
     try:
         return TaskSpec.model_validate(spec)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'spec'}: {e['msg']}" for e in exc.errors()
-        )
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'spec'}: {e['msg']}" for e in exc.errors())
         raise InputError(f"the answers do not make a valid spec: {problems}") from exc
 
 
@@ -199,8 +249,12 @@ def interview_spec(args: InterviewInput, ctx: ToolContext) -> InterviewOutput:
                 new = run.write_spec(new, reason=f"interview answers: {', '.join(changed)}")
         open_ = _open_questions(new.model_dump(), answered)
         return InterviewOutput(
-            run=args.run, spec_version=new.spec_version, written=written, complete=not open_,
-            open_questions=open_, spec=new.model_dump(mode="json"),
+            run=args.run,
+            spec_version=new.spec_version,
+            written=written,
+            complete=not open_,
+            open_questions=open_,
+            spec=new.model_dump(mode="json"),
         )
 
     merged = _merge({"run": args.run}, args)
@@ -222,7 +276,9 @@ def interview_spec(args: InterviewInput, ctx: ToolContext) -> InterviewOutput:
     if heldout is not None:
         overlap = set(pool.ids) & set(heldout.ids)
         if overlap:
-            raise InputError(f"ids in both the pool and the held-out set: {sorted(overlap)[:5]}; held-out items must be apart")
+            raise InputError(
+                f"ids in both the pool and the held-out set: {sorted(overlap)[:5]}; held-out items must be apart"
+            )
         heldout.texts(spec.text_fields)
     if existing and spec.labeled_state == "none":
         spec = spec.model_copy(update={"labeled_state": "partial"})
@@ -230,9 +286,16 @@ def interview_spec(args: InterviewInput, ctx: ToolContext) -> InterviewOutput:
     if existing:
         run.append_labels(existing)
     return InterviewOutput(
-        run=args.run, created=True, spec_version=spec.spec_version, written=True, complete=not open_,
-        open_questions=open_, spec=spec.model_dump(mode="json"), pool_size=len(pool),
-        heldout_size=len(heldout) if heldout else 0, imported_labels=len(existing),
+        run=args.run,
+        created=True,
+        spec_version=spec.spec_version,
+        written=True,
+        complete=not open_,
+        open_questions=open_,
+        spec=spec.model_dump(mode="json"),
+        pool_size=len(pool),
+        heldout_size=len(heldout) if heldout else 0,
+        imported_labels=len(existing),
     )
 
 
@@ -276,8 +339,13 @@ def _existing_labels(spec: TaskSpec, rows: list[dict[str, Any]], source: str) ->
         label = check_label(spec, row["label"], f"{source}:{number}")
         events.append(
             LabelEvent(
-                item_id=str(row["id"]), label=label, source="import", annotator=str(row.get("annotator", "import")),
-                round=0, destination="file", external_id=f"{Path(source).name}:{row['id']}",
+                item_id=str(row["id"]),
+                label=label,
+                source="import",
+                annotator=str(row.get("annotator", "import")),
+                round=0,
+                destination="file",
+                external_id=f"{Path(source).name}:{row['id']}",
             )
         )
     return events
@@ -299,5 +367,3 @@ def pending_question_text(output: InterviewOutput) -> str:
     return "\n".join(
         f"- {q.key}: {q.question}" + (f" [{', '.join(q.choices)}]" if q.choices else "") for q in output.open_questions
     )
-
-

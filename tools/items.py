@@ -49,7 +49,9 @@ class ItemTable:
         try:
             table = pa.Table.from_pylist(list(normalized))
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-            raise InputError(f"{source}: a field has mixed types across rows ({exc}); make each field one type") from exc
+            raise InputError(
+                f"{source}: a field has mixed types across rows ({exc}); make each field one type"
+            ) from exc
         return cls(table, source)
 
     @classmethod

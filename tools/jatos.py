@@ -16,7 +16,6 @@ named by its id or its UUID everywhere; alloop uses the UUID it derived at expor
 from __future__ import annotations
 
 import io
-import logging
 import os
 import re
 import zipfile
@@ -28,8 +27,6 @@ import httpx
 from alloop.tools.errors import InputError, ServiceError
 from alloop.tools.jspsych.results import Conversion, parse_result_data, trials_to_events
 from alloop.tools.schema import LabelEvent, TaskSpec
-
-log = logging.getLogger(__name__)
 
 URL_ENV = "JATOS_URL"
 TOKEN_ENV = "JATOS_TOKEN"
@@ -341,6 +338,7 @@ def results_to_events(
                 "jatos_component_result_id": result.component_result_id,
                 "jatos_worker_type": result.worker_type,
                 "jatos_batch_id": result.batch_id,
+                "prolific_pid": result.url_query_parameters.get("PROLIFIC_PID"),
             },
         )
         rate = conversion.attention_pass_rate

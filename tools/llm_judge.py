@@ -14,7 +14,16 @@ from alloop.tools.judge.backends import (
     pick_backend_name,
 )
 from alloop.tools.judge.cache import JudgeCache
-from alloop.tools.judge.engine import Budget, FatalJudgeError, JudgeItem, JudgeJob, RetryPolicy, judge_items
+from alloop.tools.judge.engine import (
+    Budget,
+    FatalJudgeError,
+    JudgeItem,
+    JudgeJob,
+    RetryPolicy,
+    SamplingRequest,
+    judge_items,
+    plan_requests,
+)
 from alloop.tools.judge.figures import judge_figures
 from alloop.tools.judge.records import USES_WITH_LABELS, JudgeKind, JudgeRecord
 from alloop.tools.judge.rubrics import Rubric, builtin_rubric
@@ -314,6 +323,75 @@ def _disagreements(run: RunDir, records: list[JudgeRecord], events: list[LabelEv
     return out[:100]
 
 
+def _prepare(
+    run: RunDir, spec: TaskSpec, args: LlmJudgeInput, ctx: ToolContext
+) -> tuple[JudgeJob, list[JudgeItem], list[LabelEvent]]:
+    """Everything up to the first request: round, rubric, items, backend, budget, cache."""
+    round_ = args.round if args.round is not None else _latest_round(run)
+    events = run.labels()
+    rubric = _load_rubric(run, spec, args.rubric)
+    chosen = _choose_items(run, spec, args, round_, events)
+    if args.use in USES_WITH_LABELS and any(s == "heldout" for _, s in chosen):
+        raise InputError(f"use {args.use!r} writes labels, and held-out items must never get one; judge pool items")
+    if args.kind == "ranking" and len(chosen) < 2:
+        raise InputError("kind 'ranking' needs at least two items")
+    items = _judge_items(run, spec, chosen, args.use, events)
+    config = BackendConfig(
+        model=args.model or spec.judge.model,
+        sampler=ctx.sampler,
+        local_model=args.local_model,
+        price_input_per_mtok=args.price_input_per_mtok,
+        price_output_per_mtok=args.price_output_per_mtok,
+        local_constrained=args.local_constrained,
+    )
+    backend_name = pick_backend_name(args.backend or spec.judge.backend, config)
+    backend = make_backend(backend_name, config)
+    budget_limit = spec.judge.budget_usd
+    if budget_limit is not None and backend_name == "anthropic" and getattr(backend, "prices", None) is None:
+        raise InputError(
+            f"spec.judge.budget_usd is set but the price of model {backend.model!r} is not known; pass "
+            "price_input_per_mtok and price_output_per_mtok (USD per million tokens)"
+        )
+    job = JudgeJob(
+        spec=spec,
+        round=round_,
+        use=args.use,
+        kind=args.kind,
+        rubric=rubric,
+        backend=backend,
+        backend_name=backend_name,
+        cache=JudgeCache(run.cache_dir / "judge_cache.jsonl", enabled=args.use_cache),
+        budget=Budget(budget_limit, _spent(run)),
+        max_tokens=args.max_tokens,
+        concurrency=args.concurrency,
+        retry=RetryPolicy(
+            max_retries=args.max_retries,
+            backoff_base_s=args.backoff_s,
+            timeout_s=args.timeout_s,
+            seed=spec.selection.seed,
+        ),
+        progress=ctx.progress,
+    )
+    return job, items, events
+
+
+def sampling_requests(args: LlmJudgeInput, ctx: ToolContext) -> list[SamplingRequest]:
+    """The sampling requests llm_judge would send for these arguments, cached ones left out.
+
+    For an MCP server whose protocol batches client requests up front (InputRequiredResult, the
+    2026-07-28 era): ask the client for all of these at once, then call llm_judge with
+    `ctx.sampler = answers_sampler(answers)`, `answers` keyed by each request's `key`. Needs a
+    `ctx.sampler` set (any callable: it is not called here). Reads the run; writes nothing.
+    """
+    run = ctx.root.run(args.run)
+    spec = run.spec()
+    _check_permission(spec, args)
+    job, items, _ = _prepare(run, spec, args, ctx)
+    if job.backend_name != "sampling":
+        raise InputError(f"sampling_requests is for the sampling backend; these arguments pick {job.backend_name!r}")
+    return plan_requests(job, items)
+
+
 def llm_judge(args: LlmJudgeInput, ctx: ToolContext) -> LlmJudgeOutput:
     """Ask an LLM judge to label, score, rank or explain items, only where spec.json allows it.
 
@@ -333,52 +411,9 @@ def llm_judge(args: LlmJudgeInput, ctx: ToolContext) -> LlmJudgeOutput:
     spec = run.spec()
     _check_permission(spec, args)
     with run.lock():
-        round_ = args.round if args.round is not None else _latest_round(run)
-        events = run.labels()
-        rubric = _load_rubric(run, spec, args.rubric)
-        chosen = _choose_items(run, spec, args, round_, events)
-        if args.use in USES_WITH_LABELS and any(s == "heldout" for _, s in chosen):
-            raise InputError(f"use {args.use!r} writes labels, and held-out items must never get one; judge pool items")
-        if args.kind == "ranking" and len(chosen) < 2:
-            raise InputError("kind 'ranking' needs at least two items")
-        items = _judge_items(run, spec, chosen, args.use, events)
-        config = BackendConfig(
-            model=args.model or spec.judge.model,
-            sampler=ctx.sampler,
-            local_model=args.local_model,
-            price_input_per_mtok=args.price_input_per_mtok,
-            price_output_per_mtok=args.price_output_per_mtok,
-            local_constrained=args.local_constrained,
-        )
-        backend_name = pick_backend_name(args.backend or spec.judge.backend, config)
-        backend = make_backend(backend_name, config)
-        budget_limit = spec.judge.budget_usd
-        if budget_limit is not None and backend_name == "anthropic" and getattr(backend, "prices", None) is None:
-            raise InputError(
-                f"spec.judge.budget_usd is set but the price of model {backend.model!r} is not known; pass "
-                "price_input_per_mtok and price_output_per_mtok (USD per million tokens)"
-            )
-        budget = Budget(budget_limit, _spent(run))
-        job = JudgeJob(
-            spec=spec,
-            round=round_,
-            use=args.use,
-            kind=args.kind,
-            rubric=rubric,
-            backend=backend,
-            backend_name=backend_name,
-            cache=JudgeCache(run.cache_dir / "judge_cache.jsonl", enabled=args.use_cache),
-            budget=budget,
-            max_tokens=args.max_tokens,
-            concurrency=args.concurrency,
-            retry=RetryPolicy(
-                max_retries=args.max_retries,
-                backoff_base_s=args.backoff_s,
-                timeout_s=args.timeout_s,
-                seed=spec.selection.seed,
-            ),
-            progress=ctx.progress,
-        )
+        job, items, events = _prepare(run, spec, args, ctx)
+        round_, rubric, backend, backend_name, budget = job.round, job.rubric, job.backend, job.backend_name, job.budget
+        budget_limit = budget.limit
         try:
             records = judge_items(job, items)
         except FatalJudgeError as exc:

@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 from alloop.tools import (
+    build_jspsych,
+    check_convergence,
     export_batch,
+    export_jzip,
     import_labels,
     interview_spec,
+    jatos_import,
+    llm_judge,
+    pull_from_argilla,
+    pull_jatos,
+    push_to_argilla,
     score_pool,
     seed_set,
     select_batch,
@@ -25,9 +33,17 @@ TOOLS: list[ToolSpec] = [
     score_pool.SPEC,
     select_batch.SPEC,
     export_batch.SPEC,
+    push_to_argilla.SPEC,
+    pull_from_argilla.SPEC,
+    build_jspsych.SPEC,
+    export_jzip.SPEC,
+    jatos_import.SPEC,
+    pull_jatos.SPEC,
     import_labels.SPEC,
     simulate_annotator.SPEC,
     simulate.SPEC,
+    check_convergence.SPEC,
+    llm_judge.SPEC,
     write_report.SPEC,
 ]
 

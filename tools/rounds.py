@@ -65,11 +65,19 @@ class Predictions:
 
     @property
     def pool_pred(self) -> np.ndarray:
-        return np.asarray(self.labels, dtype=object)[self.pool_probs.argmax(axis=1)] if len(self.pool_probs) else np.array([], dtype=object)
+        return (
+            np.asarray(self.labels, dtype=object)[self.pool_probs.argmax(axis=1)]
+            if len(self.pool_probs)
+            else np.array([], dtype=object)
+        )
 
     @property
     def heldout_pred(self) -> np.ndarray:
-        return np.asarray(self.labels, dtype=object)[self.heldout_probs.argmax(axis=1)] if len(self.heldout_probs) else np.array([], dtype=object)
+        return (
+            np.asarray(self.labels, dtype=object)[self.heldout_probs.argmax(axis=1)]
+            if len(self.heldout_probs)
+            else np.array([], dtype=object)
+        )
 
 
 def predictions_path(run: RunDir, round_: int) -> Path:

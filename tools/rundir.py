@@ -125,7 +125,9 @@ class RunRoot:
         path = self.resolve(name)
         if not (path / "spec.json").is_file():
             known = ", ".join(self.names()) or "none"
-            raise RunNotFoundError(f"no run {name!r} under {self.path} (runs here: {known}); create it with `alloop init`")
+            raise RunNotFoundError(
+                f"no run {name!r} under {self.path} (runs here: {known}); create it with `alloop init`"
+            )
         return RunDir(path)
 
     def names(self) -> list[str]:
@@ -280,7 +282,9 @@ class RunDir:
         fresh: list[LabelEvent] = []
         for event in events:
             if event.item_id not in known_items:
-                raise InputError(f"label for unknown item {event.item_id!r}: it is in neither the pool nor held-out set")
+                raise InputError(
+                    f"label for unknown item {event.item_id!r}: it is in neither the pool nor held-out set"
+                )
             key = (event.destination, event.external_id)
             if event.event_id in seen_events or (event.external_id and key in seen_external):
                 continue

@@ -24,9 +24,7 @@ TaskType = Literal[
     "cloze",
 ]
 CLASSIFICATION_TASKS: frozenset[str] = frozenset({"binary", "categorical", "forced_choice"})
-LABELED_TASKS: frozenset[str] = frozenset(
-    {"binary", "categorical", "forced_choice", "ordinal_scale", "multi_select"}
-)
+LABELED_TASKS: frozenset[str] = frozenset({"binary", "categorical", "forced_choice", "ordinal_scale", "multi_select"})
 
 LabelSource = Literal["seed", "human", "import", "judge", "simulated"]
 """Where a label came from. `judge` never counts as human; `simulated` answers from gold."""
@@ -72,9 +70,7 @@ class StoppingSpec(_Strict):
     agreement_margin: float | None = Field(
         None, ge=0, description="Or when it reaches the human–human ceiling minus this margin."
     )
-    agreement_metric: Literal["krippendorff_alpha", "fleiss_kappa", "cohens_kappa", "percent"] = (
-        "krippendorff_alpha"
-    )
+    agreement_metric: Literal["krippendorff_alpha", "fleiss_kappa", "cohens_kappa", "percent"] = "krippendorff_alpha"
     agreement_min_items: int = Field(
         20, ge=1, description="Held-out items labeled by two or more people before agreement may stop the run."
     )

@@ -85,5 +85,10 @@ def score_pool(args: ScoreInput, ctx: ToolContext) -> ScoreOutput:
 
 
 SPEC = ToolSpec(
-    name="score_pool", fn=score_pool, input_model=ScoreInput, output_model=ScoreOutput, behaviour="writes", idempotent=True
+    name="score_pool",
+    fn=score_pool,
+    input_model=ScoreInput,
+    output_model=ScoreOutput,
+    behaviour="writes",
+    idempotent=True,
 )

@@ -57,7 +57,9 @@ def _diverse(x: np.ndarray, n: int, seed: int) -> tuple[np.ndarray, list[str]]:
                 chosen.append(int(candidate))
                 break
     sizes = np.bincount(km.labels_, minlength=n)
-    return np.asarray(chosen), [f"diverse: nearest item to cluster {c} ({sizes[c]} of {len(sample)} sampled items)" for c in range(n)]
+    return np.asarray(chosen), [
+        f"diverse: nearest item to cluster {c} ({sizes[c]} of {len(sample)} sampled items)" for c in range(n)
+    ]
 
 
 def _balanced(groups: dict[str, np.ndarray], n: int, rng: np.random.Generator) -> list[tuple[int, str]]:
@@ -113,9 +115,14 @@ def seed_set(args: SeedInput, ctx: ToolContext) -> SeedOutput:
 
         if args.strategy == "existing":
             if len(set(known.labels)) < 2:
-                raise StateError(f"'existing' needs labels of at least two classes; the run has {len(known.item_ids)} labels of {sorted(set(known.labels))}")
+                raise StateError(
+                    f"'existing' needs labels of at least two classes; the run has {len(known.item_ids)} labels "
+                    f"of {sorted(set(known.labels))}"
+                )
             rows = [
-                SelectionRow(round=0, rank=r, item_id=i, strategy="seed:existing", reason=f"existing label {label!r}", seed=seed)
+                SelectionRow(
+                    round=0, rank=r, item_id=i, strategy="seed:existing", reason=f"existing label {label!r}", seed=seed
+                )
                 for r, (i, label) in enumerate(zip(known.item_ids, known.labels, strict=True), start=1)
             ]
         else:
@@ -142,9 +149,13 @@ def seed_set(args: SeedInput, ctx: ToolContext) -> SeedOutput:
                 picks = list(zip(positions.tolist(), reasons, strict=True))
             elif args.strategy == "stratified":
                 if len(set(known.labels)) < 2:
-                    raise StateError("'stratified' needs some known labels of at least two classes; use 'diverse' or 'keyword'")
+                    raise StateError(
+                        "'stratified' needs some known labels of at least two classes; use 'diverse' or 'keyword'"
+                    )
                 labeled_x = pool_x[pool.positions(known.item_ids)]
-                centroids = np.stack([labeled_x[np.asarray(known.labels) == c].mean(0) for c in spec.labels if c in known.labels])
+                centroids = np.stack(
+                    [labeled_x[np.asarray(known.labels) == c].mean(0) for c in spec.labels if c in known.labels]
+                )
                 classes = [c for c in spec.labels if c in known.labels]
                 guess = np.asarray(classes)[(x @ centroids.T).argmax(axis=1)]
                 groups = {c: np.flatnonzero(guess == c) for c in classes}
@@ -165,7 +176,14 @@ def seed_set(args: SeedInput, ctx: ToolContext) -> SeedOutput:
                 if empty:
                     run.append_note(f"seed keyword: no items matched the keywords for {empty}")
             rows = [
-                SelectionRow(round=0, rank=r, item_id=pool.ids[candidates[p]], strategy=f"seed:{args.strategy}", reason=reason, seed=seed)
+                SelectionRow(
+                    round=0,
+                    rank=r,
+                    item_id=pool.ids[candidates[p]],
+                    strategy=f"seed:{args.strategy}",
+                    reason=reason,
+                    seed=seed,
+                )
                 for r, (p, reason) in enumerate(picks, start=1)
             ]
         path = run.write_selection(0, rows)
@@ -174,8 +192,14 @@ def seed_set(args: SeedInput, ctx: ToolContext) -> SeedOutput:
     for row in rows:
         key = row.reason.split(":")[0] if args.strategy != "keyword" else row.reason
         by_reason[key] = by_reason.get(key, 0) + 1
-    nxt = "train_glmm" if args.strategy == "existing" else "get the seed batch labeled (export_batch/import_labels, push_to_argilla, or simulate_annotator)"
-    return SeedOutput(run=args.run, strategy=args.strategy, n_selected=len(rows), file=path.name, by_reason=by_reason, next_step=nxt)
+    nxt = (
+        "train_glmm"
+        if args.strategy == "existing"
+        else "get the seed batch labeled (export_batch/import_labels, push_to_argilla, or simulate_annotator)"
+    )
+    return SeedOutput(
+        run=args.run, strategy=args.strategy, n_selected=len(rows), file=path.name, by_reason=by_reason, next_step=nxt
+    )
 
 
 SPEC = ToolSpec(name="seed_set", fn=seed_set, input_model=SeedInput, output_model=SeedOutput, behaviour="writes")

@@ -49,7 +49,9 @@ def excluded_items(run: RunDir, current_round: int) -> set[str]:
     return excluded
 
 
-def reference_vectors(run: RunDir, pool_x: np.ndarray, excluded_pool: np.ndarray, heldout_x: np.ndarray | None) -> np.ndarray:
+def reference_vectors(
+    run: RunDir, pool_x: np.ndarray, excluded_pool: np.ndarray, heldout_x: np.ndarray | None
+) -> np.ndarray:
     """Unit vectors the batch must not duplicate: excluded pool items and the held-out set."""
     parts = [pool_x[excluded_pool]]
     if heldout_x is not None:
@@ -78,7 +80,9 @@ def select_batch(args: SelectInput, ctx: ToolContext) -> SelectOutput:
                     "or pass redo=true to replace it"
                 )
             if labeled_here:
-                raise StateError(f"round {round_}'s selection already has {len(labeled_here)} answers; it cannot be redone")
+                raise StateError(
+                    f"round {round_}'s selection already has {len(labeled_here)} answers; it cannot be redone"
+                )
         card = read_card(run, round_)
         name = args.strategy or spec.selection.strategy
         strategy = get_strategy(name)
@@ -93,7 +97,10 @@ def select_batch(args: SelectInput, ctx: ToolContext) -> SelectOutput:
         if len(candidates) == 0:
             raise StateError("the pool is exhausted: every item is labeled, held out or selected")
         if n > len(candidates):
-            raise InputError(f"batch size {n} is larger than the {len(candidates)} unlabeled items left; ask for at most {len(candidates)}")
+            raise InputError(
+                f"batch size {n} is larger than the {len(candidates)} unlabeled items left; "
+                f"ask for at most {len(candidates)}"
+            )
 
         encoder = run_encoder(run)
         pool_x = embed_table(run, pool, spec.text_fields, encoder, ctx.progress)
@@ -145,7 +152,10 @@ def select_batch(args: SelectInput, ctx: ToolContext) -> SelectOutput:
         run.update_result(
             round_, strategy=strategy.name, n_batch=len(rows), select_seconds=round(seconds, 3), n_pool=len(candidates)
         )
-        run.append_note(f"round {round_}: selected {len(rows)} items by {strategy.name} (seed {seed}, model {card['model_version']})")
+        run.append_note(
+            f"round {round_}: selected {len(rows)} items by {strategy.name} "
+            f"(seed {seed}, model {card['model_version']})"
+        )
     return SelectOutput(
         run=args.run,
         round=round_,
@@ -155,7 +165,8 @@ def select_batch(args: SelectInput, ctx: ToolContext) -> SelectOutput:
         file=path.name,
         select_seconds=round(seconds, 3),
         items=[
-            {"id": r.item_id, "prediction": r.prediction, "confidence": r.confidence, "reason": r.reason} for r in rows[:20]
+            {"id": r.item_id, "prediction": r.prediction, "confidence": r.confidence, "reason": r.reason}
+            for r in rows[:20]
         ],
     )
 

@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 
 
 class SimulateInput(RunArgs):
-    gold: str = Field(description="JSONL of {\"id\", \"label\"} rows for the pool.")
+    gold: str = Field(description='JSONL of {"id", "label"} rows for the pool.')
     rounds: int = Field(10, ge=1, le=99, description="Training rounds (each but the last selects a batch).")
     batch_size: int | None = Field(None, ge=1, description="Default: spec budget.batch_size.")
     seed_size: int | None = Field(None, ge=1, description="Default: the batch size.")
@@ -41,7 +41,9 @@ def simulate(args: SimulateInput, ctx: ToolContext) -> SimulateOutput:
     stopped = f"{args.rounds} rounds done"
     for index in range(1, args.rounds + 1):
         trained = train_glmm(TrainInput(run=args.run), ctx)
-        ctx.progress(index, args.rounds, f"round {trained.round}: macro-F1 {trained.gold.get('gold_macro_f1', float('nan')):.3f}")
+        ctx.progress(
+            index, args.rounds, f"round {trained.round}: macro-F1 {trained.gold.get('gold_macro_f1', float('nan')):.3f}"
+        )
         if index == args.rounds:
             break
         score_pool(ScoreInput(run=args.run), ctx)
@@ -58,8 +60,21 @@ def simulate(args: SimulateInput, ctx: ToolContext) -> SimulateOutput:
     )
 
 
-ROUND_TABLE = {"round", "n_labeled", "n_batch", "strategy", "training_strategy", "gold_accuracy",
-               "gold_macro_f1", "train_seconds", "score_seconds", "select_seconds", "stop_decision"}
+ROUND_TABLE = {
+    "round",
+    "n_labeled",
+    "n_batch",
+    "strategy",
+    "training_strategy",
+    "gold_accuracy",
+    "gold_macro_f1",
+    "train_seconds",
+    "score_seconds",
+    "select_seconds",
+    "stop_decision",
+}
 """The columns of the round table a loop prints (results.tsv has them all)."""
 
-SPEC = ToolSpec(name="simulate", fn=simulate, input_model=SimulateInput, output_model=SimulateOutput, behaviour="writes")
+SPEC = ToolSpec(
+    name="simulate", fn=simulate, input_model=SimulateInput, output_model=SimulateOutput, behaviour="writes"
+)

@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 
 
 class SimulateAnnotatorInput(RunArgs):
-    gold: str = Field(description="JSONL of {\"id\", \"label\"} rows covering the pool.")
+    gold: str = Field(description='JSONL of {"id", "label"} rows covering the pool.')
     round: int | None = Field(None, ge=0, description="Selection round to answer; default the latest.")
 
 
@@ -46,8 +46,13 @@ def simulate_annotator(args: SimulateAnnotatorInput, ctx: ToolContext) -> Simula
         rows = run.selection(round_)
         events = [
             LabelEvent(
-                item_id=row.item_id, label=gold[row.item_id], source="simulated", annotator="simulator",
-                round=round_, destination="simulated", external_id=f"simulated:{round_}:{row.item_id}",
+                item_id=row.item_id,
+                label=gold[row.item_id],
+                source="simulated",
+                annotator="simulator",
+                round=round_,
+                destination="simulated",
+                external_id=f"simulated:{round_}:{row.item_id}",
                 extra={"simulated": True, "gold_file": args.gold.rsplit("/", 1)[-1]},
             )
             for row in rows
@@ -60,6 +65,10 @@ def simulate_annotator(args: SimulateAnnotatorInput, ctx: ToolContext) -> Simula
 
 
 SPEC = ToolSpec(
-    name="simulate_annotator", fn=simulate_annotator, input_model=SimulateAnnotatorInput,
-    output_model=SimulateAnnotatorOutput, behaviour="writes", idempotent=True,
+    name="simulate_annotator",
+    fn=simulate_annotator,
+    input_model=SimulateAnnotatorInput,
+    output_model=SimulateAnnotatorOutput,
+    behaviour="writes",
+    idempotent=True,
 )

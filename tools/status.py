@@ -52,7 +52,9 @@ def status(args: StatusInput, ctx: ToolContext) -> StatusOutput:
     pending = 0
     done = False
     if not selections:
-        step = "seed_set: choose the first items to label" + (" (strategy 'existing' confirms the imported labels)" if events else "")
+        step = "seed_set: choose the first items to label" + (
+            " (strategy 'existing' confirms the imported labels)" if events else ""
+        )
     else:
         latest = selections[-1]
         pending = sum(1 for row in run.selection(latest) if row.item_id not in answered)
@@ -88,6 +90,10 @@ def status(args: StatusInput, ctx: ToolContext) -> StatusOutput:
 
 
 SPEC = ToolSpec(
-    name="status", fn=status, input_model=StatusInput, output_model=StatusOutput,
-    behaviour="read_only", idempotent=True,
+    name="status",
+    fn=status,
+    input_model=StatusInput,
+    output_model=StatusOutput,
+    behaviour="read_only",
+    idempotent=True,
 )

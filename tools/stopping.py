@@ -6,8 +6,8 @@ it read. `decide` runs them all: the run stops as soon as any rule that is on sa
 
 Rules (each off when its setting is None):
 
-- `max_rounds`: the round number reached `budget.max_rounds` (round 0 is the seed model, so
-  round r is the r-th active-learning round);
+- `max_rounds`: the round number reached `budget.max_rounds` (round 0 is the seed set and round
+  r ≥ 1 the r-th trained model, so round r is the r-th active-learning round);
 - `label_budget`: human labels given (sources `human` and `simulated`; seeds, imports and judge
   output cost no annotation) reached `budget.max_examples`, or their cost reached `max_cost`;
 - `plateau`: the held-out metric (macro-F1 by default, for any number of classes) changed by
@@ -21,6 +21,7 @@ Rules (each off when its setting is None):
 
 from __future__ import annotations
 
+import itertools
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -212,10 +213,15 @@ class Plateau(StoppingRule):
 
     def _evaluate(self, evidence: StoppingEvidence) -> RuleState:
         assert self.epsilon is not None
+        if evidence.metric not in METRIC_COLUMNS:
+            return self._state(
+                None,
+                f"results.tsv has no gold column for metric {evidence.metric!r}; the plateau rule reads "
+                f"one of {', '.join(METRIC_COLUMNS)}",
+                metric=evidence.metric,
+            )
         history = sorted((r, v) for r, v in evidence.metric_history if r <= evidence.round)
-        deltas = [
-            {"from": a[0], "to": b[0], "delta": b[1] - a[1]} for a, b in zip(history, history[1:], strict=False)
-        ]
+        deltas = [{"from": a[0], "to": b[0], "delta": b[1] - a[1]} for a, b in itertools.pairwise(history)]
         facts = {
             "metric": evidence.metric,
             "epsilon": self.epsilon,
@@ -239,7 +245,10 @@ class Plateau(StoppingRule):
                 f"{self.rounds} rounds (largest |Δ| {largest:.4g})"
             )
         else:
-            reason = f"held-out {evidence.metric} still moves: largest |Δ| {largest:.4g} ≥ {self.epsilon:g} in the last {self.rounds} rounds"
+            reason = (
+                f"held-out {evidence.metric} still moves: largest |Δ| {largest:.4g} ≥ {self.epsilon:g} "
+                f"in the last {self.rounds} rounds"
+            )
         return self._state(flat, reason, **facts)
 
 
@@ -279,7 +288,9 @@ class StablePredictions(StoppingRule):
             )
         else:
             shown = "undefined" if lowest is None else f"{lowest:.4g}"
-            reason = f"pool predictions still change: lowest κ {shown} < {self.kappa:g} in the last {self.rounds} rounds"
+            reason = (
+                f"pool predictions still change: lowest κ {shown} < {self.kappa:g} in the last {self.rounds} rounds"
+            )
         return self._state(stable, reason, **facts)
 
 
@@ -369,7 +380,8 @@ class TimeCap(StoppingRule):
         hours = (now - evidence.started).total_seconds() / 3600
         facts = {"started": evidence.started.isoformat(), "hours": round(hours, 4), "max_hours": self.max_hours}
         if hours >= self.max_hours:
-            return self._state(True, f"{hours:.2f} h since the run began reached the cap of {self.max_hours:g} h", **facts)
+            reason = f"{hours:.2f} h since the run began reached the cap of {self.max_hours:g} h"
+            return self._state(True, reason, **facts)
         return self._state(False, f"{hours:.2f} h of {self.max_hours:g} h used", **facts)
 
 

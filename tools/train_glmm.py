@@ -58,7 +58,8 @@ def _design(spec: TaskSpec, run: RunDir, exclude: set[str]) -> tuple[list[str], 
         tl = training_labels(spec, events, exclude)
         return tl.item_ids, tl.labels, None, tl.n_pseudo
     rows = [
-        e for e in live_events(events)
+        e
+        for e in live_events(events)
         if e.status == "submitted" and e.source in HUMAN_SOURCES and e.item_id not in exclude
     ]
     design = Design(
@@ -81,12 +82,16 @@ def train_glmm(args: TrainInput, ctx: ToolContext) -> TrainOutput:
             raise InputError(f"train_glmm trains label heads; task_type {spec.task_type!r} has no label schema")
         round_ = args.round or next_training_round(run)
         if args.round and args.round > next_training_round(run):
-            raise StateError(f"round {args.round} is ahead of the run; the next round to train is {next_training_round(run)}")
+            raise StateError(
+                f"round {args.round} is ahead of the run; the next round to train is {next_training_round(run)}"
+            )
         heldout = run.heldout()
         exclude = set(heldout.ids) if heldout is not None else set()
         item_ids, labels, design, n_pseudo = _design(spec, run, exclude)
         if not item_ids:
-            raise StateError("no labels yet: run seed_set, then get the seed batch labeled (import_labels, simulate or Argilla)")
+            raise StateError(
+                "no labels yet: run seed_set, then get the seed batch labeled (import_labels, simulate or Argilla)"
+            )
         index = {label: i for i, label in enumerate(spec.labels)}
         y = np.asarray([index[label] for label in labels], dtype=np.int64)
 
@@ -174,6 +179,4 @@ def train_glmm(args: TrainInput, ctx: ToolContext) -> TrainOutput:
     )
 
 
-SPEC = ToolSpec(
-    name="train_glmm", fn=train_glmm, input_model=TrainInput, output_model=TrainOutput, behaviour="writes"
-)
+SPEC = ToolSpec(name="train_glmm", fn=train_glmm, input_model=TrainInput, output_model=TrainOutput, behaviour="writes")

@@ -10,9 +10,22 @@ from alloop.tools.rundir import RunDir, atomic_write_text
 from alloop.tools.schema import ResultRow
 from pydantic import BaseModel
 
-ROUND_COLUMNS = ["round", "model_version", "n_labeled", "n_batch", "strategy", "training_strategy",
-                 "gold_accuracy", "gold_macro_f1", "judge_accuracy", "agreement_model_human",
-                 "stop_decision", "train_seconds", "score_seconds", "select_seconds"]
+ROUND_COLUMNS = [
+    "round",
+    "model_version",
+    "n_labeled",
+    "n_batch",
+    "strategy",
+    "training_strategy",
+    "gold_accuracy",
+    "gold_macro_f1",
+    "judge_accuracy",
+    "agreement_model_human",
+    "stop_decision",
+    "train_seconds",
+    "score_seconds",
+    "select_seconds",
+]
 
 
 class ReportInput(RunArgs):
@@ -51,7 +64,9 @@ def learning_curve(run: RunDir, rows: list[ResultRow]) -> str | None:
     ax.plot(x, [r.gold_accuracy for r in points], marker="s", label="gold accuracy")
     judged = [r for r in points if r.judge_accuracy is not None]
     if judged:
-        ax.plot([r.n_labeled for r in judged], [r.judge_accuracy for r in judged], ls="--", label="judge-assisted accuracy")
+        ax.plot(
+            [r.n_labeled for r in judged], [r.judge_accuracy for r in judged], ls="--", label="judge-assisted accuracy"
+        )
     ax.set_xlabel("labeled items")
     ax.set_ylabel("held-out score")
     ax.set_ylim(0, 1.02)
@@ -100,20 +115,31 @@ def write_report(args: ReportInput, ctx: ToolContext) -> ReportOutput:
         lines += [f"| {k} | {v:.3f} |" for k, v in json.loads(rows[-1].gold_f1_by_class).items()]
     by_source = Counter(e.source for e in events)
     by_label = Counter(str(e.label) for e in events if e.status == "submitted")
-    lines += ["", "## Labels", "", f"{len(events)} label events: "
-              + ", ".join(f"{k} {v}" for k, v in sorted(by_source.items())) + ".",
-              "By label: " + ", ".join(f"{k} {v}" for k, v in sorted(by_label.items())) + "."]
+    lines += [
+        "",
+        "## Labels",
+        "",
+        f"{len(events)} label events: " + ", ".join(f"{k} {v}" for k, v in sorted(by_source.items())) + ".",
+        "By label: " + ", ".join(f"{k} {v}" for k, v in sorted(by_label.items())) + ".",
+    ]
     notes = run.notes_path.read_text(encoding="utf-8").strip().splitlines()[1:]
     lines += ["", "## Notes", "", *[n for n in notes if n.strip()]]
     path = run.path / "report.md"
     atomic_write_text(path, "\n".join(lines) + "\n")
     return ReportOutput(
-        run=args.run, report=path.name, plot=plot, rounds=len(rows),
+        run=args.run,
+        report=path.name,
+        plot=plot,
+        rounds=len(rows),
         final_gold_macro_f1=rows[-1].gold_macro_f1 if rows else None,
     )
 
 
 SPEC = ToolSpec(
-    name="write_report", fn=write_report, input_model=ReportInput, output_model=ReportOutput,
-    behaviour="writes", idempotent=True,
+    name="write_report",
+    fn=write_report,
+    input_model=ReportInput,
+    output_model=ReportOutput,
+    behaviour="writes",
+    idempotent=True,
 )

@@ -23,18 +23,53 @@ def alloop(*args: str, root=None, check=True) -> subprocess.CompletedProcess:
 
 def test_help_lists_one_subcommand_per_tool():
     text = alloop("--help").stdout
-    for command in ["init", "interview-spec", "seed-set", "train-glmm", "score-pool", "select-batch",
-                    "import-labels", "export-batch", "simulate", "status", "serve", "demo"]:
+    for command in [
+        "init",
+        "interview-spec",
+        "seed-set",
+        "train-glmm",
+        "score-pool",
+        "select-batch",
+        "import-labels",
+        "export-batch",
+        "simulate",
+        "status",
+        "serve",
+        "demo",
+    ]:
         assert command in text, command
 
 
 @pytest.mark.slow
 def test_init_then_simulate_then_status_over_the_cli(tmp_path, bbc_slice):
     root = tmp_path / "runs"
-    alloop("init", "cli", "--pool", str(bbc_slice["pool"]), "--heldout", str(bbc_slice["heldout"]),
-           "--task-type", "categorical", "--labels", "business,entertainment,politics,sports,tech", root=root)
-    done = alloop("simulate", "cli", "--gold", str(bbc_slice["gold"]), "--rounds", "2", "--batch-size", "8",
-                  "--strategy", "margin", "--json", root=root)
+    alloop(
+        "init",
+        "cli",
+        "--pool",
+        str(bbc_slice["pool"]),
+        "--heldout",
+        str(bbc_slice["heldout"]),
+        "--task-type",
+        "categorical",
+        "--labels",
+        "business,entertainment,politics,sports,tech",
+        root=root,
+    )
+    done = alloop(
+        "simulate",
+        "cli",
+        "--gold",
+        str(bbc_slice["gold"]),
+        "--rounds",
+        "2",
+        "--batch-size",
+        "8",
+        "--strategy",
+        "margin",
+        "--json",
+        root=root,
+    )
     table = json.loads(done.stdout)["rounds"]
     assert [r["n_labeled"] for r in table] == [8, 16] and table[0]["strategy"] == "margin"
     header = (root / "cli" / "results.tsv").read_text().splitlines()[0].split("\t")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from alloop.tools.base import ToolContext
 from alloop.tools.datasets import BBC_LABELS
 from alloop.tools.errors import InputError, PathEscapeError
@@ -16,8 +15,19 @@ def test_a_bare_call_returns_every_question_and_writes_nothing(ctx):
     out = interview_spec(InterviewInput(run="new"), ctx)
     assert not out.created and not out.complete
     keys = [q.key for q in out.open_questions]
-    assert keys == ["data_source", "labeled_state", "task_type", "prediction_unit", "labels", "metric",
-                    "heldout", "budget", "stopping", "destination", "judge"]
+    assert keys == [
+        "data_source",
+        "labeled_state",
+        "task_type",
+        "prediction_unit",
+        "labels",
+        "metric",
+        "heldout",
+        "budget",
+        "stopping",
+        "destination",
+        "judge",
+    ]
     assert not ctx.root.path.exists() or not any(ctx.root.path.iterdir())
 
 
@@ -53,8 +63,12 @@ def test_bad_pools_are_refused_and_nothing_is_written(ctx, tmp_path, bbc_slice, 
     pool = tmp_path / "pool.jsonl"
     pool.write_text("".join(json.dumps(r) + "\n" for r in pool_rows))
     with pytest.raises(InputError, match=message):
-        interview_spec(InterviewInput(run="bad", pool=str(pool), heldout=str(bbc_slice["heldout"]),
-                                      task_type="categorical", labels=BBC_LABELS), ctx)
+        interview_spec(
+            InterviewInput(
+                run="bad", pool=str(pool), heldout=str(bbc_slice["heldout"]), task_type="categorical", labels=BBC_LABELS
+            ),
+            ctx,
+        )
     assert not (ctx.root.path / "bad").exists()
 
 
@@ -67,15 +81,20 @@ def test_malformed_line_is_named(ctx, tmp_path):
 
 def test_heldout_split_from_labeled_pool_rows(ctx, tmp_path):
     pool = tmp_path / "pool.jsonl"
-    pool.write_text("".join(json.dumps({"id": str(i), "text": f"t{i}", "label": "yn"[i % 2]}) + "\n" for i in range(40)))
-    out = interview_spec(InterviewInput(run="split", pool=str(pool), heldout="split:0.25", task_type="binary",
-                                        labels=["y", "n"]), ctx)
+    pool.write_text(
+        "".join(json.dumps({"id": str(i), "text": f"t{i}", "label": "yn"[i % 2]}) + "\n" for i in range(40))
+    )
+    out = interview_spec(
+        InterviewInput(run="split", pool=str(pool), heldout="split:0.25", task_type="binary", labels=["y", "n"]), ctx
+    )
     assert (out.pool_size, out.heldout_size, out.imported_labels) == (30, 10, 30)
 
 
 def test_over_mcp_input_files_must_lie_under_the_root(root, bbc_slice):
     agent = ToolContext(root=root)
     with pytest.raises(PathEscapeError, match="outside the run root"):
-        interview_spec(InterviewInput(run="x", pool=str(bbc_slice["pool"]), task_type="binary", labels=["a", "b"]), agent)
+        interview_spec(
+            InterviewInput(run="x", pool=str(bbc_slice["pool"]), task_type="binary", labels=["a", "b"]), agent
+        )
     with pytest.raises(PathEscapeError):
         interview_spec(InterviewInput(run="x", pool="../../etc/passwd", task_type="binary", labels=["a", "b"]), agent)

@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pytest
-
 from alloop.tools.errors import InputError, StateError
 from alloop.tools.export_batch import ExportInput, export_batch
 from alloop.tools.import_labels import ImportInput, import_labels
@@ -84,7 +83,11 @@ def test_file_round_trip_export_then_import_is_idempotent(looped_copy, ctx, tmp_
     lines = (run.path / exported.file).read_text().splitlines()
     assert lines[0].startswith("id,text,suggestion,confidence,reason,round,label")
     answers = tmp_path / "answers.jsonl"
-    answers.write_text("".join(json.dumps({"id": line.split(",")[0], "label": "tech", "annotator": "ana"}) + "\n" for line in lines[1:]))
+    answers.write_text(
+        "".join(
+            json.dumps({"id": line.split(",")[0], "label": "tech", "annotator": "ana"}) + "\n" for line in lines[1:]
+        )
+    )
     first = import_labels(ImportInput(run=looped_copy, file=str(answers)), ctx)
     again = import_labels(ImportInput(run=looped_copy, file=str(answers)), ctx)
     assert (first.n_added, again.n_added, again.n_already_recorded) == (4, 0, 4)
@@ -96,7 +99,9 @@ def test_a_bad_row_rejects_the_whole_import(looped_copy, ctx, tmp_path):
     before = run.labels_path.read_text()
     some = run.pool().ids[:2]
     bad = tmp_path / "bad.jsonl"
-    bad.write_text(json.dumps({"id": some[0], "label": "tech"}) + "\n" + json.dumps({"id": some[1], "label": "weather"}) + "\n")
+    bad.write_text(
+        json.dumps({"id": some[0], "label": "tech"}) + "\n" + json.dumps({"id": some[1], "label": "weather"}) + "\n"
+    )
     with pytest.raises(InputError, match=r"bad.jsonl:2: label 'weather' is not in the label schema"):
         import_labels(ImportInput(run=looped_copy, file=str(bad)), ctx)
     unknown = tmp_path / "unknown.jsonl"
@@ -128,10 +133,14 @@ def test_judge_labels_never_reach_training_or_gold(looped_copy, ctx):
     run = ctx.root.run(looped_copy)
     baseline = train_glmm(TrainInput(run=looped_copy, round=3), ctx)
     unlabeled = [i for i in run.pool().ids if i not in {e.item_id for e in run.labels()}][:15]
-    run.append_labels([
-        LabelEvent(item_id=i, label="tech", source="judge", annotator="some-llm", round=3, extra={"use": "pseudo_labeling"})
-        for i in unlabeled
-    ])
+    run.append_labels(
+        [
+            LabelEvent(
+                item_id=i, label="tech", source="judge", annotator="some-llm", round=3, extra={"use": "pseudo_labeling"}
+            )
+            for i in unlabeled
+        ]
+    )
     with_judge = train_glmm(TrainInput(run=looped_copy, round=3), ctx)
     assert with_judge.n_labeled == baseline.n_labeled and with_judge.n_pseudo_labeled == 0
     assert with_judge.gold == baseline.gold
@@ -157,9 +166,16 @@ def test_calibrated_probabilities_sum_to_one(looped_copy, ctx):
 
 @pytest.mark.parametrize("strategy", ["random", "diverse", "keyword"])
 def test_seed_strategies(bbc_run, ctx, strategy):
-    keywords = {"sports": ["cup", "win", "match"], "politics": ["election", "labour", "tory"],
-                "tech": ["mobile", "software", "net"], "business": ["shares", "profit"], "entertainment": ["film", "award"]}
-    out = seed_set(SeedInput(run=bbc_run, strategy=strategy, size=10, keywords=keywords if strategy == "keyword" else None), ctx)
+    keywords = {
+        "sports": ["cup", "win", "match"],
+        "politics": ["election", "labour", "tory"],
+        "tech": ["mobile", "software", "net"],
+        "business": ["shares", "profit"],
+        "entertainment": ["film", "award"],
+    }
+    out = seed_set(
+        SeedInput(run=bbc_run, strategy=strategy, size=10, keywords=keywords if strategy == "keyword" else None), ctx
+    )
     assert out.n_selected == 10
     rows = ctx.root.run(bbc_run).selection(0)
     assert len({r.item_id for r in rows}) == 10

@@ -16,12 +16,20 @@ REPO = Path(__file__).resolve().parents[2]
 def test_built_wheel_imports_and_runs(tmp_path):
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path), str(REPO)],
-        check=True, capture_output=True, timeout=300,
+        check=True,
+        capture_output=True,
+        timeout=300,
     )
     wheel = next(tmp_path.glob("alloop-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
-    for expected in ["alloop/__main__.py", "alloop/app.py", "alloop/cli.py", "alloop/tools/rundir.py",
-                     "alloop/tools/selection/coreset.py", "alloop/prompts/__init__.py"]:
+    for expected in [
+        "alloop/__main__.py",
+        "alloop/app.py",
+        "alloop/cli.py",
+        "alloop/tools/rundir.py",
+        "alloop/tools/selection/coreset.py",
+        "alloop/prompts/__init__.py",
+    ]:
         assert expected in names, expected
     assert not any(n.startswith(("server/", "tools/")) for n in names)  # no plain `server`/`tools` package
     unpacked = tmp_path / "site"

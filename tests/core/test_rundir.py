@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 
 import pytest
-
 from alloop.tools.errors import InputError, LockedError, PathEscapeError, RunNotFoundError
 from alloop.tools.items import ItemTable
 from alloop.tools.rundir import atomic_write_text, read_jsonl
@@ -82,7 +81,9 @@ def test_labels_are_append_only_and_a_second_pull_adds_nothing(root):
     assert run.append_labels([first]) == [first]
     again = LabelEvent(item_id="p1", label="yes", source="human", annotator="ann", round=0, external_id="resp-1")
     assert run.append_labels([again]) == []
-    correction = LabelEvent(item_id="p1", label="no", source="human", annotator="ann", round=0, supersedes=first.event_id)
+    correction = LabelEvent(
+        item_id="p1", label="no", source="human", annotator="ann", round=0, supersedes=first.event_id
+    )
     run.append_labels([correction])
     assert [e.label for e in run.labels()] == ["yes", "no"]
     assert len(read_jsonl(run.round_file("annotation", 0))) == 2

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from alloop.tools.errors import InputError
 from alloop.tools.scoring import uncertainty
 from alloop.tools.selection import SelectionProblem, check_requirements, get_strategy
@@ -18,8 +17,11 @@ def unit(x: np.ndarray) -> np.ndarray:
 def problem(n=5, size=200, dim=16, seed=0, **kw):
     rng = np.random.default_rng(seed)
     return SelectionProblem(
-        n=n, rng=np.random.default_rng(1), duplicate_threshold=0.98,
-        embeddings=unit(rng.normal(size=(size, dim))), **kw,
+        n=n,
+        rng=np.random.default_rng(1),
+        duplicate_threshold=0.98,
+        embeddings=unit(rng.normal(size=(size, dim))),
+        **kw,
     )
 
 
@@ -63,9 +65,15 @@ def test_near_duplicates_are_never_selected_twice_or_after_a_labeled_twin():
     embeddings = unit(np.concatenate([base, twins]))
     probs = np.full((60, 2), 0.5, dtype=np.float32)  # everything equally uncertain
     for name in ["entropy", "random", "kcenter", "hybrid"]:
-        p = SelectionProblem(n=20, rng=np.random.default_rng(0), duplicate_threshold=0.98,
-                             embeddings=embeddings, probs=probs, reference=embeddings[[0]],
-                             options={"hybrid_factor": 3})
+        p = SelectionProblem(
+            n=20,
+            rng=np.random.default_rng(0),
+            duplicate_threshold=0.98,
+            embeddings=embeddings,
+            probs=probs,
+            reference=embeddings[[0]],
+            options={"hybrid_factor": 3},
+        )
         picked = [x.position for x in get_strategy(name).select(p)]
         vectors = embeddings[picked]
         sims = vectors @ vectors.T - np.eye(len(picked))

@@ -9,14 +9,24 @@ import sys
 
 import mcp_types as types
 import pytest
-from mcp import Client, StdioServerParameters
-
 from alloop.app import create_server
 from alloop.tools.registry import TOOLS
+from mcp import Client, StdioServerParameters
 
 MODES = ["auto", "legacy"]
-CORE_TOOLS = {"status", "interview_spec", "seed_set", "train_glmm", "score_pool", "select_batch",
-              "export_batch", "import_labels", "simulate_annotator", "simulate", "write_report"}
+CORE_TOOLS = {
+    "status",
+    "interview_spec",
+    "seed_set",
+    "train_glmm",
+    "score_pool",
+    "select_batch",
+    "export_batch",
+    "import_labels",
+    "simulate_annotator",
+    "simulate",
+    "write_report",
+}
 
 
 def payload(result: types.CallToolResult) -> dict:
@@ -35,7 +45,7 @@ def server(root, looped_run):
 async def test_lists_every_tool_with_schema_and_annotations(server, mode):
     async with Client(server, mode=mode) as client:
         tools = {t.name: t for t in (await client.list_tools()).tools}
-    assert CORE_TOOLS <= set(tools) and set(tools) == {s.name for s in TOOLS}
+    assert set(tools) >= CORE_TOOLS and set(tools) == {s.name for s in TOOLS}
     status = tools["status"]
     assert status.input_schema["required"] == ["run"]
     assert status.annotations.read_only_hint is True
@@ -87,10 +97,17 @@ async def test_interview_elicits_the_open_questions(root, bbc_slice, mode):
     async def answer(context, params):
         asked.append(params.message)
         assert "task_type" in params.requested_schema["properties"]
-        return types.ElicitResult(action="accept", content={
-            "pool": "pool.jsonl", "heldout": "heldout.jsonl", "task_type": "categorical",
-            "labels": "business, entertainment, politics, sports, tech", "batch_size": 8, "judge": "no",
-        })
+        return types.ElicitResult(
+            action="accept",
+            content={
+                "pool": "pool.jsonl",
+                "heldout": "heldout.jsonl",
+                "task_type": "categorical",
+                "labels": "business, entertainment, politics, sports, tech",
+                "batch_size": 8,
+                "judge": "no",
+            },
+        )
 
     async with Client(create_server(root.path), mode=mode, elicitation_callback=answer) as client:
         out = payload(await client.call_tool("interview_spec", {"run": "asked"}))
@@ -104,7 +121,11 @@ async def test_interview_elicits_the_open_questions(root, bbc_slice, mode):
 async def test_without_elicitation_the_open_questions_come_back(root, mode):
     async with Client(create_server(root.path), mode=mode) as client:
         out = payload(await client.call_tool("interview_spec", {"run": "later"}))
-    assert not out["created"] and [q["key"] for q in out["open_questions"]][:3] == ["data_source", "labeled_state", "task_type"]
+    assert not out["created"] and [q["key"] for q in out["open_questions"]][:3] == [
+        "data_source",
+        "labeled_state",
+        "task_type",
+    ]
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -122,10 +143,40 @@ async def test_stdio_server_process(root, looped_run):
     root.path.mkdir(parents=True, exist_ok=True)
     shutil.copytree(looped_run, root.path / "looped")
     params = StdioServerParameters(
-        command=sys.executable, args=["-m", "alloop", "serve", "--root", str(root.path)],
+        command=sys.executable,
+        args=["-m", "alloop", "serve", "--root", str(root.path)],
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     async with Client(params) as client:
         names = {t.name for t in (await client.list_tools()).tools}
         out = payload(await client.call_tool("status", {"run": "looped"}))
-    assert CORE_TOOLS <= names and out["pool_size"] == 240
+    assert names >= CORE_TOOLS and out["pool_size"] == 240
+
+
+async def test_streamable_http_on_loopback(root, looped_run):
+    import socket
+    import subprocess
+    import time
+
+    root.path.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(looped_run, root.path / "looped")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "alloop", "serve", "--transport", "http", "--port", str(port), "--root", str(root.path)],
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.3)
+        async with Client(f"http://127.0.0.1:{port}/mcp") as client:
+            out = payload(await client.call_tool("status", {"run": "looped"}))
+        assert out["model_rounds"] == [1, 2, 3]
+    finally:
+        process.terminate()
+        process.wait(timeout=20)

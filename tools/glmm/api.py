@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,15 @@ def spec_of(
     log_response: bool = False,
 ) -> ModelSpec:
     return ModelSpec(
-        family=family, mode=mode, response=response, participant=participant, item=item,
-        predictors=tuple(predictors), slopes=slopes, correlated=correlated, reml=reml,
+        family=family,
+        mode=mode,
+        response=response,
+        participant=participant,
+        item=item,
+        predictors=tuple(predictors),
+        slopes=slopes,
+        correlated=correlated,
+        reml=reml,
         log_response=log_response,
     )
 
@@ -41,6 +49,15 @@ def cv_csv(path: str | Path, folds: int = 5, seed: int = 0, **spec: Any) -> dict
     return grouped_cv(read_csv(path), spec_of(**spec), folds=folds, seed=seed, where=str(path))
 
 
+def curve_csv(
+    path: str | Path, fractions: Sequence[float] = (0.25, 0.5, 0.75, 1.0), folds: int = 5, seed: int = 0, **spec: Any
+) -> list[dict[str, Any]]:
+    """A participant-grouped learning curve of the model on a CSV file."""
+    from alloop.tools.glmm.evaluation import learning_curve
+
+    return learning_curve(read_csv(path), spec_of(**spec), fractions=fractions, folds=folds, seed=seed, where=str(path))
+
+
 def write_plots(result: GLMMFit, folder: str | Path) -> list[Path]:
     """The forest plot of random effects and the posterior predictive check, as PNGs."""
     from alloop.tools.glmm.plots import forest_plot, ppc_plot
@@ -48,7 +65,7 @@ def write_plots(result: GLMMFit, folder: str | Path) -> list[Path]:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     out = []
-    if result.frame.terms:
+    if any(not t.shared for t in result.frame.terms):
         out.append(forest_plot(result, folder / "forest.png"))
     out.append(ppc_plot(result, folder / "ppc.png"))
     return out

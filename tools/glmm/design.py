@@ -65,6 +65,10 @@ class Term:
     index: np.ndarray  # level of each row, 0..J-1
     levels: tuple[str, ...]
     Z: np.ndarray  # n × k raw covariates (1 for the intercept)
+    shared: bool = False
+    """One scale for all k columns, independent (T = θ·I): a Gaussian prior on feature weights."""
+    scale: float | None = None
+    """A shared term's fixed prior SD; None estimates it as a variance component."""
 
     @property
     def k(self) -> int:
@@ -126,7 +130,9 @@ def _numeric(values: np.ndarray, name: str, where: str) -> np.ndarray:
         else:
             s = str(v).strip()
             if s.lower() in _MISSING:
-                raise InputError(f"{where}: column {name!r} is missing a value in data row {i + 1}; drop or fill that row")
+                raise InputError(
+                    f"{where}: column {name!r} is missing a value in data row {i + 1}; drop or fill that row"
+                )
             try:
                 f = float(s)
             except ValueError:
@@ -186,7 +192,8 @@ def _response(
         bad = [i for i, v in enumerate(labels) if v not in pos]
         if bad:
             raise InputError(
-                f"{where}: {name!r} = {labels[bad[0]]!r} in data row {bad[0] + 1} is not one of the levels {list(levels)}"
+                f"{where}: {name!r} = {labels[bad[0]]!r} in data row {bad[0] + 1} is not one of the "
+                f"levels {list(levels)}"
             )
         return np.asarray([pos[v] for v in labels], dtype=np.float64), tuple(str(v) for v in levels)
     uniq = sorted(set(labels))
@@ -225,11 +232,17 @@ def build_frame(
     spec: ModelSpec,
     where: str = "data",
     levels: Sequence[str] | None = None,
+    features: np.ndarray | None = None,
+    feature_prior_sd: float | None = None,
 ) -> ModelFrame:
     """Check the columns against `spec` and build y, X and the random-effects terms.
 
     `levels` fixes the response levels of an ordinal/categorical model (say, the scale points
     of a cross-validation fold's full data set) instead of taking them from the rows.
+    `features` (n × d, e.g. encoder embeddings) enter as fixed effects with a Gaussian prior
+    N(0, s²) on their weights: a shared term whose s is estimated with the variance components
+    (empirical Bayes) or fixed at `feature_prior_sd`; the weights are integrated out in the
+    Laplace likelihood and predicted by their posterior modes.
     """
     data = {k: np.asarray(v, dtype=object) for k, v in data.items()}
     warnings: list[str] = []
@@ -294,27 +307,98 @@ def build_frame(
         if "item" in groups:
             idx, lv = groups["item"]
             terms.append(Term("item", (INTERCEPT,), idx, lv, np.ones((n, 1))))
+    if features is not None:
+        terms.append(_feature_term(features, n, feature_prior_sd, where))
+    if spec.family == "categorical":
+        if spec.mode == "random_slopes":
+            raise InputError(
+                "random_slopes is not available for the categorical family (one slope per category and "
+                "predictor); use --mode random_intercepts"
+            )
+        X, x_names, terms = to_long(X, list(x_names), terms, levels)
     return ModelFrame(spec, y, X, tuple(x_names), terms, levels, warnings)
 
 
+def to_long(
+    X: np.ndarray, x_names: list[str], terms: list[Term], levels: Sequence[str]
+) -> tuple[np.ndarray, list[str], list[Term]]:
+    """The categorical family's layout: m = K − 1 rows per observation (i·m + c), each
+    category with its own fixed effects and its own (correlated) random effects."""
+    n, p = X.shape
+    m = len(levels) - 1
+    Xl = np.zeros((n * m, p * m))
+    for c in range(m):
+        Xl[c::m, c * p : (c + 1) * p] = X
+    names = [f"{levels[c + 1]}:{name}" for c in range(m) for name in x_names]
+    out = []
+    for t in terms:
+        if t.shared:
+            raise InputError("features are not supported for the categorical engine family")
+        Zl = np.zeros((n * m, t.k * m))
+        for c in range(m):
+            Zl[c::m, c * t.k : (c + 1) * t.k] = t.Z
+        cols = tuple(f"{levels[c + 1]}:{col}" for c in range(m) for col in t.columns)
+        out.append(Term(t.group, cols, np.repeat(t.index, m), t.levels, Zl))
+    return Xl, names, out
+
+
+FEATURES = "features"
+
+
+def _feature_term(features: np.ndarray, n: int, prior_sd: float | None, where: str) -> Term:
+    F = np.asarray(features, dtype=np.float64)
+    if F.ndim != 2 or len(F) != n:
+        raise InputError(f"{where}: features must be an n × d array with n = {n} rows, got shape {F.shape}")
+    if not np.isfinite(F).all():
+        raise InputError(f"{where}: features contain NaN or infinite values")
+    if prior_sd is not None and not prior_sd > 0:
+        raise InputError(f"feature prior SD must be > 0, got {prior_sd}")
+    cols = tuple(f"f{j}" for j in range(F.shape[1]))
+    return Term(FEATURES, cols, np.zeros(n, dtype=np.int64), ("all",), F, shared=True, scale=prior_sd)
+
+
 def new_design(
-    data: Mapping[str, Sequence | np.ndarray], frame: ModelFrame, where: str = "new data"
+    data: Mapping[str, Sequence | np.ndarray],
+    frame: ModelFrame,
+    where: str = "new data",
+    features: np.ndarray | None = None,
 ) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
     """X and, per term, (level index or -1 for an unseen level, Z) for rows to predict."""
     data = {k: np.asarray(v, dtype=object) for k, v in data.items()}
     spec = frame.spec
-    n = len(next(iter(data.values()))) if data else 0
+    n = len(next(iter(data.values()))) if data else (0 if features is None else len(features))
     preds = {p: _numeric(_column(data, p, "predictors", where), p, where) for p in spec.predictors}
     cols = [np.ones(n)] * (spec.family != "ordinal") + [preds[p] for p in spec.predictors]
     X = np.column_stack(cols) if cols else np.zeros((n, 0))
     out = []
     for term in frame.terms:
+        if term.shared:
+            if features is None or np.shape(features) != (n, term.k):
+                raise InputError(f"{where}: the model needs features of shape ({n}, {term.k})")
+            out.append((np.zeros(n, dtype=np.int64), np.asarray(features, dtype=np.float64)))
+            continue
         col = getattr(spec, term.group)
         if col in data:
             pos = {v: i for i, v in enumerate(term.levels)}
             idx = np.asarray([pos.get(str(v).strip(), -1) for v in data[col]], dtype=np.int64)
         else:
             idx = np.full(n, -1, dtype=np.int64)
-        Z = np.column_stack([np.ones(n) if c == INTERCEPT else preds[c] for c in term.columns])
+        base = term.columns
+        if spec.family == "categorical":  # the first category's block, without its prefix
+            first = f"{frame.response_levels[1]}:"
+            base = tuple(c.removeprefix(first) for c in term.columns[: term.k // (len(frame.response_levels) - 1)])
+        Z = np.column_stack([np.ones(n) if c == INTERCEPT else preds[c] for c in base])
         out.append((idx, Z))
+    if spec.family == "categorical":
+        m = len(frame.response_levels) - 1
+        Xl = np.zeros((n * m, X.shape[1] * m))
+        for c in range(m):
+            Xl[c::m, c * X.shape[1] : (c + 1) * X.shape[1]] = X
+        long = []
+        for idx, Z in out:
+            Zl = np.zeros((n * m, Z.shape[1] * m))
+            for c in range(m):
+                Zl[c::m, c * Z.shape[1] : (c + 1) * Z.shape[1]] = Z
+            long.append((np.repeat(idx, m), Zl))
+        return Xl, long
     return X, out

@@ -13,7 +13,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-
 from alloop.tools.errors import InputError
 from alloop.tools.glmm.design import ModelSpec, _response, build_frame
 from alloop.tools.glmm.model import GLMMFit, fit
@@ -203,7 +202,11 @@ def learning_curve(
             scores.append(evaluate(result, _subset(data, test)))
             sizes.append(len(train))
             people.append(len(chosen))
-        row: dict[str, Any] = {"fraction": float(frac), "participants": float(np.mean(people)), "n_train": float(np.mean(sizes))}
+        row: dict[str, Any] = {
+            "fraction": float(frac),
+            "participants": float(np.mean(people)),
+            "n_train": float(np.mean(sizes)),
+        }
         for key, value in _mean_metrics(scores).items():
             row[key] = value
             row[f"{key}_sd"] = float(np.nanstd([s[key] for s in scores]))
@@ -221,7 +224,7 @@ def summary_table(result: GLMMFit) -> str:
     spec = result.frame.spec
     lines = [
         f"{'Linear' if spec.family in ('gaussian', 'magnitude') else 'Generalized linear'} mixed model "
-        f"({spec.family}, {spec.mode}{', uncorrelated' if spec.mode == 'random_slopes' and not spec.correlated else ''}), "
+        f"({spec.family}, {spec.mode}{'' if spec.correlated else ', uncorrelated'}), "
         f"fit by {result.criterion}",
         f"  n = {result.frame.n}"
         + "".join(f", {t.group}s = {t.J}" for t in result.frame.terms if t.columns[0] == "(Intercept)"),
@@ -233,10 +236,16 @@ def summary_table(result: GLMMFit) -> str:
         lines += ["", "Random effects:", f"  {'group':<12} {'name':<14} {'variance':>10} {'sd':>8}  corr"]
         cor = result.cor()
         for term, S in zip(result.frame.terms, result.covariances, strict=True):
+            if term.shared:
+                lines.append(
+                    f"  {term.group:<12} {f'(prior, {term.k})':<14} {S[0, 0]:>10.4f} {math.sqrt(S[0, 0]):>8.4f}"
+                )
+                continue
             for a, c in enumerate(term.columns):
                 cors = [f"{cor[f'{term.group}:{term.columns[b]}:{c}']:+.2f}" for b in range(a)]
                 lines.append(
-                    f"  {term.group if a == 0 else '':<12} {c:<14} {S[a, a]:>10.4f} {math.sqrt(S[a, a]):>8.4f}  {' '.join(cors)}"
+                    f"  {term.group if a == 0 else '':<12} {c:<14} {S[a, a]:>10.4f} "
+                    f"{math.sqrt(S[a, a]):>8.4f}  {' '.join(cors)}"
                 )
         if result.sigma is not None:
             lines.append(f"  {'residual':<12} {'':<14} {result.sigma**2:>10.4f} {result.sigma:>8.4f}")
@@ -263,9 +272,14 @@ def _n_params(result: GLMMFit) -> int:
 def variance_components(result: GLMMFit) -> list[dict[str, Any]]:
     """One row per variance component: group, name, variance, sd (and the residual)."""
     rows = [
-        {"group": term.group, "name": c, "variance": float(S[a, a]), "sd": float(math.sqrt(S[a, a]))}
+        {
+            "group": term.group,
+            "name": "(prior)" if term.shared else c,
+            "variance": float(S[a, a]),
+            "sd": float(math.sqrt(S[a, a])),
+        }
         for term, S in zip(result.frame.terms, result.covariances, strict=True)
-        for a, c in enumerate(term.columns)
+        for a, c in enumerate(term.columns[:1] if term.shared else term.columns)
     ]
     if result.sigma is not None:
         rows.append({"group": "residual", "name": "", "variance": result.sigma**2, "sd": result.sigma})
@@ -278,8 +292,11 @@ def simulate(result: GLMMFit, n_sims: int = 200, seed: int = 0) -> np.ndarray:
     for every participant and item (drawn from the estimated variance components)."""
     rng = np.random.default_rng(seed)
     frame = result.frame
-    eta = np.broadcast_to(frame.X @ result.beta, (n_sims, frame.n)).copy()
-    for term, S in zip(frame.terms, result.covariances, strict=True):
+    eta = np.broadcast_to(frame.X @ result.beta, (n_sims, len(frame.X))).copy()
+    for term, S, b_mode in zip(frame.terms, result.covariances, result.ranef, strict=True):
+        if term.shared:  # feature weights: their posterior modes, not new draws
+            eta += term.Z @ b_mode[0]
+            continue
         C = np.linalg.cholesky(S + 1e-12 * np.eye(term.k))
         b = rng.standard_normal((n_sims, term.J, term.k)) @ C.T
         eta += np.einsum("sik,ik->si", b[:, term.index, :], term.Z)
@@ -288,6 +305,12 @@ def simulate(result: GLMMFit, n_sims: int = 200, seed: int = 0) -> np.ndarray:
         return eta + result.sigma * rng.standard_normal(eta.shape)
     if family == "binary":
         return (rng.random(eta.shape) < 1 / (1 + np.exp(-eta))).astype(float)
+    if family == "categorical":
+        E = eta.reshape(n_sims, frame.n, -1)
+        full = np.concatenate([np.zeros((*E.shape[:-1], 1)), E], axis=-1)
+        p = np.exp(full - full.max(axis=-1, keepdims=True))
+        cum = np.cumsum(p / p.sum(axis=-1, keepdims=True), axis=-1)
+        return (rng.random((n_sims, frame.n))[:, :, None] > cum[:, :, :-1]).sum(axis=2).astype(float)
     cum = 1 / (1 + np.exp(-(result.alpha[None, None, :] - eta[:, :, None])))
     return (rng.random(eta.shape)[:, :, None] > cum).sum(axis=2).astype(float)
 
@@ -301,11 +324,16 @@ def ppc_summary(result: GLMMFit, n_sims: int = 200, seed: int = 0) -> dict[str, 
 
     def check(name: str, observed: float, replicated: np.ndarray) -> None:
         lo, hi = np.quantile(replicated, [0.05, 0.95])
-        out["checks"].append({
-            "statistic": name, "observed": float(observed), "replicated_5": float(lo),
-            "replicated_95": float(hi), "inside": bool(lo <= observed <= hi),
-            "p_value": float(min(1.0, 2 * min((replicated >= observed).mean(), (replicated <= observed).mean()))),
-        })
+        out["checks"].append(
+            {
+                "statistic": name,
+                "observed": float(observed),
+                "replicated_5": float(lo),
+                "replicated_95": float(hi),
+                "inside": bool(lo <= observed <= hi),
+                "p_value": float(min(1.0, 2 * min((replicated >= observed).mean(), (replicated <= observed).mean()))),
+            }
+        )
 
     if result.frame.spec.family in ("gaussian", "magnitude"):
         check("mean", y.mean(), sims.mean(axis=1))

@@ -69,10 +69,11 @@ class Ordinal:
         sa, sb = torch.sigmoid(a), torch.sigmoid(b)
         fa, fb = sa * (1 - sa), sb * (1 - sb)
         dfa, dfb = fa * (1 - 2 * sa), fb * (1 - 2 * sb)
-        p = torch.exp(self.loglik(eta, y, alpha))
+        p = torch.exp(self.loglik(eta, y, alpha)).clamp_min(1e-300)
         r = (fa - fb) / p
-        # d log p/dη = −(f(a) − f(b))/p ; W = r² − (f'(a) − f'(b))/p
-        return -r, r * r - (dfa - dfb) / p
+        # d log p/dη = −(f(a) − f(b))/p ; W = r² − (f'(a) − f'(b))/p ≥ 0 (log-concave), kept so
+        # against rounding where p underflows
+        return -r, (r * r - (dfa - dfb) / p).clamp_min(0)
 
     def prob(self, eta: Any, alpha: Any) -> Any:
         import torch
@@ -82,3 +83,41 @@ class Ordinal:
         zeros = torch.zeros_like(eta)[:, None]
         cum = torch.cat([zeros, cum, ones], dim=1)
         return (cum[:, 1:] - cum[:, :-1]).clamp_min(0)
+
+
+class Categorical:
+    """Baseline-category (multinomial) logit: m = K − 1 linear predictors per observation,
+    stored row after row (observation i, category c at position i·m + c − 1); category 0 is
+    the baseline. W is the m × m block diag(p) − pp' per observation."""
+
+    name = "categorical"
+    n_aux = 0
+
+    def __init__(self, n_levels: int) -> None:
+        self.K = n_levels
+        self.m = n_levels - 1
+
+    def _logits(self, eta: Any) -> Any:
+        import torch
+
+        E = eta.reshape(-1, self.m)
+        return torch.cat([torch.zeros_like(E[:, :1]), E], dim=1)
+
+    def loglik(self, eta: Any, y: Any, alpha: Any = None) -> Any:
+        import torch
+
+        full = self._logits(eta)
+        return full.gather(1, y.long()[:, None])[:, 0] - torch.logsumexp(full, dim=1)
+
+    def derivs(self, eta: Any, y: Any, alpha: Any = None) -> tuple[Any, Any]:
+        import torch
+
+        p = torch.softmax(self._logits(eta), dim=1)[:, 1:]
+        onehot = torch.nn.functional.one_hot(y.long(), self.K)[:, 1:].to(p.dtype)
+        W = torch.diag_embed(p) - p[:, :, None] * p[:, None, :]
+        return (onehot - p).reshape(-1), W
+
+    def prob(self, eta: Any, alpha: Any = None) -> Any:
+        import torch
+
+        return torch.softmax(self._logits(eta), dim=1)

@@ -43,14 +43,19 @@ class Problem:
         self.X = torch.as_tensor(frame.X, dtype=f64)
         self.y = torch.as_tensor(frame.y, dtype=f64)
         self.n, self.p = self.X.shape
-        self.terms = [
-            (t.k, t.J, torch.as_tensor(t.Z, dtype=f64), torch.as_tensor(t.index)) for t in frame.terms
-        ]
+        self.terms = [(t.k, t.J, torch.as_tensor(t.Z, dtype=f64), torch.as_tensor(t.index)) for t in frame.terms]
+        self.shared = [(t.shared, t.scale) for t in frame.terms]
         self.q = sum(k * J for k, J, _, _ in self.terms)
         # θ layout: per term, the lower triangle of T column by column (lme4's order)
         self.theta_index: list[tuple[np.ndarray, np.ndarray]] = []
         lower, start = [], []
-        for k, _, _, _ in self.terms:
+        for (k, _, _, _), (shared, scale) in zip(self.terms, self.shared, strict=True):
+            if shared:  # T = θ·I: one element, or none when the scale is fixed
+                self.theta_index.append((np.zeros(int(scale is None)), np.zeros(0)))
+                if scale is None:  # start with the features' total variance on η at 1
+                    lower.append(0.0)
+                    start.append(1.0 / math.sqrt(k))
+                continue
             rows, cols = [], []
             for c in range(k):
                 for r in range(c, k):
@@ -69,8 +74,13 @@ class Problem:
         """The lower-triangular factor T of each term (Σ_term = σ² T T' for the LMM)."""
         torch = _torch()
         out, pos = [], 0
-        for (k, _, _, _), (r, c) in zip(self.terms, self.theta_index, strict=True):
+        for (k, _, _, _), (r, c), (shared, scale) in zip(self.terms, self.theta_index, self.shared, strict=True):
             m = len(r)
+            if shared:
+                s = theta[pos] if scale is None else theta.new_tensor(scale)
+                out.append(s * torch.eye(k, dtype=theta.dtype))
+                pos += m
+                continue
             T = torch.zeros((k, k), dtype=theta.dtype)
             T = T.index_put((torch.as_tensor(r), torch.as_tensor(c)), theta[pos : pos + m])
             out.append(T)
@@ -81,7 +91,10 @@ class Problem:
         """ZΛ_θ (n × q), dense; columns ordered term by term, level by level, then column."""
         torch = _torch()
         blocks = []
-        for (k, J, Z, idx), T in zip(self.terms, self.factors(theta), strict=True):
+        for (k, J, Z, idx), T, (shared, _) in zip(self.terms, self.factors(theta), self.shared, strict=True):
+            if shared:  # one level: the block is Z scaled
+                blocks.append(Z * T[0, 0])
+                continue
             V = Z @ T  # row i: z_i' T
             B = torch.zeros((self.n, J, k), dtype=V.dtype)
             B = B.index_put((self.rows, idx), V)
@@ -99,15 +112,14 @@ class Problem:
             pos += J * k
         return out
 
-
-    def ranef_sd(self, theta: Any, cov_u: Any) -> list[np.ndarray]:
-        """Conditional SDs of b = Λu per term (J × k), from the conditional covariance of u."""
+    def ranef_cov(self, theta: Any, cov_u: Any) -> list[np.ndarray]:
+        """Conditional covariances of b = Λu per term and level (J × k × k), from that of u."""
         out, pos = [], 0
         for (k, J, _, _), T in zip(self.terms, self.factors(theta), strict=True):
             idx = pos + np.arange(J)[:, None] * k + np.arange(k)[None, :]  # J × k
             blocks = cov_u[idx[:, :, None], idx[:, None, :]]  # J × k × k
-            var = np.einsum("ab,jbc,ac->ja", T.detach().numpy(), blocks, T.detach().numpy())
-            out.append(np.sqrt(np.clip(var, 0, None)))
+            Tn = T.detach().numpy()
+            out.append(Tn @ blocks @ Tn.T)
             pos += J * k
         return out
 
@@ -115,8 +127,19 @@ class Problem:
         """Λ'Z'WZΛ + I (W = 1 for the LMM): the conditional precision of u."""
         torch = _torch()
         ZL = self.zlambda(theta)
-        ZW = ZL if W is None else W[:, None] * ZL
-        return ZL.T @ ZW + torch.eye(self.q, dtype=ZL.dtype)
+        return weighted_gram(ZL, torch.ones(ZL.shape[0], dtype=ZL.dtype) if W is None else W) + torch.eye(
+            self.q, dtype=ZL.dtype
+        )
+
+
+def weighted_gram(ZL: Any, W: Any) -> Any:
+    """Λ'Z'WZΛ for W diagonal (a vector, one η per observation) or block diagonal (n × m × m,
+    m linear predictors per observation stored row after row, as the categorical family)."""
+    if W.dim() == 1:
+        return ZL.T @ (W[:, None] * ZL)
+    n, m, _ = W.shape
+    Z3 = ZL.reshape(n, m, ZL.shape[1])
+    return sum(Z3[:, c, :].T @ (W[:, c, d][:, None] * Z3[:, d, :]) for c in range(m) for d in range(m))
 
 
 # -- linear mixed models: lme4's profiled criterion ------------------------------------------
@@ -175,8 +198,11 @@ def conditional_modes(
         grad = u - ZL.T @ g
         if float(grad.abs().max()) < tol:
             return u, True
-        H = ZL.T @ (W[:, None] * ZL) + eye
-        step = torch.cholesky_solve(grad[:, None], torch.linalg.cholesky(H))[:, 0]
+        H = weighted_gram(ZL, W) + eye
+        L, info = torch.linalg.cholesky_ex(H)
+        if int(info) != 0 or not bool(torch.isfinite(grad).all()):
+            return u, False
+        step = torch.cholesky_solve(grad[:, None], L)[:, 0]
         t = 1.0
         while True:
             un = u - t * step
@@ -208,10 +234,10 @@ def laplace_deviance(
     u = u_star
     for _ in range(newton_steps):
         g, W = P.family.derivs(off + ZL @ u, P.y, alpha)
-        H = ZL.T @ (W[:, None] * ZL) + eye
+        H = weighted_gram(ZL, W) + eye
         u = u - torch.cholesky_solve((u - ZL.T @ g)[:, None], torch.linalg.cholesky(H))[:, 0]
     eta = off + ZL @ u
     _, W = P.family.derivs(eta, P.y, alpha)
-    L = torch.linalg.cholesky(ZL.T @ (W[:, None] * ZL) + eye)
+    L = torch.linalg.cholesky(weighted_gram(ZL, W) + eye)
     dev = -2 * P.family.loglik(eta, P.y, alpha).sum() + u @ u + 2 * torch.log(torch.diagonal(L)).sum()
     return dev, u

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from alloop.tools.errors import InputError
 from alloop.tools.glmm.design import ModelFrame, new_design
-from alloop.tools.glmm.families import Binary, Ordinal
+from alloop.tools.glmm.families import Binary, Categorical, Ordinal
 from alloop.tools.glmm.laplace import Problem, conditional_modes, laplace_deviance, lmm_criterion
 
 SINGULAR_TOL = 1e-4
@@ -39,7 +39,7 @@ class GLMMFit:
     theta: np.ndarray
     covariances: list[np.ndarray]  # per term, k × k (on the η scale)
     ranef: list[np.ndarray]  # per term, J × k conditional modes
-    ranef_sd: list[np.ndarray]  # per term, J × k conditional SDs
+    ranef_cov: list[np.ndarray]  # per term, J × k × k conditional covariances
     loglik: float
     criterion: str  # "ML", "REML" or "Laplace"
     converged: bool
@@ -52,6 +52,11 @@ class GLMMFit:
     iterations: int = 0
     warnings: list[str] = field(default_factory=list)
 
+    @property
+    def ranef_sd(self) -> list[np.ndarray]:
+        """Conditional SDs of the random effects, per term J × k."""
+        return [np.sqrt(np.clip(np.diagonal(c, axis1=1, axis2=2), 0, None)) for c in self.ranef_cov]
+
     # -- reporting ------------------------------------------------------------------------
     @property
     def family(self) -> str:
@@ -60,6 +65,9 @@ class GLMMFit:
     def sd(self) -> dict[str, float]:
         out: dict[str, float] = {}
         for term, S in zip(self.frame.terms, self.covariances, strict=True):
+            if term.shared:
+                out[f"{term.group}:(prior)"] = float(np.sqrt(S[0, 0]))
+                continue
             for c, v in zip(term.columns, np.sqrt(np.diag(S)), strict=True):
                 out[f"{term.group}:{c}"] = float(v)
         if self.sigma is not None:
@@ -69,6 +77,8 @@ class GLMMFit:
     def cor(self) -> dict[str, float]:
         out: dict[str, float] = {}
         for term, S in zip(self.frame.terms, self.covariances, strict=True):
+            if term.shared:
+                continue
             s = np.sqrt(np.diag(S))
             for a in range(term.k):
                 for b in range(a + 1, term.k):
@@ -103,31 +113,53 @@ class GLMMFit:
         return out
 
     # -- prediction -----------------------------------------------------------------------
-    def linear_predictor(self, data: Mapping[str, Sequence | np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """η for new rows (conditional modes for seen participants/items, 0 for unseen ones)
-        and the variance of the random effects left out for the unseen ones."""
-        X, terms = new_design(data, self.frame)
+    def linear_predictor(
+        self,
+        data: Mapping[str, Sequence | np.ndarray],
+        features: np.ndarray | None = None,
+        posterior: bool = False,
+        extra_var: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """η for new rows and the variance around it that prediction should integrate over.
+
+        Seen participants/items contribute their conditional modes; unseen ones contribute
+        nothing to η and their random-effect variance z'Σz to the variance. With `posterior`,
+        the conditional (posterior) variance of the seen effects and of the feature weights is
+        added too, and `extra_var` (per row) as given.
+        """
+        X, terms = new_design(data, self.frame, features=features)
         eta = X @ self.beta
-        var = np.zeros(len(eta))
-        for (idx, Z), b, S in zip(terms, self.ranef, self.covariances, strict=True):
+        var = np.zeros(len(eta)) if extra_var is None else np.asarray(extra_var, dtype=np.float64).copy()
+        for (idx, Z), b, S, C in zip(terms, self.ranef, self.covariances, self.ranef_cov, strict=True):
             seen = idx >= 0
             eta[seen] += np.einsum("ij,ij->i", Z[seen], b[idx[seen]])
             var[~seen] += np.einsum("ij,jk,ik->i", Z[~seen], S, Z[~seen])
+            if posterior and seen.any():
+                var[seen] += np.einsum("ij,ijk,ik->i", Z[seen], C[idx[seen]], Z[seen])
         return eta, var
 
-    def predict_proba(self, data: Mapping[str, Sequence | np.ndarray], marginal: bool = True) -> np.ndarray:
+    def predict_proba(
+        self,
+        data: Mapping[str, Sequence | np.ndarray],
+        marginal: bool = True,
+        features: np.ndarray | None = None,
+        posterior: bool = False,
+        extra_var: np.ndarray | None = None,
+    ) -> np.ndarray:
         """Category probabilities (n × K). With `marginal`, unseen participants/items are
         integrated over their random-effect distribution (Gauss–Hermite), not set to 0."""
         import torch
 
-        if self.family not in ("binary", "ordinal"):
-            raise InputError(f"predict_proba is for binary and ordinal models; use predict for {self.family}")
-        eta, var = self.linear_predictor(data)
+        if self.family not in ("binary", "ordinal", "categorical"):
+            raise InputError(
+                f"predict_proba is for binary, ordinal and categorical models; use predict for {self.family}"
+            )
+        if self.family == "categorical":
+            return self._categorical_proba(data, marginal)
+        eta, var = self.linear_predictor(data, features=features, posterior=posterior, extra_var=extra_var)
         fam = _family(self.frame)
         alpha = None if self.alpha is None else torch.as_tensor(self.alpha)
-        if not marginal:
-            var = np.zeros_like(var)
-        if not var.any():
+        if not marginal or not var.any():
             return fam.prob(torch.as_tensor(eta), alpha).numpy()
         nodes, weights = np.polynomial.hermite_e.hermegauss(32)
         weights = weights / weights.sum()
@@ -135,6 +167,36 @@ class GLMMFit:
         for z, w in zip(nodes, weights, strict=True):
             out = out + w * fam.prob(torch.as_tensor(eta + z * np.sqrt(var)), alpha).numpy()
         return out
+
+    def _categorical_proba(self, data: Mapping[str, Sequence | np.ndarray], marginal: bool) -> np.ndarray:
+        """Softmax of the m linear predictors; unseen participants/items integrated over their
+        m × m random-effect covariance by Monte Carlo (fixed seed, antithetic draws)."""
+        X, terms = new_design(data, self.frame)
+        K = len(self.frame.response_levels)
+        m = K - 1
+        eta = X @ self.beta
+        n = len(eta) // m
+        cov = np.zeros((n, m, m))
+        for (idx, Z), b, S in zip(terms, self.ranef, self.covariances, strict=True):
+            seen = idx >= 0
+            eta[seen] += np.einsum("ij,ij->i", Z[seen], b[idx[seen]])
+            Z3 = Z.reshape(n, m, -1)
+            unseen = (idx.reshape(n, m) < 0).all(axis=1)
+            cov[unseen] += Z3[unseen] @ S @ Z3[unseen].transpose(0, 2, 1)
+        E = eta.reshape(n, m)
+
+        def softmax(e: np.ndarray) -> np.ndarray:
+            full = np.concatenate([np.zeros((*e.shape[:-1], 1)), e], axis=-1)
+            full = np.exp(full - full.max(axis=-1, keepdims=True))
+            return full / full.sum(axis=-1, keepdims=True)
+
+        if not marginal or not cov.any():
+            return softmax(E)
+        z = np.random.default_rng(0).standard_normal((256, m))
+        z = np.concatenate([z, -z])
+        C = np.linalg.cholesky(cov + 1e-12 * np.eye(m))
+        draws = E[None] + np.einsum("nab,sb->sna", C, z)
+        return softmax(draws).mean(axis=0)
 
     def predict(self, data: Mapping[str, Sequence | np.ndarray], marginal: bool = True) -> np.ndarray:
         """Most probable category (its level) for binary/ordinal; the mean for gaussian."""
@@ -151,23 +213,24 @@ def _family(frame: ModelFrame) -> Any:
         return Binary()
     if frame.spec.family == "ordinal":
         return Ordinal(len(frame.response_levels))
+    if frame.spec.family == "categorical":
+        return Categorical(len(frame.response_levels))
     return None
 
 
-def fit(frame: ModelFrame, max_iter: int = 1000) -> GLMMFit:
-    """Fit the frame's model (see the module docstring); `max_iter` bounds the optimizer."""
+def fit(frame: ModelFrame, max_iter: int = 1000, polish: bool = True) -> GLMMFit:
+    """Fit the frame's model (see the module docstring); `max_iter` bounds the optimizer,
+    `polish` adds Newton steps with the exact Hessian after L-BFGS-B (for tight agreement
+    with lme4; the training head can skip them)."""
     import torch
 
-    if frame.spec.family not in ("gaussian", "magnitude", "binary", "ordinal"):
-        raise InputError(
-            f"family {frame.spec.family!r} is not fitted by the mixed-model engine; use binary, "
-            "ordinal or gaussian (categorical responses: the GLMM head fits one logit per category)"
-        )
     started = time.perf_counter()
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # matrices of a few hundred rows: threads only add overhead
+    fitter = _fit_lmm if frame.spec.family in ("gaussian", "magnitude") else _fit_glmm
     try:
-        result = _fit_lmm(frame, max_iter) if frame.spec.family in ("gaussian", "magnitude") else _fit_glmm(frame, max_iter)
+        with torch.enable_grad():  # a caller (an encoder) may have switched autograd off globally
+            result = fitter(frame, max_iter, polish)
     finally:
         torch.set_num_threads(threads)
     result.seconds = time.perf_counter() - started
@@ -211,16 +274,30 @@ def _newton_polish(fun_hess: Any, fun: Any, x: np.ndarray, lower: np.ndarray, st
 
 
 def _lbfgs(fun: Any, x0: np.ndarray, lower: np.ndarray, max_iter: int) -> Any:
+    """L-BFGS-B; a variance that lands on its 0 bound (where its gradient vanishes, so a
+    gradient method cannot leave it) is tried again slightly inside, as a restart."""
     from scipy.optimize import minimize
 
     bounds = [(lo if np.isfinite(lo) else None, None) for lo in lower]
-    return minimize(
-        fun, x0, jac=True, method="L-BFGS-B", bounds=bounds,
-        options={"maxiter": max_iter, "ftol": 1e-14, "gtol": 1e-9, "maxls": 50},
-    )
+    options = {"maxiter": max_iter, "ftol": 1e-14, "gtol": 1e-9, "maxls": 50}
+    res = minimize(fun, x0, jac=True, method="L-BFGS-B", bounds=bounds, options=options)
+    for _ in range(2):
+        stuck = (lower == 0) & (res.x < SINGULAR_TOL) & (x0 > 0)
+        if not stuck.any() or res.nit >= max_iter:
+            break
+        trial = res.x.copy()
+        trial[stuck] = 0.1 * x0[stuck]
+        if not fun(trial)[0] < res.fun:
+            break
+        again = minimize(fun, trial, jac=True, method="L-BFGS-B", bounds=bounds, options=options)
+        again.nit += res.nit
+        if not again.fun < res.fun:
+            break
+        res = again
+    return res
 
 
-def _fit_lmm(frame: ModelFrame, max_iter: int) -> GLMMFit:
+def _fit_lmm(frame: ModelFrame, max_iter: int, polish: bool = True) -> GLMMFit:
     import torch
 
     P = Problem(frame)
@@ -243,7 +320,7 @@ def _fit_lmm(frame: ModelFrame, max_iter: int) -> GLMMFit:
     if P.n_theta:
         res = _lbfgs(fun, P.theta_start, P.theta_lower, max_iter)
         iterations = int(res.nit)
-        theta = _newton_polish(fun_hess, fun, res.x, P.theta_lower) if res.nit < max_iter else res.x
+        theta = _newton_polish(fun_hess, fun, res.x, P.theta_lower) if polish and res.nit < max_iter else res.x
         free = _theta_free(P, theta)
         g, H = fun_hess(theta)
         converged = _converged(res, g[free], H[np.ix_(free, free)], max_iter)
@@ -254,13 +331,24 @@ def _fit_lmm(frame: ModelFrame, max_iter: int) -> GLMMFit:
     vcov = sigma2 * RXinv.T @ RXinv
     covs = [sigma2 * (T @ T.T).numpy() for T in P.factors(t)]
     ranef = P.ranef(t, out["u"])
-    ranef_sd = P.ranef_sd(t, sigma2 * torch.linalg.inv(P.information(t)).numpy()) if P.q else []
+    ranef_cov = P.ranef_cov(t, sigma2 * torch.linalg.inv(P.information(t)).numpy()) if P.q else []
     return GLMMFit(
-        frame=frame, beta=out["beta"].numpy(), beta_se=np.sqrt(np.diag(vcov)), theta=theta,
-        covariances=covs, ranef=ranef, ranef_sd=ranef_sd, loglik=-float(out["dev"]) / 2,
-        criterion="REML" if reml else "ML", converged=converged,
-        singular=bool(np.any((P.theta_lower == 0) & (theta < SINGULAR_TOL))), seconds=0.0,
-        sigma=math.sqrt(sigma2), vcov=vcov, iterations=iterations, warnings=warnings,
+        frame=frame,
+        beta=out["beta"].numpy(),
+        beta_se=np.sqrt(np.diag(vcov)),
+        theta=theta,
+        covariances=covs,
+        ranef=ranef,
+        ranef_cov=ranef_cov,
+        loglik=-float(out["dev"]) / 2,
+        criterion="REML" if reml else "ML",
+        converged=converged,
+        singular=bool(np.any((P.theta_lower == 0) & (theta < SINGULAR_TOL))),
+        seconds=0.0,
+        sigma=math.sqrt(sigma2),
+        vcov=vcov,
+        iterations=iterations,
+        warnings=warnings,
     )
 
 
@@ -281,7 +369,7 @@ def _start_alpha(frame: ModelFrame) -> np.ndarray:
     return np.log(cum / (1 - cum))
 
 
-def _fit_glmm(frame: ModelFrame, max_iter: int) -> GLMMFit:
+def _fit_glmm(frame: ModelFrame, max_iter: int, polish: bool = True) -> GLMMFit:
     import torch
 
     fam = _family(frame)
@@ -300,6 +388,7 @@ def _fit_glmm(frame: ModelFrame, max_iter: int) -> GLMMFit:
         return theta, beta, alpha
 
     def modes(theta: Any, beta: Any, alpha: Any) -> Any:
+        """û at these parameters, warm-started; None where the inner Newton fails."""
         if P.q == 0:
             return state["u"]
         with torch.no_grad():
@@ -307,6 +396,8 @@ def _fit_glmm(frame: ModelFrame, max_iter: int) -> GLMMFit:
             u, ok = conditional_modes(P, ZL, P.X @ beta, alpha, state["u"])
             if not ok:
                 u, ok = conditional_modes(P, ZL, P.X @ beta, alpha, torch.zeros_like(u))
+        if not ok:
+            return None
         state["u"] = u
         return u
 
@@ -316,18 +407,25 @@ def _fit_glmm(frame: ModelFrame, max_iter: int) -> GLMMFit:
             v = torch.tensor(full, dtype=f64, requires_grad=True)
             theta, beta, alpha = unpack(v, natural)
             u = modes(theta.detach(), beta.detach(), None if alpha is None else alpha.detach())
-            dev, _ = laplace_deviance(P, theta, beta, alpha, u, 1)
+            if u is None:
+                return 1e30, np.zeros_like(x)
+            try:
+                dev, _ = laplace_deviance(P, theta, beta, alpha, u, 1)
+            except RuntimeError:  # a Cholesky factorization failed at extreme parameters
+                return 1e30, np.zeros_like(x)
             if not torch.isfinite(dev):
                 return 1e30, np.zeros_like(x)
             dev.backward()
             g = v.grad.numpy().copy()
             return float(dev.detach()), g if fixed_theta is None else g[nt:]
+
         return fun
 
     def hessian(x_nat: np.ndarray, free: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         base = torch.tensor(x_nat, dtype=f64)
         theta, beta, alpha = unpack(base, True)
         u = modes(theta, beta, alpha)
+        u = state["u"] if u is None else u
         idx = torch.as_tensor(np.flatnonzero(free))
 
         def dev_of(sub: Any) -> Any:
@@ -360,12 +458,10 @@ def _fit_glmm(frame: ModelFrame, max_iter: int) -> GLMMFit:
     # natural parameters: θ, β, α
     v = torch.tensor(x, dtype=f64)
     theta_t, beta_t, alpha_t = unpack(v, False)
-    x_nat = np.concatenate(
-        [theta_t.numpy(), beta_t.numpy()] + ([alpha_t.numpy()] if alpha_t is not None else [])
-    )
+    x_nat = np.concatenate([theta_t.numpy(), beta_t.numpy()] + ([alpha_t.numpy()] if alpha_t is not None else []))
     lower_nat = lower
     fun_nat = make_fun(True)
-    if res.nit < max_iter:
+    if polish and res.nit < max_iter:
         free = np.concatenate([_theta_free(P, x_nat[:nt]), np.ones(p + na, bool)])
 
         def fun_hess(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -396,19 +492,29 @@ def _fit_glmm(frame: ModelFrame, max_iter: int) -> GLMMFit:
     v = torch.tensor(x_nat, dtype=f64)
     theta_t, beta_t, alpha_t = unpack(v, True)
     u = modes(theta_t, beta_t, alpha_t)
+    u = state["u"] if u is None else u
     dev, _ = laplace_deviance(P, theta_t, beta_t, alpha_t, u, 0)
     covs = [(T @ T.T).numpy() for T in P.factors(theta_t)]
-    ranef_sd = []
+    ranef_cov = []
     if P.q:
         _, W = fam.derivs(P.X @ beta_t + P.zlambda(theta_t) @ u, P.y, alpha_t)
-        ranef_sd = P.ranef_sd(theta_t, torch.linalg.inv(P.information(theta_t, W)).numpy())
+        ranef_cov = P.ranef_cov(theta_t, torch.linalg.inv(P.information(theta_t, W)).numpy())
     theta = x_nat[:nt]
     return GLMMFit(
-        frame=frame, beta=x_nat[nt : nt + p], beta_se=se[nt : nt + p], theta=theta,
-        covariances=covs, ranef=P.ranef(theta_t, u), ranef_sd=ranef_sd, loglik=-float(dev) / 2,
+        frame=frame,
+        beta=x_nat[nt : nt + p],
+        beta_se=se[nt : nt + p],
+        theta=theta,
+        covariances=covs,
+        ranef=P.ranef(theta_t, u),
+        ranef_cov=ranef_cov,
+        loglik=-float(dev) / 2,
         criterion="Laplace",
-        converged=converged, singular=bool(np.any((P.theta_lower == 0) & (theta < SINGULAR_TOL))),
-        seconds=0.0, alpha=x_nat[nt + p :] if na else None, alpha_se=se[nt + p :] if na else None,
-        vcov=vcov[nt:, nt:], iterations=iterations,
+        converged=converged,
+        singular=bool(np.any((P.theta_lower == 0) & (theta < SINGULAR_TOL))),
+        seconds=0.0,
+        alpha=x_nat[nt + p :] if na else None,
+        alpha_se=se[nt + p :] if na else None,
+        vcov=vcov[nt:, nt:],
+        iterations=iterations,
     )
-

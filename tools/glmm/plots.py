@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from alloop.tools.glmm.evaluation import simulate
 from alloop.tools.glmm.model import GLMMFit
 
@@ -35,17 +34,17 @@ def forest_plot(result: GLMMFit, path: str | Path, max_levels: int = 60) -> Path
     """Conditional modes of every random effect with 95% intervals (±1.96 conditional SD),
     one panel per term column, levels sorted by their mode."""
     plt = _pyplot()
-    panels = [
-        (term, a) for term in result.frame.terms for a in range(term.k)
-    ]
+    panels = [(i, term, a) for i, term in enumerate(result.frame.terms) if not term.shared for a in range(term.k)]
     if not panels:
         raise ValueError("the model has no random effects to plot")
-    height = max(3.0, 0.16 * min(max_levels, max(t.J for t, _ in panels)) + 1.2)
+    height = max(3.0, 0.16 * min(max_levels, max(t.J for _, t, _ in panels)) + 1.2)
     fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), height), squeeze=False)
-    sd_of = {(t.group, c): s for t in result.frame.terms for c, s in zip(t.columns, np.sqrt(np.diag(
-        result.covariances[result.frame.terms.index(t)])), strict=True)}
-    for ax, (term, a) in zip(axes[0], panels, strict=True):
-        i = result.frame.terms.index(term)
+    sd_of = {
+        (t.group, c): s
+        for t, S in zip(result.frame.terms, result.covariances, strict=True)
+        for c, s in zip(t.columns, np.sqrt(np.diag(S)), strict=True)
+    }
+    for ax, (i, term, a) in zip(axes[0], panels, strict=True):
         modes, sds = result.ranef[i][:, a], result.ranef_sd[i][:, a]
         order = np.argsort(modes)
         if len(order) > max_levels:  # the extremes and an even spread between them

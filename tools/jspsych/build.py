@@ -89,8 +89,9 @@ def item_payload(item: dict[str, Any], spec: TaskSpec, config: ExperimentConfig,
             raise InputError(f"{where}: item {item_id!r} has no field {name!r}, which the lists/order config names")
         meta[str(name)] = None if item[name] is None else str(item[name])
     payload["meta"] = meta
-    if config.lists.condition_field:
-        payload["condition"] = meta[config.lists.condition_field]
+    condition_field = config.lists.condition_field or "condition"
+    if item.get(condition_field) is not None:
+        payload["condition"] = str(item[condition_field])
     return payload
 
 

@@ -221,7 +221,9 @@ class ExtraTrial(_Strict):
     for a check, the response that passes."""
 
     fields: dict[str, Any] = Field(description="Item fields, as a pool row would have them.")
-    expected: Any = Field(None, description="Attention check: the label that passes; practice: shown as feedback.")
+    expected: Any = Field(
+        None, description="Attention check: the label that passes; practice: shown as feedback after the answer."
+    )
 
 
 class OrderConfig(_Strict):

@@ -93,6 +93,7 @@ def trials_to_events(
     """Label events for one participant's trials; external_id = prefix + trial index."""
     out = Conversion()
     checks = [t for t in trials if t.get("alloop_role") == "attention"]
+    demographics = next((t.get("response") for t in trials if t.get("alloop_role") == "demographics"), None)
     if checks:
         out.attention_pass_rate = sum(bool(t.get("passed")) for t in checks) / len(checks)
     for position, trial in enumerate(trials):
@@ -125,8 +126,9 @@ def trials_to_events(
                     "response": trial.get("response"),
                     "widget": trial.get("widget"),
                     "attention_pass_rate": out.attention_pass_rate,
-                    "prolific_pid": trial.get("prolific_pid"),
+                    "demographics": demographics,
                     **(extra or {}),
+                    "prolific_pid": trial.get("prolific_pid") or (extra or {}).get("prolific_pid"),
                 },
             )
         )

@@ -364,25 +364,70 @@ def resolve_local_model(name: str | None) -> Path:
     return path.resolve()
 
 
+MODEL_CACHE_ENV = "ALLOOP_MODEL_CACHE"
+
+
+def _converted_dir(gguf: Path) -> Path:
+    """Where the GGUF's dequantized Hugging Face copy is kept (keyed by path, size and time)."""
+    import hashlib
+
+    stat = gguf.stat()
+    key = hashlib.sha256(f"{gguf.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+    base = Path(os.environ.get(MODEL_CACHE_ENV) or Path.home() / ".cache" / "alloop" / "models")
+    return base / f"{gguf.stem}-{key}"
+
+
+def _convert_gguf(gguf: Path) -> Path | None:
+    """Read a GGUF once with transformers' gguf support and keep a plain copy; None if it cannot."""
+    import shutil
+    import tempfile
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    target = _converted_dir(gguf)
+    if (target / "config.json").is_file():
+        return target
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    quantized = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    config = quantized.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    plain = AutoModelForCausalLM.from_config(config)
+    plain.load_state_dict(quantized.state_dict())
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+        plain.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        os.replace(staging, target)
+    except OSError as exc:  # a read-only home: use the model from memory this time
+        log.warning("judge: could not keep a converted copy of %s (%s)", gguf.name, exc)
+        shutil.rmtree(locals().get("staging", target / ".none"), ignore_errors=True)
+        _LOADED[str(gguf)] = (tokenizer, plain.eval())
+        return None
+    return target
+
+
 def _load_local(path: Path) -> tuple[Any, Any]:
+    """Tokenizer and model, loaded once per process. A GGUF is converted once, then read as a folder."""
     with _LOAD_LOCK:
         key = str(path)
         if key not in _LOADED:
             from transformers import AutoModelForCausalLM, AutoTokenizer
 
-            if path.is_file():
-                tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
-                model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name)
-            else:
-                tokenizer = AutoTokenizer.from_pretrained(str(path))
-                model = AutoModelForCausalLM.from_pretrained(str(path))
-            model.eval()
-            _LOADED[key] = (tokenizer, model)
+            folder = _convert_gguf(path) if path.is_file() else path
+            if folder is not None:
+                tokenizer = AutoTokenizer.from_pretrained(str(folder))
+                model = AutoModelForCausalLM.from_pretrained(str(folder))
+                _LOADED[key] = (tokenizer, model.eval())
         return _LOADED[key]
 
 
 class LocalBackend:
     """A causal LM on this machine (transformers; GGUF through its gguf support), greedy decoding.
+
+    A GGUF file is dequantized once and kept as a plain model folder under
+    $ALLOOP_MODEL_CACHE (default ~/.cache/alloop/models), so later loads take a second.
 
     With `choices` (single-label tasks, kind label) and `local_constrained`, the answer is the
     choice whose JSON answer `{"label": choice}` the model finds most likely: a small model then
@@ -424,19 +469,26 @@ class LocalBackend:
             )
 
     def _choose(self, tokenizer: Any, model: Any, prompt_ids: Any, choices: list[str], n_prompt: int) -> Completion:
+        """Score each choice's answer text after one pass over the prompt (its KV cache reused)."""
+        import copy
         import json
 
         import torch
 
+        prefix = model(input_ids=prompt_ids, use_cache=True, logits_to_keep=1)
+        first = torch.log_softmax(prefix.logits[0, -1].float(), dim=-1)
         scores: dict[str, float] = {}
         for choice in choices:
             answer = json.dumps({"label": choice}, ensure_ascii=False)
             answer_ids = tokenizer(answer, add_special_tokens=False, return_tensors="pt")["input_ids"]
-            ids = torch.cat([prompt_ids, answer_ids], dim=1)
-            logits = model(input_ids=ids).logits[0, n_prompt - 1 : -1]
-            logprobs = torch.log_softmax(logits.float(), dim=-1)
-            picked = logprobs.gather(1, answer_ids[0].unsqueeze(1)).sum()
-            scores[choice] = round(float(picked), 4)
+            total = first[answer_ids[0, 0]]
+            if answer_ids.shape[1] > 1:
+                rest = model(
+                    input_ids=answer_ids[:, :-1], past_key_values=copy.deepcopy(prefix.past_key_values), use_cache=True
+                )
+                logprobs = torch.log_softmax(rest.logits[0].float(), dim=-1)
+                total = total + logprobs.gather(1, answer_ids[0, 1:].unsqueeze(1)).sum()
+            scores[choice] = round(float(total), 4)
         best = max(choices, key=lambda c: scores[c])
         return Completion(
             text=json.dumps({"label": best}, ensure_ascii=False),

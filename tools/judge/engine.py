@@ -11,7 +11,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any
@@ -197,6 +197,48 @@ def _units(job: JudgeJob, system: str, items: Sequence[JudgeItem]) -> list[_Unit
     return units
 
 
+@dataclass
+class SamplingRequest:
+    """One request as a client's sampling would take it; `key` is its prompt hash."""
+
+    key: str
+    system: str
+    messages: list[dict[str, str]]
+    max_tokens: int
+    item_ids: list[str]
+
+
+def plan_requests(job: JudgeJob, items: Sequence[JudgeItem]) -> list[SamplingRequest]:
+    """The requests judge_items would send (cached ones left out), without sending any."""
+    system = system_prompt(job.rubric, job.spec, job.kind, job.use)
+    return [
+        SamplingRequest(
+            key=unit.prompt.hash,
+            system=unit.prompt.system,
+            messages=[dict(m) for m in unit.prompt.messages],
+            max_tokens=unit.prompt.max_tokens,
+            item_ids=[i.item_id for i in unit.items],
+        )
+        for unit in _units(job, system, items)
+        if job.cache.get(unit.key) is None
+    ]
+
+
+def answers_sampler(answers: Mapping[str, Mapping[str, Any]]) -> Callable[..., dict[str, Any]]:
+    """A sampler that answers from replies gathered up front, keyed by SamplingRequest.key.
+
+    A request with no gathered reply fails as a BackendError (recorded, never guessed).
+    """
+
+    def sampler(system: str, messages: list[dict[str, str]], max_tokens: int) -> dict[str, Any]:
+        key = Prompt(system=system, messages=messages, max_tokens=max_tokens).hash
+        if key not in answers:
+            raise BackendError("the MCP client gave no answer for this sampling request")
+        return dict(answers[key])
+
+    return sampler
+
+
 def judge_items(job: JudgeJob, items: Sequence[JudgeItem]) -> list[JudgeRecord]:
     """Judge the items; one record per item, in the order given."""
     system = system_prompt(job.rubric, job.spec, job.kind, job.use)  # a rubric that fails, fails here
@@ -214,6 +256,8 @@ def judge_items(job: JudgeJob, items: Sequence[JudgeItem]) -> list[JudgeRecord]:
         }
         for future in as_completed(futures):
             index = futures[future]
+            if future.cancelled():
+                continue
             try:
                 outcomes[index] = future.result()
             except AlloopError as exc:  # no key, refused key, unknown model: no retry helps

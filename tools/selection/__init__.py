@@ -9,8 +9,7 @@ from alloop.tools.selection.hybrid import UncertainThenDiverse
 from alloop.tools.selection.uncertainty import Entropy, LeastConfidence, Margin, RandomSampling
 
 STRATEGIES: dict[str, type] = {
-    cls.name: cls
-    for cls in (RandomSampling, LeastConfidence, Margin, Entropy, KCenterGreedy, UncertainThenDiverse)
+    cls.name: cls for cls in (RandomSampling, LeastConfidence, Margin, Entropy, KCenterGreedy, UncertainThenDiverse)
 }
 ALIASES = {"coreset": "kcenter", "k_center": "kcenter", "kcenter_greedy": "kcenter"}
 

@@ -57,6 +57,11 @@ class KCenterGreedy:
             problem.embeddings, problem.reference, problem.n, problem.duplicate_threshold, problem.rng
         )
         return [
-            Picked(p, "k-center start (nothing labeled yet)" if np.isnan(d) else f"farthest from covered set: cosine distance {d:.3f}")
+            Picked(
+                p,
+                "k-center start (nothing labeled yet)"
+                if np.isnan(d)
+                else f"farthest from covered set: cosine distance {d:.3f}",
+            )
             for p, d in zip(picked, distances, strict=True)
         ]

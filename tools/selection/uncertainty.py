@@ -43,7 +43,10 @@ class UncertaintySampling:
         chosen, _ = take_distinct(order, problem.embeddings, problem.reference, problem.n, problem.duplicate_threshold)
         if len(chosen) < problem.n:  # the head was all duplicates: fall back to the full ranking
             chosen, _ = take_distinct(
-                np.argsort(-key, kind="stable"), problem.embeddings, problem.reference, problem.n,
+                np.argsort(-key, kind="stable"),
+                problem.embeddings,
+                problem.reference,
+                problem.n,
                 problem.duplicate_threshold,
             )
         total = len(key)

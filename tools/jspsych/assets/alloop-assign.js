@@ -204,9 +204,39 @@
     return state;
   }
 
+  /**
+   * Read, patch, retry: read the entry from the session's local copy, compute the new entry,
+   * write it with a versioned patch; when another participant wrote first the write is
+   * refused, so wait (random, growing) and try again on the fresher copy. `session` is
+   * jatos.batchSession (get(name) reads the local copy; set(name, value) returns a promise
+   * that rejects on a version conflict). compute(entry) returns {state, ...}; a null state
+   * writes nothing. Resolves to compute's outcome with `attempts` added.
+   */
+  async function updateWithRetry(session, name, compute, options) {
+    options = options || {};
+    const tries = options.tries || 25;
+    const rand = options.rand || Math.random;
+    const sleep = options.sleep || function (ms) { return new Promise(function (resolve) { setTimeout(resolve, ms); }); };
+    let lastError = null;
+    for (let attempt = 0; attempt < tries; attempt++) {
+      const current = session.get(name);
+      const outcome = compute(current === undefined ? null : current);
+      outcome.attempts = attempt + 1;
+      if (!outcome.state) return outcome;
+      try {
+        await session.set(name, outcome.state);
+        return outcome;
+      } catch (err) {
+        lastError = err;
+        await sleep(20 + rand() * 40 * Math.pow(2, Math.min(attempt, 5)));
+      }
+    }
+    throw new Error("could not update the batch session after " + tries + " tries: " + lastError);
+  }
+
   const api = {
     hashString: hashString, rng: rng, shuffle: shuffle, constrainedShuffle: constrainedShuffle,
-    assign: assign, complete: complete, emptyState: emptyState,
+    assign: assign, complete: complete, emptyState: emptyState, updateWithRetry: updateWithRetry,
   };
   if (typeof module !== "undefined" && module.exports) module.exports = api;
   root.AlloopAssign = api;

@@ -3,8 +3,10 @@
  *
  * Reads data/config.json, data/items.json, data/lists.json and data/distribution.json,
  * assigns a list over the JATOS batch session (read, patch, retry on a version conflict),
- * orders the list's items with the participant's seed, runs the trials and hands the data
- * to JATOS. Without jatos.js (opened from a plain web server) it runs standalone.
+ * orders the list's items with the participant's seed, runs the trials and appends each
+ * trial's data to the JATOS result as one JSON line as soon as it is done (so a participant
+ * who leaves half-way still leaves their answers). Without jatos.js (opened from a plain web
+ * server) it runs standalone.
  *
  * Item text, labels and every configured page are inserted as text: escapeHtml() is applied
  * to everything a plugin would otherwise parse as HTML.
@@ -35,7 +37,6 @@
     return prompt ? '<div class="alloop-prompt">' + escapeHtml(prompt) + "</div>" : "";
   }
 
-  function sleep(ms) { return new Promise(function (resolve) { setTimeout(resolve, ms); }); }
 
   async function loadJson(path) {
     const response = await fetch(path, { cache: "no-store" });
@@ -66,26 +67,9 @@
     return { id: id, workerId: workerId, resultId: resultId, params: params };
   }
 
-  /**
-   * Read the batch session entry, compute the new one, write it with a versioned patch; on a
-   * conflict (another participant wrote first) jatos.js rejects the write: wait and retry on
-   * the fresh copy.
-   */
-  async function updateBatch(name, compute) {
-    let lastError = null;
-    for (let attempt = 0; attempt < 25; attempt++) {
-      const current = jatos.batchSession.get(name);
-      const outcome = compute(current === undefined ? null : current);
-      if (!outcome.state) return outcome;
-      try {
-        await jatos.batchSession.set(name, outcome.state);
-        return outcome;
-      } catch (err) {
-        lastError = err;
-        await sleep(20 + Math.random() * 40 * Math.pow(2, Math.min(attempt, 5)));
-      }
-    }
-    throw new Error("could not update the batch session: " + lastError);
+  /** Read–patch–retry over the JATOS batch session (AlloopAssign.updateWithRetry). */
+  function updateBatch(name, compute) {
+    return A.updateWithRetry(jatos.batchSession, name, compute);
   }
 
   async function assignList(dist, who) {
@@ -116,7 +100,9 @@
 
   function endWithoutRedirect(successful, message) {
     if (!hasJatos) return;
-    try { jatos.endStudyWithoutRedirect(successful, message); } catch (err) { console.error(err); }
+    // endStudyWithoutRedirect is 3.10's name; 3.8 and 3.9 call it endStudyAjax.
+    const end = jatos.endStudyWithoutRedirect || jatos.endStudyAjax;
+    try { end.call(jatos, successful, message); } catch (err) { console.error(err); }
   }
 
   // -- trials ------------------------------------------------------------------------------
@@ -161,7 +147,7 @@
         async: true,
         func: function (done) {
           const el = jsPsych.getDisplayElement();
-          el.innerHTML = '<div class="alloop-item alloop-spr" id="alloop-spr"></div>' +
+          el.innerHTML = '<div class="alloop-item alloop-spr" id="alloop-spr" data-item-id="' + escapeHtml(item.id) + '"></div>' +
             '<div class="alloop-keys">' + escapeHtml("Press the space bar to see the next word.") + "</div>";
           const line = el.querySelector("#alloop-spr");
           const rts = [];
@@ -203,7 +189,11 @@
           return {
             type: jsPsychHtmlButtonResponse, stimulus: stim,
             choices: options.map(escapeHtml),
-            toLabel: function (d) { return d.response === null ? null : options[d.response]; },
+            toLabel: function (d) {
+              if (d.response === null) return null;
+              // Per-item options with one label per position: the label names the position.
+              return item.choices && labels.length === options.length ? labels[d.response] : options[d.response];
+            },
           };
         case "binary:keys":
           return {
@@ -281,12 +271,16 @@
             toLabel: function (d) { return d.response.response; },
           };
         case "cloze:blanks": {
-          const marker = escapeHtml(t.blank_marker);
+          // The cloze plugin splits its text on "%": every literal % becomes &#37; first.
+          const noPercent = function (html) { return html.replace(/%/g, "&#37;"); };
+          const marker = noPercent(escapeHtml(t.blank_marker));
           const text = item.texts.map(function (x) {
-            return escapeHtml(x).replace(/%/g, "&#37;").split(marker).join("%%");
+            return noPercent(escapeHtml(x)).split(marker).join("%%");
           }).join("<br>");
           return {
-            type: jsPsychCloze, text: '<div class="alloop-item">' + text + "</div>" + promptHtml(t.prompt),
+            type: jsPsychCloze,
+            text: '<div class="alloop-item" data-item-id="' + noPercent(escapeHtml(item.id)) + '">' + text + "</div>" +
+              noPercent(promptHtml(t.prompt)),
             button_text: t.button_label, allow_blanks: !t.required,
             mistake_fn: function () { alert("Please fill in every blank."); },
             toLabel: function (d) { return d.response.length === 1 ? d.response[0] : d.response; },
@@ -331,7 +325,7 @@
       return '<label for="' + id + '">' + escapeHtml(q.prompt) + "</label>" + input;
     }).join("");
     return {
-      type: jsPsychSurveyHtmlForm, html: '<div class="alloop-form">' + html + "</div>",
+      type: jsPsychSurveyHtmlForm, html: '<div class="alloop-form" id="alloop-demographics">' + html + "</div>",
       button_label: escapeHtml(config.trial.button_label), data: { alloop_role: "demographics" },
     };
   }
@@ -390,9 +384,18 @@
 
     let declined = false;
     let finished = false;
+    const appends = [];
     const jsPsych = initJsPsych({
       show_progress_bar: !!config.progress_bar,
       auto_update_progress_bar: false,
+      on_data_update: function () {
+        if (!hasJatos) return;
+        const row = jsPsych.data.get().last(1).values()[0];
+        if (!row || row.alloop_role === "save" || row.alloop_role === "completion") return;
+        appends.push(Promise.resolve(jatos.appendResultData(JSON.stringify(row) + "\n")).catch(function (err) {
+          console.error("result data not appended", err);
+        }));
+      },
       on_finish: function () {
         if (declined) {
           endWithoutRedirect(false, "alloop: consent declined");
@@ -416,7 +419,7 @@
     if (config.consent) {
       timeline.push({
         type: jsPsychHtmlButtonResponse,
-        stimulus: '<div class="alloop-page">' + paragraphs(config.consent) + "</div>",
+        stimulus: '<div class="alloop-page" id="alloop-consent">' + paragraphs(config.consent) + "</div>",
         choices: [escapeHtml(config.consent_agree), escapeHtml(config.consent_decline)],
         data: { alloop_role: "consent" },
         on_finish: function (data) {
@@ -437,6 +440,19 @@
     if (config.demographics.length) timeline.push(demographicsTrial(config));
     config.practice.forEach(function (item) {
       timeline.push(makeTrial(item, "practice", listIndex));
+      if (item.expected !== undefined && item.expected !== null) {
+        // Feedback after a practice item: what was given and what was expected.
+        timeline.push({
+          type: jsPsychHtmlButtonResponse, data: { alloop_role: "feedback" },
+          choices: [escapeHtml(config.trial.button_label)],
+          stimulus: function () {
+            const last = jsPsych.data.get().filter({ alloop_role: "practice" }).last(1).values()[0] || {};
+            const show = function (v) { return Array.isArray(v) ? v.join(", ") : String(v); };
+            return '<div class="alloop-page" id="alloop-feedback"><p>' + escapeHtml("Your answer: " + show(last.label)) +
+              "</p><p>" + escapeHtml("Expected: " + show(item.expected)) + "</p></div>";
+          },
+        });
+      }
     });
     const total = mainItems.length + config.attention_checks.length;
     let done = 0;
@@ -450,9 +466,7 @@
     timeline.push({
       type: jsPsychCallFunction, async: true, data: { alloop_role: "save" },
       func: function (doneSaving) {
-        const payload = jsPsych.data.get().filterCustom(function (trial) { return trial.alloop_role !== "save"; }).json();
-        const saving = hasJatos ? Promise.resolve(jatos.submitResultData(payload)) : Promise.resolve();
-        saving
+        Promise.all(appends)
           .then(function () { return markCompleted(dist, assignment, who); })
           .then(function () { finished = true; doneSaving({ saved: true }); },
                 function (err) { console.error(err); finished = true; doneSaving({ saved: false, error: String(err) }); });

@@ -1,0 +1,358 @@
+"""Real jsPsych (from the npm cache) in headless Chromium, hosted by the JATOS double.
+
+For every task type: build the study from a run's selection round, export the .jzip, import
+it through the JATOS client, take it as a participant would, pull the results back through
+the client and find the answers in labels.jsonl. Also: six participants starting at once end
+up in balanced Latin-square lists; item text with HTML or script is shown as text; consent,
+Prolific redirect, study-full, debug pin and minimum trial time.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import threading
+import time
+from collections import Counter
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alloop.tools.base import ToolContext
+from alloop.tools.build_jspsych import BuildJspsychInput, build_jspsych
+from alloop.tools.export_jzip import ExportJzipInput, export_jzip
+from alloop.tools.jatos import JatosClient
+from alloop.tools.jatos_import import JatosImportInput, jatos_import
+from alloop.tools.jspsych.config import ExperimentConfig
+from alloop.tools.jzip import study_uuids
+from alloop.tools.pull_jatos import PullJatosInput, pull_jatos
+from alloop.tools.rundir import RunDir, RunRoot
+
+from .helpers import make_run
+from .jatos_double import TOKEN, JatosDouble
+from .participant import Participant
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def jatos() -> Any:
+    with JatosDouble(version="3.10") as double:
+        yield double
+
+
+def publish(tmp_path: Path, jatos: JatosDouble, name: str, task_type: str, labels: list[str],
+            items: list[dict[str, Any]], config: dict[str, Any]) -> tuple[RunRoot, RunDir, JatosClient, str]:
+    """Build, export and import a study; returns the run and a general participant link."""
+    root, run = make_run(tmp_path / name, name, task_type, labels, items)
+    ctx = ToolContext(root=root)
+    build_jspsych(BuildJspsychInput(run=name, round=1, config=ExperimentConfig.model_validate(config)), ctx)
+    export_jzip(ExportJzipInput(run=name, round=1), ctx)
+    client = JatosClient(jatos.url, TOKEN)
+    imported = jatos_import(JatosImportInput(run=name, round=1, link_type="gs"), ctx, client=client)
+    return root, run, client, imported.links[0]
+
+
+def wait_until(condition: Any, what: str, page: Any = None, tries: int = 300) -> None:
+    """Wait (up to about 15 s) for something the browser does in the background; with a page,
+    wait through it so that its events keep arriving."""
+    for _ in range(tries):
+        if condition():
+            return
+        if page is not None:
+            page.wait_for_timeout(50)
+        else:
+            time.sleep(0.05)
+    raise AssertionError(f"gave up waiting for {what}")
+
+
+TWO_ITEMS = [
+    {"id": "s1", "text": "The old man the boats."},
+    {"id": "s2", "text": "Colorless green ideas sleep furiously."},
+]
+CASES = [
+    # name, task_type, labels, widget, extra trial config, items, answers
+    ("likert", "ordinal_scale", ["1", "2", "3", "4", "5"], "likert", {}, TWO_ITEMS, {"s1": "2", "s2": "5"}),
+    ("oslider", "ordinal_scale", ["bad", "ok", "good"], "slider", {}, TWO_ITEMS, {"s1": "good", "s2": "bad"}),
+    ("binbtn", "binary", ["yes", "no"], "buttons", {}, TWO_ITEMS, {"s1": "no", "s2": "yes"}),
+    ("binkeys", "binary", ["acceptable", "unacceptable"], "keys", {"keys": ["f", "j"]}, TWO_ITEMS,
+     {"s1": "unacceptable", "s2": "acceptable"}),
+    ("afc3", "forced_choice", ["A", "B", "C"], "buttons", {"choices_field": "options"},
+     [{"id": "p1", "text": "Which sounds best?", "options": ["He go.", "He goes.", "He going."]},
+      {"id": "p2", "text": "Which sounds best?", "options": ["Two cat.", "Two cats.", "Two cates."]}],
+     {"p1": "B", "p2": "C"}),
+    ("catbtn", "categorical", ["noun", "verb", "adjective"], "buttons", {}, TWO_ITEMS,
+     {"s1": "verb", "s2": "adjective"}),
+    ("catmc", "categorical", ["noun", "verb", "adjective"], "multiple_choice", {}, TWO_ITEMS,
+     {"s1": "noun", "s2": "verb"}),
+    ("multi", "multi_select", ["grammatical", "plausible", "funny"], "checkboxes", {}, TWO_ITEMS,
+     {"s1": ["grammatical", "funny"], "s2": ["plausible"]}),
+    ("magslider", "magnitude", [], "slider", {"min": 0, "max": 100}, TWO_ITEMS, {"s1": 30.0, "s2": 80.0}),
+    ("magnumber", "magnitude", [], "number", {"min": 0, "max": 1000, "step": 0.5}, TWO_ITEMS,
+     {"s1": 12.5, "s2": 400.0}),
+    ("freetext", "free_text", [], "text", {}, TWO_ITEMS, {"s1": "boats are manned", "s2": "nonsense"}),
+    ("cloze", "cloze", [], "blanks", {},
+     [{"id": "c1", "text": "The cat ___ on the ___."}, {"id": "c2", "text": "I ___ 100% sure."}],
+     {"c1": ["sat", "mat"], "c2": "am"}),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_every_task_type_round_trip(case: tuple, tmp_path: Path, jatos: JatosDouble, new_page: Any) -> None:
+    name, task_type, labels, widget, extra, items, answers = case
+    config = {
+        "title": f"Study {name}",
+        "instructions": ["Welcome.", "Judge each sentence.\n\nThere are no wrong answers."],
+        "trial": {"widget": widget, "prompt": "Your judgment?", **extra},
+        "practice": [{"fields": {"text": items[0]["text"], **{k: v for k, v in items[0].items() if k == "options"}},
+                      "expected": answers[items[0]["id"]] if task_type != "forced_choice" else None}],
+    }
+    root, run, client, link = publish(tmp_path, jatos, name, task_type, labels, items, config)
+    practice_answer = answers[items[0]["id"]]
+    participant = Participant(
+        widget="ordinal_slider" if (task_type, widget) == ("ordinal_scale", "slider") else widget,
+        options=labels,
+        answer=lambda item_id: answers.get(item_id, practice_answer),
+    )
+    if task_type == "forced_choice":
+        # The participant clicks the sentence; the label is its position (A, B, C).
+        by_item = {it["id"]: it["options"] for it in items}
+        participant.answer = lambda item_id: by_item.get(item_id, by_item[items[0]["id"]])[
+            labels.index(answers.get(item_id, practice_answer))]
+    page = new_page()
+    assert participant.take(page, link + "?PROLIFIC_PID=pp-1&STUDY_ID=st&SESSION_ID=se") == "complete"
+    page.wait_for_selector("#jatos-end")
+    assert not page.errors, page.errors
+    assert sorted(participant.seen[1:]) == sorted(answers)  # the practice item comes first
+    if task_type != "forced_choice":
+        assert participant.feedback and "Expected:" in participant.feedback[0]
+
+    ctx = ToolContext(root=root)
+    pulled = pull_jatos(PullJatosInput(run=run.name, round=1), ctx, client=client)
+    events = run.labels()
+    assert pulled.n_new == len(answers) == len(events)
+    assert {e.item_id: e.label for e in events} == answers
+    for event in events:
+        assert event.source == "human" and event.destination == "jatos" and event.round == 1
+        assert event.annotator.startswith("jatos:")
+        assert event.extra["prolific_pid"] == "pp-1"
+    assert run.round_file("annotation", 1).is_file()
+    # Pulling the same results again adds nothing.
+    assert pull_jatos(PullJatosInput(run=run.name, round=1), ctx, client=client).n_new == 0
+    assert len(run.labels()) == len(answers)
+
+
+def test_self_paced_reading_gives_reading_times(tmp_path: Path, jatos: JatosDouble, new_page: Any) -> None:
+    config = {"instructions": [], "trial": {"widget": "spr", "spr_summary": "mean"}}
+    root, run, client, link = publish(tmp_path, jatos, "spr", "magnitude", [], TWO_ITEMS, config)
+    participant = Participant(widget="spr", options=[], answer=lambda item_id: None)
+    page = new_page()
+    assert participant.take(page, link) == "complete"
+    page.wait_for_selector("#jatos-end")
+    pull_jatos(PullJatosInput(run=run.name, round=1), ToolContext(root=root), client=client)
+    events = {e.item_id: e for e in run.labels()}
+    assert set(events) == {"s1", "s2"}
+    for item in TWO_ITEMS:
+        event = events[item["id"]]
+        assert isinstance(event.label, float) and event.label >= 0
+        assert len(event.extra["response"]["word_rts"]) == len(item["text"].split())
+
+
+def test_six_participants_at_once_get_balanced_latin_square_lists(
+    tmp_path: Path, jatos: JatosDouble, new_page: Any
+) -> None:
+    items = [
+        {"id": f"g{g}-{c}", "text": f"Sentence {g} in condition {c}.", "group": f"g{g}", "condition": c}
+        for g in range(6)
+        for c in ("a", "b", "c")
+    ]
+    config = {
+        "instructions": ["Welcome."],
+        "lists": {"mode": "latin_square", "group_field": "group", "condition_field": "condition"},
+        "distribution": {"strategy": "balanced"},
+        "order": {"randomize": True, "no_adjacent_field": "condition", "max_run": 1},
+    }
+    root, run, client, link = publish(tmp_path, jatos, "latin", "binary", ["yes", "no"], items, config)
+    jatos.start_barrier = threading.Barrier(6, timeout=60)
+    conflicts_before = jatos.session_conflicts
+    pages = [new_page() for _ in range(6)]
+    try:
+        for page in pages:  # all six wait at JATOS's init until the sixth has arrived
+            page.goto(link, wait_until="domcontentloaded")
+        for page in pages:
+            page.wait_for_selector("#jspsych-instructions-next")
+    finally:
+        jatos.start_barrier = None
+    record = jatos.study(study_uuids(run.name, "round_01")["study"])
+    state = next(v for k, v in record.batch_session["data"].items() if k.startswith("alloop-"))
+    assert state["assigned"] == [2, 2, 2]
+    assert len(state["byResult"]) == 6
+    assert jatos.session_conflicts > conflicts_before  # the versioned writes really raced
+
+    participants = []
+    for page in pages:
+        participant = Participant(widget="buttons", options=["yes", "no"], answer=lambda item_id: "yes")
+        assert participant.take(page, None) == "complete"
+        page.wait_for_selector("#jatos-end")
+        participants.append(participant)
+    condition = {it["id"]: it["condition"] for it in items}
+    for participant in participants:
+        conditions = [condition[i] for i in participant.seen]
+        assert Counter(conditions) == {"a": 2, "b": 2, "c": 2}
+        assert all(x != y for x, y in itertools.pairwise(conditions))  # no two adjacent alike
+        assert len({i.split("-")[0] for i in participant.seen}) == 6  # each group once
+    pull_jatos(PullJatosInput(run=run.name, round=1), ToolContext(root=root), client=client)
+    per_item = Counter(e.item_id for e in run.labels())
+    assert len(per_item) == 18 and set(per_item.values()) == {2}
+
+
+HOSTILE = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script><b>bold</b> 100% sure ___ yes'
+
+
+@pytest.mark.parametrize(
+    "task_type,labels,widget",
+    [
+        ("binary", ["<i>yes</i>", "no"], "buttons"),
+        ("ordinal_scale", ["<u>1</u>", "2", "3"], "likert"),
+        ("categorical", ["<i>a</i>", "b"], "multiple_choice"),
+        ("cloze", [], "blanks"),
+    ],
+)
+def test_html_in_items_and_labels_is_shown_as_text(
+    task_type: str, labels: list[str], widget: str, tmp_path: Path, jatos: JatosDouble, new_page: Any
+) -> None:
+    items = [{"id": "x<1>", "text": HOSTILE}]
+    config = {"instructions": ["<script>window.__pwned=3</script> Read <b>carefully</b>."],
+              "trial": {"widget": widget, "prompt": "<em>Judge</em>"}}
+    _, _, _, link = publish(tmp_path, jatos, f"html-{widget}", task_type, labels, items, config)
+    page = new_page()
+    page.goto(link, wait_until="domcontentloaded")
+    page.wait_for_selector("#jspsych-instructions-next")
+    assert "<script>window.__pwned=3</script>" in page.inner_text(".alloop-page")
+    page.click("#jspsych-instructions-next")
+    item = page.wait_for_selector(".alloop-item")
+    assert item.get_attribute("data-item-id") == "x<1>"
+    shown = item.inner_text()
+    assert "<script>window.__pwned=2</script>" in shown and "<b>bold</b>" in shown and "100% sure" in shown
+    assert page.query_selector(".alloop-item b, .alloop-item img, .alloop-item script") is None
+    assert page.evaluate("window.__pwned") is None
+    if labels:
+        assert labels[0] in page.inner_text("#jspsych-content")
+        assert page.query_selector("#jspsych-content i, #jspsych-content u") is None
+    assert "<em>Judge</em>" in page.inner_text("#jspsych-content")
+
+
+def test_consent_declined_ends_the_study_without_labels_on_jatos_3_8(tmp_path: Path, new_page: Any) -> None:
+    config = {"consent": "You agree that your answers are stored.", "instructions": []}
+    with JatosDouble(version="3.8") as jatos_3_8:
+        _consent_declined(tmp_path, jatos_3_8, config, new_page)
+
+
+def _consent_declined(tmp_path: Path, jatos: JatosDouble, config: dict, new_page: Any) -> None:
+    root, run, client, link = publish(tmp_path, jatos, "consent", "binary", ["yes", "no"], TWO_ITEMS, config)
+    participant = Participant(widget="buttons", options=["yes", "no"], answer=lambda i: "yes", consent=False)
+    page = new_page()
+    assert participant.take(page, link) == "declined"
+    page.wait_for_function("document.body.innerText.includes('did not agree')")
+    wait_until(lambda: all(r.state == "FAIL" for r in jatos.runs.values()), "the study run to end as FAIL")
+    results = client.component_results(study_uuids(run.name, "round_01")["study"])
+    assert not participant.seen
+    pulled = pull_jatos(PullJatosInput(run=run.name, round=1, only_finished=False), ToolContext(root=root),
+                        client=client)
+    assert pulled.n_new == 0
+    assert [r.study_state for r in results] == ["FAIL"]
+
+
+def test_prolific_code_redirects_and_demographics_are_kept(
+    tmp_path: Path, jatos: JatosDouble, new_page: Any
+) -> None:
+    config = {
+        "instructions": [],
+        "prolific_completion_code": "C0DE123",
+        "demographics": [
+            {"name": "age", "prompt": "Age", "type": "number", "required": True},
+            {"name": "native", "prompt": "Native language", "type": "choice", "options": ["English", "Other"]},
+        ],
+        "attention_checks": [{"fields": {"text": "Please answer 'no' here."}, "expected": "no"}],
+    }
+    root, run, client, link = publish(tmp_path, jatos, "prolific", "binary", ["yes", "no"], TWO_ITEMS, config)
+    participant = Participant(
+        widget="buttons", options=["yes", "no"], answer=lambda i: "no" if i.startswith("attention") else "yes",
+        demographics={"age": "31", "native": "English"},
+    )
+    page = new_page()
+    assert participant.take(page, link + "?PROLIFIC_PID=abc") == "complete"
+    wait_until(lambda: any("prolific.com" in url for url in page.blocked), "the Prolific redirect", page)
+    assert any("app.prolific.com/submissions/complete?cc=C0DE123" in url for url in page.blocked)
+    pull_jatos(PullJatosInput(run=run.name, round=1), ToolContext(root=root), client=client)
+    events = run.labels()
+    assert {e.item_id for e in events} == {"s1", "s2"}  # the attention check is no label
+    assert all(e.extra["attention_pass_rate"] == 1.0 for e in events)
+    assert all(e.extra["demographics"] == {"age": "31", "native": "English"} for e in events)
+
+
+def test_study_full_and_debug_pin(tmp_path: Path, jatos: JatosDouble, new_page: Any) -> None:
+    items = [{"id": f"i{i}", "text": f"Item {i}."} for i in range(4)]
+    config = {"instructions": [], "lists": {"mode": "split", "n_lists": 2}, "max_participants": 1,
+              "distribution": {"strategy": "sequential"}, "allow_debug_param": True}
+    _, _, _, link = publish(tmp_path, jatos, "full", "binary", ["yes", "no"], items, config)
+    first = Participant(widget="buttons", options=["yes", "no"], answer=lambda i: "yes")
+    assert first.take(new_page(), link) == "complete"
+    second = new_page()
+    second.goto(link, wait_until="domcontentloaded")
+    assert "all the participants" in second.wait_for_selector("#alloop-error").inner_text()
+    # A debug link pins list 1 and bypasses the assignment (and the limit).
+    pinned = Participant(widget="buttons", options=["yes", "no"], answer=lambda i: "no")
+    assert pinned.take(new_page(), link + "?alloop_debug_list=1") == "complete"
+    assert set(pinned.seen).isdisjoint(first.seen) and len(pinned.seen) == 2
+
+
+def test_minimum_trial_time_blocks_early_answers(tmp_path: Path, jatos: JatosDouble, new_page: Any) -> None:
+    config = {"instructions": [], "min_trial_ms": 60000, "trial": {"widget": "keys"}}
+    _, _, _, link = publish(tmp_path, jatos, "mintime", "binary", ["yes", "no"], TWO_ITEMS, config)
+    page = new_page()
+    page.goto(link, wait_until="domcontentloaded")
+    item = page.wait_for_selector(".alloop-item")
+    page.keyboard.press("f")
+    assert item.evaluate("e => e.isConnected")
+    assert page.evaluate("document.querySelector('#jspsych-content').classList.contains('alloop-wait')")
+
+
+def test_the_built_folder_runs_standalone_without_jatos(tmp_path: Path, new_page: Any) -> None:
+    """Opened from any static web server (no jatos.js there), the study still runs to its end."""
+    root, _ = make_run(tmp_path, "plain", "binary", ["yes", "no"], TWO_ITEMS)
+    out = build_jspsych(BuildJspsychInput(run="plain", round=1), ToolContext(root=root))
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=out.path))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        participant = Participant(widget="buttons", options=["yes", "no"], answer=lambda i: "yes")
+        url = f"http://127.0.0.1:{server.server_address[1]}/index.html"
+        assert participant.take(new_page(), url, finish=False) == "complete"
+        assert sorted(participant.seen) == ["s1", "s2"]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_answers_of_a_participant_who_leaves_half_way_are_kept(
+    tmp_path: Path, jatos: JatosDouble, new_page: Any
+) -> None:
+    config = {"instructions": [], "order": {"randomize": False}}
+    root, run, client, link = publish(tmp_path, jatos, "dropout", "binary", ["yes", "no"], TWO_ITEMS, config)
+    page = new_page()
+    participant = Participant(widget="buttons", options=["yes", "no"], answer=lambda i: "no", stop_after=1)
+    assert participant.take(page, link) == "left"
+    study = study_uuids(run.name, "round_01")["study"]
+    wait_until(lambda: '"s1"' in client.component_results(study)[0].data, "the first answer to be stored")
+    page.close()
+    ctx = ToolContext(root=root)
+    assert pull_jatos(PullJatosInput(run=run.name, round=1), ctx, client=client).n_new == 0  # not finished
+    kept = pull_jatos(PullJatosInput(run=run.name, round=1, only_finished=False), ctx, client=client)
+    assert kept.n_new == 1 and [(e.item_id, e.label) for e in run.labels()] == [("s1", "no")]

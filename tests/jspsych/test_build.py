@@ -1,0 +1,171 @@
+"""build_jspsych: what it writes, the lists it makes, and the clear errors on bad input
+(before anything is written)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from alloop.tools.base import ToolContext
+from alloop.tools.build_jspsych import BuildJspsychInput, build_jspsych
+from alloop.tools.errors import InputError, StateError
+from alloop.tools.jspsych.build import build_study
+from alloop.tools.jspsych.config import ExperimentConfig, ListConfig
+from alloop.tools.jspsych.lists import make_lists
+from alloop.tools.schema import TaskSpec
+from pydantic import ValidationError
+
+from .helpers import make_run, npm_cache_ready
+
+ITEMS = [{"id": f"i{i}", "text": f"Sentence {i}."} for i in range(4)]
+
+
+def build(tmp_path: Path, task_type: str, labels: list[str], items: list[dict], config: dict, name: str = "r"):
+    root, run = make_run(tmp_path, name, task_type, labels, items)
+    args = BuildJspsychInput(run=name, round=1, config=ExperimentConfig.model_validate(config))
+    return run, build_jspsych(args, ToolContext(root=root))
+
+
+def test_cdn_build_writes_index_data_and_links_pinned_jspsych(tmp_path: Path) -> None:
+    run, out = build(tmp_path, "binary", ["yes", "no"], ITEMS, {"jspsych_source": "cdn", "title": "T"})
+    folder = Path(out.path)
+    assert folder == run.path / "experiments" / "round_01"
+    html = (folder / "index.html").read_text()
+    assert "https://cdn.jsdelivr.net/npm/jspsych@8.3.0/dist/index.browser.min.js" in html
+    assert '<script src="jatos.js"></script>' in html
+    assert json.loads((folder / "data" / "lists.json").read_text()) == [["i0", "i1", "i2", "i3"]]
+    items = json.loads((folder / "data" / "items.json").read_text())
+    assert items["i2"]["texts"] == ["Sentence 2."]
+    config = json.loads((folder / "data" / "config.json").read_text())
+    assert config["task_type"] == "binary" and config["labels"] == ["yes", "no"] and config["widget"] == "buttons"
+    assert json.loads((folder / "data" / "distribution.json").read_text())["strategy"] == "balanced"
+    assert out.list_sizes == [4] and out.experiment == "round_01"
+
+
+@pytest.mark.skipif(not npm_cache_ready(), reason="needs the jsPsych npm cache: run scripts/setup.sh --all")
+def test_local_build_copies_jspsych_and_plugins(tmp_path: Path) -> None:
+    _, out = build(tmp_path, "binary", ["yes", "no"], ITEMS, {})
+    folder = Path(out.path)
+    assert (folder / "jspsych" / "jspsych.js").read_bytes().startswith(b"var jsPsychModule")
+    assert (folder / "jspsych" / "plugin-cloze.js").is_file()
+    assert "cdn.jsdelivr" not in (folder / "index.html").read_text()
+
+
+def test_missing_npm_cache_says_how_to_get_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ALLOOP_JSPSYCH_CACHE", str(tmp_path / "nowhere"))
+    with pytest.raises(StateError, match=r"scripts/setup.sh --all"):
+        build(tmp_path, "binary", ["yes", "no"], ITEMS, {})
+    assert not (tmp_path / "r" / "r" / "experiments" / "round_01").exists()
+
+
+def test_latin_square_lists() -> None:
+    items = [{"id": f"{g}{c}", "group": g, "condition": c} for g in "123" for c in "ab"]
+    lists = make_lists(items, ListConfig(mode="latin_square", group_field="group", condition_field="condition"))
+    assert lists == [["1a", "2b", "3a"], ["1b", "2a", "3b"]]
+    split = make_lists(ITEMS, ListConfig(mode="split", n_lists=2), seed=3)
+    assert sorted(split[0] + split[1]) == ["i0", "i1", "i2", "i3"] and [len(x) for x in split] == [2, 2]
+
+
+def rejected(tmp_path: Path, match: str, task_type: str = "binary", labels=("yes", "no"), items=ITEMS, config=None):
+    with pytest.raises((InputError, ValidationError), match=match):
+        build(tmp_path, task_type, list(labels), items, {"jspsych_source": "cdn", **(config or {})})
+    assert not list(tmp_path.rglob("experiments"))  # nothing written
+
+
+def test_item_without_the_text_field_is_refused(tmp_path: Path) -> None:
+    items = [{"id": "a", "text": "x"}, {"id": "b", "text": ""}]
+    rejected(tmp_path, r"item 'b' has no text in field 'text'", items=items)
+
+
+def test_item_without_its_choices_is_refused(tmp_path: Path) -> None:
+    items = [{"id": "a", "text": "x", "options": ["p", "q"]}, {"id": "b", "text": "y", "options": ["p"]}]
+    config = {"trial": {"choices_field": "options"}}
+    rejected(tmp_path, "two or more option strings", "forced_choice", ["A", "B"], items, config)
+
+
+def test_cloze_item_without_a_blank_is_refused(tmp_path: Path) -> None:
+    rejected(tmp_path, "has no blank", "cloze", [], [{"id": "a", "text": "no gap here"}])
+
+
+def test_task_type_without_labels_is_refused(tmp_path: Path) -> None:
+    valid = TaskSpec(run="x", task_type="categorical", labels=["a", "b"])
+    spec = valid.model_copy(update={"labels": []})  # as a hand-edited spec.json might say
+    with pytest.raises(InputError, match="needs two or more labels"):
+        build_study(ITEMS, spec, ExperimentConfig(jspsych_source="cdn"), tmp_path / "out", study_key="k")
+    assert not (tmp_path / "out").exists()
+
+
+def test_widget_that_does_not_fit_the_task_is_refused(tmp_path: Path) -> None:
+    rejected(tmp_path, "does not fit task_type", config={"trial": {"widget": "slider"}})
+
+
+@pytest.mark.parametrize(
+    ("config", "match"),
+    [
+        ({"distribution": {"strategy": "weighted_random", "weights": [1, 1, 1]}}, "3 entries but there are 1 lists"),
+        ({"distribution": {"strategy": "quota_based", "quotas": [5]}, "lists": {"mode": "split", "n_lists": 2}},
+         "1 entries but there are 2 lists"),
+        ({"distribution": {"strategy": "metadata_based", "param": "g", "mapping": {"x": 4}}}, "outside 0..0"),
+        ({"distribution": {"strategy": "latin_square"}}, "needs lists.mode 'latin_square'"),
+        ({"distribution": {"strategy": "stratified"}}, "stratum_param"),
+        ({"distribution": {"strategy": "weighted_random", "weights": [0]}}, "positive sum"),
+        ({"distribution": {"strategy": "round_robin"}}, "does not match any of the expected tags"),
+        ({"distribution": {"strategy": "random", "weights": [1, 2]}}, "Extra inputs are not permitted"),
+        ({"debug_list": 3}, "only 1 lists"),
+    ],
+)
+def test_strategy_config_that_does_not_match_is_refused(tmp_path: Path, config: dict, match: str) -> None:
+    rejected(tmp_path, match, config=config)
+
+
+def test_more_lists_than_items_is_refused(tmp_path: Path) -> None:
+    rejected(tmp_path, "n_lists is 5 but the batch has only 4 items", config={"lists": {"mode": "split", "n_lists": 5}})
+
+
+def test_latin_square_with_a_missing_condition_is_refused(tmp_path: Path) -> None:
+    items = [{"id": "1a", "text": "x", "g": "1", "c": "a"}, {"id": "1b", "text": "y", "g": "1", "c": "b"},
+             {"id": "2a", "text": "z", "g": "2", "c": "a"}]
+    rejected(tmp_path, r"group '2' lacks conditions \['b'\]", items=items,
+             config={"lists": {"mode": "latin_square", "group_field": "g", "condition_field": "c"}})
+
+
+def test_attention_check_expecting_an_unknown_label_is_refused(tmp_path: Path) -> None:
+    rejected(tmp_path, "is not one of the labels", config={"attention_checks": [{"fields": {"text": "Say maybe"},
+                                                                                  "expected": "maybe"}]})
+
+
+def test_a_failed_rebuild_keeps_the_previous_build(tmp_path: Path) -> None:
+    root, run = make_run(tmp_path, "keep", "binary", ["yes", "no"], ITEMS)
+    ctx = ToolContext(root=root)
+    build_jspsych(BuildJspsychInput(run="keep", round=1, config=ExperimentConfig(jspsych_source="cdn")), ctx)
+    before = (run.path / "experiments" / "round_01" / "data" / "lists.json").read_text()
+    bad = ExperimentConfig(jspsych_source="cdn", lists=ListConfig(mode="split", n_lists=9))
+    with pytest.raises(InputError):
+        build_jspsych(BuildJspsychInput(run="keep", round=1, config=bad), ctx)
+    assert (run.path / "experiments" / "round_01" / "data" / "lists.json").read_text() == before
+    assert sorted(p.name for p in (run.path / "experiments").iterdir()) == ["round_01"]
+
+
+def test_config_file_and_item_sets(tmp_path: Path) -> None:
+    root, run = make_run(tmp_path, "cf", "binary", ["yes", "no"], ITEMS)
+    ctx = ToolContext(root=root)
+    (run.path / "experiment.json").write_text(json.dumps({"jspsych_source": "cdn", "title": "From file"}))
+    out = build_jspsych(BuildJspsychInput(run="cf", item_ids=["i3", "i1"], name="pilot", config_file="experiment.json"),
+                        ctx)
+    assert out.experiment == "pilot" and out.n_items == 2
+    assert json.loads((Path(out.path) / "data" / "config.json").read_text())["title"] == "From file"
+    (run.path / "bad.json").write_text(json.dumps({"jspsych_source": "cdn", "min_trial_ms": -5}))
+    with pytest.raises(InputError, match="field 'min_trial_ms'"):
+        build_jspsych(BuildJspsychInput(run="cf", round=1, config_file="bad.json"), ctx)
+    with pytest.raises(InputError, match="unknown item ids"):
+        build_jspsych(BuildJspsychInput(run="cf", item_ids=["nope"], name="x", config_file="experiment.json"), ctx)
+
+
+def test_setup_script_installs_exactly_the_pinned_packages() -> None:
+    from alloop.tools.jspsych import npm
+
+    script = (Path(__file__).resolve().parents[2] / "scripts" / "setup.d" / "30-browser.sh").read_text()
+    pinned = set(re.findall(r'^\s+"((?:@jspsych/)?[a-z-]+@[0-9.]+)"$', script, flags=re.M))
+    assert pinned == {f"{p.name}@{p.version}" for p in npm.PACKAGES}
