@@ -420,20 +420,18 @@ def llm_judge(args: LlmJudgeInput, ctx: ToolContext) -> LlmJudgeOutput:
             if exc.records:  # what was asked and answered before the failure is still logged
                 run.append_judge(round_, exc.records)
             raise exc.cause from None
-        new_events = _label_events(spec, records, args.use)
-        if new_events:
-            fresh = {e.event_id for e in run.append_labels(new_events)}
-            if len(fresh) < len(new_events):  # already recorded by an earlier, identical judgment
-                earlier = {(e.destination, e.external_id): e.event_id for e in run.labels()}
-                by_record = {e.extra["judge_record"]: e for e in new_events}
-                for record in records:
-                    event = by_record.get(record.record_id)
-                    if event is not None and event.event_id not in fresh:
-                        record.label_event_id = earlier.get((event.destination, event.external_id))
-            labels_written = len(fresh)
-        else:
-            labels_written = 0
+        # The log first, then the labels: no judge label ever exists without its logged judgment.
+        recorded = {(e.destination, e.external_id): e.event_id for e in events if e.external_id}
+        by_record = {r.record_id: r for r in records}
+        fresh = []
+        for event in _label_events(spec, records, args.use):
+            earlier = recorded.get((event.destination, event.external_id))
+            if earlier is not None:  # the same judgment was recorded before (a cached answer)
+                by_record[event.extra["judge_record"]].label_event_id = earlier
+            else:
+                fresh.append(event)
         path = run.append_judge(round_, records)
+        labels_written = len(run.append_labels(fresh)) if fresh else 0
         figures = judge_figures(run, round_, _predictions(run, round_))
         note = ""
         try:

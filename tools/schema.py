@@ -250,3 +250,22 @@ class ResultRow(_Strict):
     @classmethod
     def columns(cls) -> list[str]:
         return list(cls.model_fields)
+
+
+SUMMARY_COLUMNS = [
+    "round",
+    "model_version",
+    "n_labeled",
+    "n_batch",
+    "strategy",
+    "training_strategy",
+    "gold_accuracy",
+    "gold_macro_f1",
+    "judge_accuracy",
+    "agreement_model_human",
+    "stop_decision",
+    "train_seconds",
+    "score_seconds",
+    "select_seconds",
+]
+"""The results.tsv columns a round table shows (the report, the loop's output)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from alloop.tools.base import RunArgs, ToolContext, ToolSpec
 from alloop.tools.errors import InputError
+from alloop.tools.schema import SUMMARY_COLUMNS
 from alloop.tools.score_pool import ScoreInput, score_pool
 from alloop.tools.seed_set import SeedInput, SeedStrategy, seed_set
 from alloop.tools.select_batch import SelectInput, select_batch
@@ -55,25 +56,10 @@ def simulate(args: SimulateInput, ctx: ToolContext) -> SimulateOutput:
         simulate_annotator(SimulateAnnotatorInput(run=args.run, gold=args.gold), ctx)
     return SimulateOutput(
         run=args.run,
-        rounds=[r.model_dump(include=ROUND_TABLE) for r in run.results()],
+        rounds=[{c: row[c] for c in SUMMARY_COLUMNS} for row in (r.model_dump() for r in run.results())],
         stopped_because=stopped,
     )
 
-
-ROUND_TABLE = {
-    "round",
-    "n_labeled",
-    "n_batch",
-    "strategy",
-    "training_strategy",
-    "gold_accuracy",
-    "gold_macro_f1",
-    "train_seconds",
-    "score_seconds",
-    "select_seconds",
-    "stop_decision",
-}
-"""The columns of the round table a loop prints (results.tsv has them all)."""
 
 SPEC = ToolSpec(
     name="simulate", fn=simulate, input_model=SimulateInput, output_model=SimulateOutput, behaviour="writes"

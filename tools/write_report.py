@@ -7,25 +7,8 @@ from collections import Counter
 
 from alloop.tools.base import RunArgs, ToolContext, ToolSpec
 from alloop.tools.rundir import RunDir, atomic_write_text
-from alloop.tools.schema import ResultRow
+from alloop.tools.schema import SUMMARY_COLUMNS, ResultRow
 from pydantic import BaseModel
-
-ROUND_COLUMNS = [
-    "round",
-    "model_version",
-    "n_labeled",
-    "n_batch",
-    "strategy",
-    "training_strategy",
-    "gold_accuracy",
-    "gold_macro_f1",
-    "judge_accuracy",
-    "agreement_model_human",
-    "stop_decision",
-    "train_seconds",
-    "score_seconds",
-    "select_seconds",
-]
 
 
 class ReportInput(RunArgs):
@@ -102,12 +85,12 @@ def write_report(args: ReportInput, ctx: ToolContext) -> ReportOutput:
         "Human-gold figures (`gold_*`) are computed on the held-out set only; judge-assisted figures "
         "(`judge_*`) are shown apart and never enter them.",
         "",
-        "| " + " | ".join(ROUND_COLUMNS) + " |",
-        "|" + "---|" * len(ROUND_COLUMNS),
+        "| " + " | ".join(SUMMARY_COLUMNS) + " |",
+        "|" + "---|" * len(SUMMARY_COLUMNS),
     ]
     for row in rows:
         data = row.model_dump()
-        lines.append("| " + " | ".join(_fmt(data[c]) for c in ROUND_COLUMNS) + " |")
+        lines.append("| " + " | ".join(_fmt(data[c]) for c in SUMMARY_COLUMNS) + " |")
     if plot:
         lines += ["", f"![learning curve]({plot})"]
     if rows and rows[-1].gold_f1_by_class:

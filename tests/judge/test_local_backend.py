@@ -67,10 +67,10 @@ def test_smollm2_free_text_is_parsed_strictly_and_never_guessed(make_run, ctx):
 
 
 def test_a_hugging_face_model_folder_serves_too(make_run, ctx, tmp_path):
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    from alloop.tools.judge.backends import _load_local
+    from transformers import LlamaConfig, LlamaForCausalLM
 
-    gguf = smollm2_path()
-    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    tokenizer, _ = _load_local(smollm2_path())  # SmolLM2's tokenizer, with its chat template
     config = LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=32,

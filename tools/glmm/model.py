@@ -268,7 +268,7 @@ def _newton_polish(fun_hess: Any, fun: Any, x: np.ndarray, lower: np.ndarray, st
         if not f1 <= f0:
             break
         x, f0 = xn, f1
-        if np.max(np.abs(step)) < 1e-10:
+        if np.max(np.abs(step)) < 1e-6:  # Newton converges quadratically: the next step is ~1e-12
             break
     return x
 
