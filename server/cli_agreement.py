@@ -144,6 +144,8 @@ def converge_command(
             f"{_fmt(found.human_ceiling.ci_high)}]\n"
             f"    gap           {_fmt(found.gap.value)}  [{_fmt(found.gap.ci_low)}, {_fmt(found.gap.ci_high)}]"
         )
+        ranked = sorted(found.per_person.items(), key=lambda kv: -1e9 if kv[1] is None else -kv[1])
+        typer.echo("    each person with the others: " + ", ".join(f"{n} {_fmt(v)}" for n, v in ranked))
     elif out.agreement_note:
         typer.echo(f"  agreement: {out.agreement_note}")
     if out.judge_assisted is not None:

@@ -57,4 +57,11 @@ def demo(
 
 
 def mount(app: typer.Typer) -> None:
+    """Add the commands whose shape the issues fix (`alloop glmm fit`, `alloop agreement`, ...)."""
+    from alloop.cli_agreement import agreement_command, converge_command
+    from alloop.cli_glmm import app as glmm_app
+
     app.command("demo")(demo)
+    app.command("agreement")(agreement_command)
+    app.command("converge")(converge_command)
+    app.add_typer(glmm_app, name="glmm")

@@ -90,7 +90,7 @@ def looped_run(tmp_path_factory, bbc_slice) -> Path:
 
     root = RunRoot(tmp_path_factory.mktemp("looped"))
     ctx = ToolContext(root=root, inputs_anywhere=True)
-    make_run(ctx, bbc_slice, "looped")
+    make_run(ctx, bbc_slice, "looped", max_rounds=3)
     simulate(SimulateInput(run="looped", gold=str(bbc_slice["gold"]), rounds=3, batch_size=10), ctx)
     return root.path / "looped"
 

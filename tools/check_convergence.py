@@ -152,6 +152,10 @@ def _interval(value: float, draws: np.ndarray | None, confidence: float) -> Inte
     return Interval(value=value if math.isfinite(value) else None, ci_low=low, ci_high=high)
 
 
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
 def _parse_time(text: str) -> datetime | None:
     try:
         return datetime.fromisoformat(text)
@@ -186,6 +190,11 @@ class HumanAgreementReport(BaseModel):
     model_human: Interval
     human_ceiling: Interval
     gap: Interval = Field(description="model − ceiling, from the same resamples.")
+    per_person: dict[str, float | None] = Field(
+        default_factory=dict,
+        description="Each person's agreement with the other people, measured as model_human is: "
+        "where the model would rank among them.",
+    )
     bootstrap: int
     confidence: float
     seed: int
@@ -327,6 +336,7 @@ def measure_agreement(
         model_human=_interval(model_value, None if draws is None else draws[0], confidence),
         human_ceiling=_interval(ceiling_value, None if draws is None else draws[1], confidence),
         gap=_interval(model_value - ceiling_value, None if draws is None else draws[0] - draws[1], confidence),
+        per_person={name: _finite(ag.statistic(humans_only, metric, focus=name).value()) for name in names},
         bootstrap=bootstrap,
         confidence=confidence,
         seed=seed,
@@ -373,9 +383,13 @@ def gather_evidence(run: RunDir, spec: TaskSpec, round_: int, now: datetime | No
                 )
                 changes.append(PredictionChange(round_from=previous.round, round_to=r, kappa=kappa, n_items=shared))
             previous = current
+    note = ""
+    if spec.stopping.stability_kappa is not None and spec.task_type == "magnitude":
+        note = "stable_predictions compares predicted categories; magnitudes are numbers (use the plateau rule on mae)"
     return StoppingEvidence(
         round=round_,
         n_human_labels=spent,
+        prediction_note=note,
         metric=spec.metric,
         metric_history=history,
         prediction_changes=changes,

@@ -92,5 +92,8 @@ def training_labels(
 
 
 def answered_items(events: Iterable[LabelEvent]) -> set[str]:
-    """Items with any answer, a discard included: they are not asked again."""
-    return {e.item_id for e in events}
+    """Items with any answer from people, a discard included: they are not asked again.
+
+    A judge's label is not an answer: it never keeps an item from people or closes a batch.
+    """
+    return {e.item_id for e in events if e.source != "judge"}

@@ -27,7 +27,7 @@ from alloop.tools.judge.engine import (
 from alloop.tools.judge.figures import judge_figures
 from alloop.tools.judge.records import USES_WITH_LABELS, JudgeKind, JudgeRecord
 from alloop.tools.judge.rubrics import Rubric, builtin_rubric
-from alloop.tools.labels import HUMAN_SOURCES, live_events
+from alloop.tools.labels import HUMAN_SOURCES, answered_items, live_events
 from alloop.tools.rundir import RunDir
 from alloop.tools.schema import JudgeUse, LabelEvent, TaskSpec
 from pydantic import BaseModel, Field
@@ -185,8 +185,10 @@ def _choose_items(
             raise StateError(f"run {run.name!r} has no held-out set; pick source 'selection' or 'unlabeled'")
         ids = list(heldout.ids)
         return [(i, "heldout") for i in (rng.sample(ids, args.limit) if len(ids) > args.limit else ids)]
-    if source == "unlabeled":
-        answered = {e.item_id for e in events}
+    if source == "unlabeled":  # no answer from people (and, for pseudo-labeling, none from a judge yet)
+        answered = answered_items(events)
+        if args.use == "pseudo_labeling":
+            answered |= {e.item_id for e in events if e.source == "judge"}
         ids = [i for i in pool.ids if i not in answered]
         if not ids:
             raise StateError(f"run {run.name!r} has no unlabeled pool items left")

@@ -7,6 +7,7 @@ benchmark exercises exactly the agent's path.
 from __future__ import annotations
 
 from alloop.tools.base import RunArgs, ToolContext, ToolSpec
+from alloop.tools.check_convergence import CheckConvergenceInput, check_convergence
 from alloop.tools.errors import InputError
 from alloop.tools.schema import SUMMARY_COLUMNS
 from alloop.tools.score_pool import ScoreInput, score_pool
@@ -33,7 +34,10 @@ class SimulateOutput(BaseModel):
 
 
 def simulate(args: SimulateInput, ctx: ToolContext) -> SimulateOutput:
-    """Run seed → (train → score → select → simulated labels) rounds and return the round table."""
+    """Run seed → (train → score → check_convergence → select → simulated labels) rounds.
+
+    Stops early when check_convergence says stop (its reasons are returned); returns the round table.
+    """
     run = ctx.root.run(args.run)
     if run.selection_rounds():
         raise InputError(f"run {args.run!r} has already started; simulate runs a loop from a fresh run")
@@ -42,14 +46,16 @@ def simulate(args: SimulateInput, ctx: ToolContext) -> SimulateOutput:
     stopped = f"{args.rounds} rounds done"
     for index in range(1, args.rounds + 1):
         trained = train_glmm(TrainInput(run=args.run), ctx)
-        ctx.progress(
-            index, args.rounds, f"round {trained.round}: macro-F1 {trained.gold.get('gold_macro_f1', float('nan')):.3f}"
-        )
+        score_pool(ScoreInput(run=args.run), ctx)
+        verdict = check_convergence(CheckConvergenceInput(run=args.run, bootstrap=200), ctx)
+        f1 = trained.gold.get("gold_macro_f1", float("nan"))
+        ctx.progress(index, args.rounds, f"round {trained.round}: macro-F1 {f1:.3f}, {verdict.decision}")
+        if verdict.decision == "stop":
+            stopped = "; ".join(verdict.reasons)
+            break
         if index == args.rounds:
             break
-        score_pool(ScoreInput(run=args.run), ctx)
-        left = len(run.pool()) - trained.n_labeled
-        if left <= 0:
+        if len(run.pool()) - trained.n_labeled < (args.batch_size or run.spec().budget.batch_size):
             stopped = "the pool is exhausted"
             break
         select_batch(SelectInput(run=args.run, strategy=args.strategy, batch_size=args.batch_size), ctx)

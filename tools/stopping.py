@@ -90,6 +90,7 @@ class StoppingEvidence:
     prediction_changes: list[PredictionChange] = field(default_factory=list)
     agreement: AgreementEvidence | None = None
     agreement_note: str = ""
+    prediction_note: str = ""
     started: datetime | None = None
     now: datetime | None = None
 
@@ -265,6 +266,8 @@ class StablePredictions(StoppingRule):
 
     def _evaluate(self, evidence: StoppingEvidence) -> RuleState:
         assert self.kappa is not None
+        if evidence.prediction_note:
+            return self._state(None, evidence.prediction_note, threshold=self.kappa)
         changes = [c for c in evidence.prediction_changes if c.round_to <= evidence.round]
         changes.sort(key=lambda c: c.round_to)
         recent = changes[-self.rounds :]

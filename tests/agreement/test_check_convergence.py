@@ -127,6 +127,9 @@ def test_model_is_one_more_rater_beside_the_human_ceiling(tmp_path):
     assert found.gap.value == pytest.approx(found.model_human.value - found.human_ceiling.value)
     for interval in (found.model_human, found.human_ceiling):
         assert interval.ci_low <= interval.value <= interval.ci_high
+    # Each person measured as the model is: ann agrees most, cat (wrong on every fourth) least.
+    assert found.per_person["ann"] > found.per_person["bob"] > found.per_person["cat"]
+    assert found.per_person["ann"] == pytest.approx(ag.agreement(humans, focus="ann").value)
 
 
 def test_judge_labels_are_reported_apart_and_never_count_as_human(tmp_path):
@@ -251,7 +254,9 @@ def test_tool_spec_is_declared():
 def test_magnitude_task_reads_numbers_at_the_interval_level(tmp_path):
     root = RunRoot(tmp_path / "runs")
     spec = TaskSpec(
-        run="mag", task_type="magnitude", stopping=StoppingSpec(agreement_threshold=0.5, agreement_min_items=5)
+        run="mag",
+        task_type="magnitude",
+        stopping=StoppingSpec(agreement_threshold=0.5, agreement_min_items=5, stability_kappa=0.9),
     )
     run = root.create(
         spec,
@@ -285,7 +290,12 @@ def test_magnitude_task_reads_numbers_at_the_interval_level(tmp_path):
     expected = ag.agreement(ag.Ratings.from_rows(rows, level="interval"), focus="model").value
     assert out.agreement.model_human.value == pytest.approx(expected)
     assert out.judge_assisted.judges == ["ann"]
-    assert {s.rule: s.status for s in out.rules}["human_agreement"] == "stop"
+    states = {s.rule: s for s in out.rules}
+    assert states["human_agreement"].status == "stop"
+    assert (
+        states["stable_predictions"].status == "waiting"
+        and "magnitudes are numbers" in states["stable_predictions"].reason
+    )
 
 
 def test_standing_labels_follow_corrections_and_discards():

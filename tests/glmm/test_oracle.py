@@ -82,4 +82,5 @@ def test_diagnostics_agree(pair: tuple[dict, dict]) -> None:
     ours, ref = pair
     assert ours["converged"] is True and ref["converged"] is True
     assert ours["singular"] == ref["singular"]
-    assert ours["criterion"] == ("REML" if ref["reml"] else "ML" if ref["family"] == "gaussian" else "Laplace")
+    expected = "REML" if ref["reml"] else "ML" if ref["family"] == "gaussian" or ref["mode"] == "fixed" else "Laplace"
+    assert ours["criterion"] == expected

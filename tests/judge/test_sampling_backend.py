@@ -134,3 +134,27 @@ def test_the_review_prompt_renders_for_a_round():
     assert text.startswith("# Review the LLM judge's disagreements in run `demo`, round 3")
     assert "judge_round_03.jsonl" in text and "never" in text
     assert "judge_round_XX.jsonl" in review_disagreements_prompt("demo")
+
+
+async def test_a_sampler_can_call_back_into_the_servers_event_loop(root, make_run):
+    """How the server wires it: the tool runs in a worker thread, the judge's own threads call the
+    sampler, and the sampler runs the async client request on the loop through a captured token."""
+    import anyio
+    import anyio.from_thread
+    import anyio.lowlevel
+    import anyio.to_thread
+
+    make_run()
+    token = anyio.lowlevel.current_token()
+    client = FakeSampler()
+
+    async def create_message(system, messages, max_tokens):  # stands in for the session's request
+        await anyio.sleep(0)
+        return client(system, messages, max_tokens)
+
+    def sampler(system, messages, max_tokens):
+        return anyio.from_thread.run(create_message, system, messages, max_tokens, token=token)
+
+    args = LlmJudgeInput(run="demo", use="evaluation", concurrency=3)
+    out = await anyio.to_thread.run_sync(llm_judge, args, sampling_ctx(root, sampler))
+    assert out.counts == {"ok": 6} and len(client.calls) == 6

@@ -63,3 +63,42 @@ def test_pseudo_labels_enter_training_only_where_the_spec_allows_and_the_row_cou
     run = ctx.root.run("pseudo")
     assert run.results()[-1].n_pseudo_labeled == 12
     assert run.results()[-1].gold_n == 6  # gold is still the held-out gold set, nothing else
+
+
+def test_a_whole_loop_with_a_judge_keeps_the_batches_and_gold_figures_of_the_loop_without(root):
+    """Seed, label, (judge), train, score, select, label, train: a judge that may not train changes
+    nothing people see or the gold figures say, not even which items are asked next."""
+    import json
+
+    from alloop.tools.score_pool import ScoreInput, score_pool
+    from alloop.tools.seed_set import SeedInput, seed_set
+    from alloop.tools.select_batch import SelectInput, select_batch
+    from alloop.tools.simulate_annotator import SimulateAnnotatorInput, simulate_annotator
+
+    from .conftest import keyword_label, pool_rows
+
+    root.path.mkdir(parents=True, exist_ok=True)
+    gold = "\n".join(json.dumps({"id": r["id"], "label": keyword_label(r["text"])}) for r in pool_rows())
+    (root.path / "gold.jsonl").write_text(gold + "\n", encoding="utf-8")
+    ctx = ToolContext(root=root, sampler=FakeSampler())
+    runs = {}
+    for name in ("plain", "judged"):
+        runs[name] = create_run(root, make_spec(name, allowed=True, uses=USES), with_labels=False)
+        seed_set(SeedInput(run=name, strategy="diverse", size=6), ctx)
+        simulate_annotator(SimulateAnnotatorInput(run=name, gold="gold.jsonl", round=0), ctx)
+        if name == "judged":
+            llm_judge(LlmJudgeInput(run=name, use="pseudo_labeling", limit=12), ctx)
+            llm_judge(LlmJudgeInput(run=name, use="prioritization", kind="score", limit=6), ctx)
+        train_glmm(TrainInput(run=name), ctx)
+        score_pool(ScoreInput(run=name), ctx)
+        if name == "judged":
+            llm_judge(LlmJudgeInput(run=name, use="evaluation"), ctx)
+        select_batch(SelectInput(run=name, batch_size=4), ctx)
+        simulate_annotator(SimulateAnnotatorInput(run=name, gold="gold.jsonl"), ctx)
+        train_glmm(TrainInput(run=name), ctx)
+    plain, judged = runs["plain"], runs["judged"]
+    assert sum(e.source == "judge" for e in judged.labels()) == 12
+    assert [r.item_id for r in judged.selection(1)] == [r.item_id for r in plain.selection(1)]
+    strip = lambda rows: [{k: v for k, v in r.model_dump().items() if k.startswith("gold_")} for r in rows]  # noqa: E731
+    assert strip(judged.results()) == strip(plain.results())
+    assert len(judged.results()) == 2 and judged.results()[0].judge_n == 6

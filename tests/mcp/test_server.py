@@ -58,7 +58,7 @@ async def test_lists_every_tool_with_schema_and_annotations(server, mode):
 async def test_status_returns_structured_output(server, mode):
     async with Client(server, mode=mode) as client:
         out = payload(await client.call_tool("status", {"run": "looped"}))
-    assert out["model_rounds"] == [1, 2, 3] and out["next_step"].startswith("score_pool")
+    assert out["model_rounds"] == [1, 2, 3] and out["next_step"].startswith("stop:")
 
 
 @pytest.mark.parametrize("mode", MODES)

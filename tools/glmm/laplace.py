@@ -68,6 +68,55 @@ class Problem:
         self.theta_start = np.asarray(start)
         self.n_theta = len(lower)
         self.rows = torch.arange(self.n)
+        self._cross: dict[str, Any] | None = None
+
+    # -- the LMM's cross-products: computed once, so each evaluation costs O(q³), not O(nq²) --
+    def cross(self) -> dict[str, Any]:
+        if self._cross is None:
+            torch = _torch()
+            Z = self.z_dense()
+            rows, cols, which, consts, pos, t = [], [], [], [], 0, 0
+            for (k, J, _, _), (r, c), (shared, scale) in zip(self.terms, self.theta_index, self.shared, strict=True):
+                if shared:  # diagonal θ·I (or a fixed scale, stored after θ)
+                    rows.append(pos + np.arange(k))
+                    cols.append(pos + np.arange(k))
+                    which.append(np.full(k, t if scale is None else self.n_theta + len(consts)))
+                    if scale is not None:
+                        consts.append(scale)
+                for e in range(0 if shared else len(r)):
+                    rows.append(pos + np.arange(J) * k + r[e])
+                    cols.append(pos + np.arange(J) * k + c[e])
+                    which.append(np.full(J, t + e))
+                pos += J * k
+                t += len(r)
+            self._cross = {
+                "ZtZ": Z.T @ Z,
+                "ZtX": Z.T @ self.X,
+                "Zty": Z.T @ self.y,
+                "XtX": self.X.T @ self.X,
+                "Xty": self.X.T @ self.y,
+                "yty": self.y @ self.y,
+                "index": (torch.as_tensor(np.concatenate(rows)), torch.as_tensor(np.concatenate(cols))),
+                "which": torch.as_tensor(np.concatenate(which)),
+                "consts": torch.as_tensor(consts, dtype=torch.float64),
+            }
+        return self._cross
+
+    def z_dense(self) -> Any:
+        """Z itself (n × q): ZΛ with every T = I."""
+        torch = _torch()
+        blocks = []
+        for k, J, Z, idx in self.terms:
+            B = torch.zeros((self.n, J, k), dtype=Z.dtype).index_put((self.rows, idx), Z)
+            blocks.append(B.reshape(self.n, J * k))
+        return torch.cat(blocks, dim=1) if blocks else torch.zeros((self.n, 0), dtype=torch.float64)
+
+    def lambda_dense(self, theta: Any) -> Any:
+        """Λ_θ as a dense q × q matrix (block diagonal, one T per level)."""
+        torch = _torch()
+        c = self.cross()
+        values = torch.cat([theta, c["consts"]])[c["which"]]
+        return torch.zeros((self.q, self.q), dtype=theta.dtype).index_put(c["index"], values)
 
     # -- covariance factors ---------------------------------------------------------------
     def factors(self, theta: Any) -> list[Any]:
@@ -144,31 +193,36 @@ def weighted_gram(ZL: Any, W: Any) -> Any:
 
 # -- linear mixed models: lme4's profiled criterion ------------------------------------------
 def lmm_criterion(P: Problem, theta: Any, reml: bool) -> dict[str, Any]:
-    """Profiled deviance (ML) or REML criterion at θ, with β̂, û, r² and the factors."""
+    """Profiled deviance (ML) or REML criterion at θ, with β̂, û, r² and the factors.
+
+    Works on the cross-products Z'Z, Z'X, Z'y, X'X, X'y, y'y (computed once): with c_u, c_β the
+    forward-solved right-hand sides, r² = y'y − ‖c_u‖² − ‖c_β‖² (lme4's penalized RSS).
+    """
     torch = _torch()
-    X, y, n, p = P.X, P.y, P.n, P.p
-    ZL = P.zlambda(theta)
+    n, p = P.n, P.p
     if P.q:
-        A = ZL.T @ ZL + torch.eye(P.q, dtype=ZL.dtype)
+        c = P.cross()
+        Lam = P.lambda_dense(theta)
+        A = Lam.T @ c["ZtZ"] @ Lam + torch.eye(P.q, dtype=Lam.dtype)
         L = torch.linalg.cholesky(A)
-        cu = torch.linalg.solve_triangular(L, (ZL.T @ y)[:, None], upper=False)[:, 0]
-        RZX = torch.linalg.solve_triangular(L, ZL.T @ X, upper=False)
-        XtX = X.T @ X - RZX.T @ RZX
-        Xty = X.T @ y - RZX.T @ cu
+        cu = torch.linalg.solve_triangular(L, (Lam.T @ c["Zty"])[:, None], upper=False)[:, 0]
+        RZX = torch.linalg.solve_triangular(L, Lam.T @ c["ZtX"], upper=False)
+        XtX = c["XtX"] - RZX.T @ RZX
+        Xty = c["Xty"] - RZX.T @ cu
+        yty = c["yty"]
         logdet_L = 2 * torch.log(torch.diagonal(L)).sum()
     else:
-        XtX, Xty = X.T @ X, X.T @ y
-        logdet_L = torch.zeros((), dtype=X.dtype)
+        XtX, Xty, yty = P.X.T @ P.X, P.X.T @ P.y, P.y @ P.y
+        cu = torch.zeros(0, dtype=P.X.dtype)
+        logdet_L = torch.zeros((), dtype=P.X.dtype)
     RX = torch.linalg.cholesky(XtX)
-    beta = torch.cholesky_solve(Xty[:, None], RX)[:, 0]
+    cb = torch.linalg.solve_triangular(RX, Xty[:, None], upper=False)[:, 0]
+    beta = torch.linalg.solve_triangular(RX.T, cb[:, None], upper=True)[:, 0]
+    pwrss = yty - cu @ cu - cb @ cb
     if P.q:
         u = torch.linalg.solve_triangular(L.T, (cu - RZX @ beta)[:, None], upper=True)[:, 0]
-        r = y - X @ beta - ZL @ u
-        pwrss = r @ r + u @ u
     else:
-        u = torch.zeros(0, dtype=X.dtype)
-        r = y - X @ beta
-        pwrss = r @ r
+        u = cu
     logdet_RX = 2 * torch.log(torch.diagonal(RX)).sum()
     if reml:
         nmp = n - p

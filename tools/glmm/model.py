@@ -509,7 +509,7 @@ def _fit_glmm(frame: ModelFrame, max_iter: int, polish: bool = True) -> GLMMFit:
         ranef=P.ranef(theta_t, u),
         ranef_cov=ranef_cov,
         loglik=-float(dev) / 2,
-        criterion="Laplace",
+        criterion="Laplace" if P.q else "ML",  # without random effects the likelihood is exact
         converged=converged,
         singular=bool(np.any((P.theta_lower == 0) & (theta < SINGULAR_TOL))),
         seconds=0.0,

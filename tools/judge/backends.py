@@ -22,7 +22,15 @@ the call blocks until the client's model answers and returns
 `{"text": str, "model": str | None, "usage": {"input_tokens": int, "output_tokens": int} | None,
 "stop_reason": str | None}` (only "text" is required). It may raise `TransientBackendError`
 (worth retrying) or `BackendError` (the client declined or failed); anything else counts as a
-`BackendError`. It is called from worker threads, at most `concurrency` at a time.
+`BackendError`. It is called from the judge's own threads (not AnyIO worker threads), at most
+`concurrency` at a time, each call bounded by the tool's `timeout_s`. In the MCP server: capture
+`token = anyio.lowlevel.current_token()` in the async handler, and in the sampler run the client
+request on the loop with `anyio.from_thread.run(send, ..., token=token)`
+(tests/judge/test_sampling_backend.py shows it). Where the protocol batches client requests up
+front instead, `alloop.tools.llm_judge.sampling_requests` lists them and
+`alloop.tools.judge.engine.answers_sampler` answers from the replies.
+
+The local backend bounds its work by `max_tokens`, not by `timeout_s`.
 """
 
 from __future__ import annotations
