@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 from alloop.tools.glmm.api import fit_csv
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -10,23 +10,24 @@ from __future__ import annotations
 import inspect
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import anyio
 import anyio.from_thread
 import anyio.to_thread
-from alloop import __version__
-from alloop.tools.base import ProgressFn, ToolContext, ToolSpec
-from alloop.tools.errors import AlloopError
-from alloop.tools.registry import TOOLS
-from alloop.tools.rundir import RunRoot
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import ToolAnnotations
 from pydantic import Field, ValidationError
 from pydantic_core import PydanticUndefined
+
+from alloop import __version__
+from alloop.tools.base import ProgressFn, ToolContext, ToolSpec
+from alloop.tools.errors import AlloopError
+from alloop.tools.registry import TOOLS
+from alloop.tools.rundir import RunRoot
 
 log = logging.getLogger("alloop.server")
 
@@ -78,13 +79,18 @@ def _parameters(spec: ToolSpec) -> list[inspect.Parameter]:
     return params
 
 
-Hook = Callable[[dict[str, Any], dict[str, Any], Context, ToolContext], None]
-"""hook(arguments, resolved, ctx, tool_ctx): lets a tool's MCP-only inputs (an elicited form,
-a sampled message) reach the plain tool function, by editing its arguments or context."""
+Hook = Callable[[dict[str, Any], dict[str, Any], Context, ToolContext], Awaitable[Any]]
+"""await hook(arguments, resolved, ctx, tool_ctx): lets a tool's MCP-only inputs (an elicited form,
+a sampler) reach the plain tool function by editing its arguments or context; a non-None return
+(an InputRequiredResult) is answered instead of running the tool this round."""
 
 
 def make_handler(
-    spec: ToolSpec, root: RunRoot, extra: list[inspect.Parameter] | None = None, hook: Hook | None = None
+    spec: ToolSpec,
+    root: RunRoot,
+    extra: list[inspect.Parameter] | None = None,
+    hook: Hook | None = None,
+    returns: Any = None,
 ) -> Callable:
     """An async MCP tool function whose signature is the tool's input model (plus `ctx`)."""
     extra = extra or []
@@ -95,8 +101,8 @@ def make_handler(
         resolved = {name: kwargs.pop(name) for name in extra_names}
         tool_ctx = ToolContext(root=root, progress=progress_bridge(ctx))
         try:
-            if hook is not None:
-                hook(kwargs, resolved, ctx, tool_ctx)
+            if hook is not None and (early := await hook(kwargs, resolved, ctx, tool_ctx)) is not None:
+                return early
             args = spec.input_model.model_validate(kwargs)
             return await anyio.to_thread.run_sync(spec.fn, args, tool_ctx)
         except AlloopError as exc:
@@ -105,29 +111,47 @@ def make_handler(
             raise ToolError(validation_message(exc)) from exc
 
     params = _parameters(spec) + extra + [inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=Context)]
-    handler.__signature__ = inspect.Signature(params, return_annotation=spec.output_model)  # type: ignore[attr-defined]
-    handler.__annotations__ = {p.name: p.annotation for p in params} | {"return": spec.output_model}
+    returns = returns or spec.output_model
+    handler.__signature__ = inspect.Signature(params, return_annotation=returns)  # type: ignore[attr-defined]
+    handler.__annotations__ = {p.name: p.annotation for p in params} | {"return": returns}
     handler.__name__ = spec.name
     handler.__doc__ = spec.description
     return handler
 
 
+def register_prompts(server: MCPServer) -> None:
+    """MCP prompts: guided reviews an agent can pull in (templates live in alloop.prompts)."""
+    from alloop.tools.judge import review_disagreements_prompt
+
+    @server.prompt(
+        name="review_judge_disagreements",
+        description="Walk through a round's judge–human disagreements and decide what to do about each.",
+    )
+    def review_judge_disagreements(run: str, round: int | None = None) -> str:
+        return review_disagreements_prompt(run, round)
+
+
 def create_server(root: Path | str | None = None) -> MCPServer:
     """Build the alloop MCP server over a run root (default $ALLOOP_ROOT or ./runs)."""
     from alloop.elicitation import interview_hook, interview_parameters
+    from alloop.sampling import judge_hook, judge_return_annotation
 
     run_root = RunRoot(root)
     server = MCPServer(name="alloop", version=__version__, instructions=INSTRUCTIONS)
     for spec in TOOLS:
-        extra, hook = (
-            (interview_parameters(run_root), interview_hook) if spec.name == "interview_spec" else (None, None)
-        )
+        if spec.name == "interview_spec":
+            handler = make_handler(spec, run_root, interview_parameters(run_root), interview_hook)
+        elif spec.name == "llm_judge":
+            handler = make_handler(spec, run_root, hook=judge_hook, returns=judge_return_annotation(spec.output_model))
+        else:
+            handler = make_handler(spec, run_root)
         server.add_tool(
-            make_handler(spec, run_root, extra, hook),
+            handler,
             name=spec.name,
             description=spec.description,
             annotations=ToolAnnotations(idempotentHint=spec.idempotent, **ANNOTATIONS[spec.behaviour]),
             structured_output=True,
         )
+    register_prompts(server)
     log.info("alloop MCP server: %d tools over %s", len(TOOLS), run_root.path)
     return server

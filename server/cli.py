@@ -17,14 +17,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import typer
-from alloop import __version__
-from alloop.tools.base import ToolContext, ToolSpec
-from alloop.tools.errors import AlloopError
-from alloop.tools.rundir import ROOT_ENV, RunRoot
 from pydantic import BaseModel, ValidationError
 from pydantic_core import PydanticUndefined
 from rich.console import Console
 from rich.table import Table
+
+from alloop import __version__
+from alloop.tools.base import ToolContext, ToolSpec
+from alloop.tools.errors import AlloopError
+from alloop.tools.rundir import ROOT_ENV, RunRoot
 
 app = typer.Typer(
     name="alloop",

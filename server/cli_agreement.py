@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+
 from alloop.tools import agreement as ag
 from alloop.tools.errors import AlloopError
 

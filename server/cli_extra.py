@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+
 from alloop.cli import RootOption, err, out, run_tool, table_of
 from alloop.tools.datasets import BBC_LABELS
 from alloop.tools.registry import tool_named

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
+
 from alloop.tools.errors import AlloopError
 
 app = typer.Typer(
@@ -24,7 +25,7 @@ app = typer.Typer(
     add_completion=False,
 )
 
-FamilyName = Literal["binary", "ordinal", "categorical", "gaussian", "magnitude"]
+FamilyName = Literal["binary", "ordinal", "categorical", "gaussian", "magnitude", "forced_choice", "multi_select"]
 ModeName = Literal["fixed", "random_intercepts", "random_slopes"]
 
 
@@ -57,41 +58,53 @@ def fit(
     ] = False,
     reml: Annotated[bool, typer.Option("--reml", help="gaussian: REML instead of ML.")] = False,
     log: Annotated[bool, typer.Option("--log", help="magnitude: model log(y).")] = False,
+    trial: Annotated[str | None, typer.Option(help="forced_choice: trial column (one row per option).")] = None,
+    option: Annotated[str | None, typer.Option(help="multi_select: option column (one logit per option).")] = None,
     max_iter: Annotated[int, typer.Option(help="Optimizer iteration limit.")] = 1000,
     plots: Annotated[
         Path | None, typer.Option(help="Folder for forest-plot and posterior-predictive-check PNGs.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the fit as JSON.")] = False,
 ) -> None:
-    """Fit a (G)LMM: Laplace (glmer/clmm) for binary and ordinal, ML or REML (lmer) for gaussian."""
+    """Fit a (G)LMM: Laplace (glmer/clmm) for binary, ordinal, categorical, forced_choice and
+    multi_select; ML or REML (lmer) for gaussian and magnitude."""
     from alloop.tools.glmm import api
 
+    spec = dict(
+        response=response,
+        family=family,
+        mode=mode,
+        participant=participant or None,
+        item=item or None,
+        predictors=_names(predictors),
+        slopes=_names(slopes) or None,
+        correlated=not uncorrelated,
+        reml=reml,
+        log_response=log,
+        trial=trial,
+        max_iter=max_iter,
+    )
     try:
-        result = api.fit_csv(
-            data,
-            response=response,
-            family=family,
-            mode=mode,
-            participant=participant or None,
-            item=item or None,
-            predictors=_names(predictors),
-            slopes=_names(slopes) or None,
-            correlated=not uncorrelated,
-            reml=reml,
-            log_response=log,
-            max_iter=max_iter,
-        )
-        report = result.to_json()
+        if family == "multi_select":  # one logit per option
+            if not option:
+                raise AlloopError("multi_select needs --option, the column naming each row's option")
+            results = api.fit_multi_select_csv(data, option=option, **spec)
+        else:
+            results = {"": api.fit_csv(data, **spec)}
+        reports = {key: r.to_json() for key, r in results.items()}
         if plots is not None:
-            report["plots"] = [str(p) for p in api.write_plots(result, plots)]
+            for key, r in results.items():
+                reports[key]["plots"] = [str(p) for p in api.write_plots(r, plots / key if key else plots)]
     except AlloopError as exc:
         _fail(exc)
     if as_json:
+        report = reports.get("", {"options": reports})
         sys.stdout.write(json.dumps(report, indent=2) + "\n")
     else:
         from alloop.tools.glmm.evaluation import summary_table
 
-        typer.echo(summary_table(result))
+        for key, r in results.items():
+            typer.echo((f"== option {key} ==\n" if key else "") + summary_table(r))
 
 
 @app.command()

@@ -10,14 +10,15 @@ from __future__ import annotations
 import inspect
 from typing import Annotated, Any, Literal
 
-from alloop.tools.base import ToolContext
-from alloop.tools.errors import AlloopError
-from alloop.tools.interview_spec import InterviewInput, preview_open_questions
-from alloop.tools.rundir import RunRoot
 from mcp.server.elicitation import AcceptedElicitation, CancelledElicitation, DeclinedElicitation
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.resolve import Elicit, Resolve
 from pydantic import BaseModel, Field
+
+from alloop.tools.base import ToolContext
+from alloop.tools.errors import AlloopError
+from alloop.tools.interview_spec import InterviewInput, preview_open_questions
+from alloop.tools.rundir import RunRoot
 
 
 class InterviewForm(BaseModel):
@@ -78,7 +79,9 @@ def interview_parameters(root: RunRoot) -> list[inspect.Parameter]:
     return [inspect.Parameter("answers", inspect.Parameter.KEYWORD_ONLY, annotation=annotation)]
 
 
-def interview_hook(arguments: dict[str, Any], resolved: dict[str, Any], ctx: Context, tool_ctx: ToolContext) -> None:
+async def interview_hook(
+    arguments: dict[str, Any], resolved: dict[str, Any], ctx: Context, tool_ctx: ToolContext
+) -> None:
     """Merge accepted form answers into the arguments (arguments given by the agent win)."""
     outcome = resolved.get("answers")
     form = getattr(outcome, "data", None)

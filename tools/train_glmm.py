@@ -6,16 +6,17 @@ import time
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel, Field
+
 from alloop.tools.base import RunArgs, ToolContext, ToolSpec
 from alloop.tools.encoders import embed_table, run_encoder
 from alloop.tools.errors import InputError, StateError
 from alloop.tools.evaluation import classification_metrics
 from alloop.tools.heads import Design, load_head, make_head, save_head
-from alloop.tools.labels import HUMAN_SOURCES, live_events, training_labels
+from alloop.tools.labels import HUMAN_SOURCES, answered_items, live_events, training_labels
 from alloop.tools.rounds import data_hash, model_rounds, next_training_round, read_card, write_card
 from alloop.tools.rundir import RunDir
 from alloop.tools.schema import LABELED_TASKS, ResultRow, TaskSpec, TrainingStrategy
-from pydantic import BaseModel, Field
 
 
 class TrainInput(RunArgs):
@@ -107,7 +108,7 @@ def train_glmm(args: TrainInput, ctx: ToolContext) -> TrainOutput:
         warm = load_head(run.model_dir(previous[-1]) / "head.pkl") if previous and strategy != "retrain" else None
         if strategy == "new_only" and warm is not None:
             since = read_card(run, previous[-1])["round"]
-            events_round = {e.item_id: e.round for e in run.labels()}
+            events_round = {e.item_id: e.round for e in run.labels() if e.source != "judge"}
             fresh = np.asarray([events_round.get(i, 0) >= since for i in item_ids])
             if len(np.unique(y[fresh])) >= 2:
                 x, y = x[fresh], y[fresh]
@@ -162,7 +163,7 @@ def train_glmm(args: TrainInput, ctx: ToolContext) -> TrainOutput:
         )
         pending = 0
         if round_ - 1 in run.selection_rounds():
-            answered = {e.item_id for e in run.labels()}
+            answered = answered_items(run.labels())
             pending = sum(1 for row in run.selection(round_ - 1) if row.item_id not in answered)
     return TrainOutput(
         run=args.run,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from alloop.tools.glmm.design import read_csv
 
 ORACLE = Path(__file__).parent / "oracle"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from alloop.tools.errors import InputError
 from alloop.tools.glmm.design import ModelSpec, build_frame
 from alloop.tools.glmm.model import fit

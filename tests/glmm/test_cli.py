@@ -7,8 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from alloop.cli_glmm import app
 from typer.testing import CliRunner
+
+from alloop.cli_glmm import app
 
 runner = CliRunner()
 
@@ -182,3 +183,63 @@ def test_learning_curve_command(oracle_dir: Path) -> None:
     assert result.exit_code == 0, result.output
     rows = json.loads(result.stdout)
     assert [r["fraction"] for r in rows] == [0.5, 1.0] and rows[0]["participants"] == 9
+
+
+def test_multi_select_fits_one_logit_per_option(oracle_dir: Path, tmp_path: Path) -> None:
+    lines = (oracle_dir / "binary.csv").read_text().splitlines()
+    k = lines[0].split(",").index("c")
+    rows = [r + ("," + ("a" if r.split(",")[k] == "0.5" else "b")) for r in lines[1:]]
+    data = tmp_path / "multi.csv"
+    data.write_text("\n".join([lines[0] + ",option", *rows]) + "\n")
+    result = runner.invoke(
+        app,
+        [
+            "fit",
+            "--data",
+            str(data),
+            "--family",
+            "multi_select",
+            "--option",
+            "option",
+            "--predictors",
+            "x",
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)["options"]
+    assert set(out) == {"a", "b"} and all(o["n"] == 432 for o in out.values())
+    assert set(out["a"]["sd"]) == {"participant:(Intercept)", "item:(Intercept)"}
+    missing = runner.invoke(app, ["fit", "--data", str(data), "--family", "multi_select", "--json"])
+    assert missing.exit_code == 2 and "needs --option" in missing.output
+
+
+def test_forced_choice_command(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    lines = ["trial,participant,item,x,y"]
+    for t in range(150):
+        x = rng.normal(size=2)
+        chosen = int(rng.random() < 1 / (1 + np.exp(-(x[1] - x[0]))))
+        lines += [f"t{t},p{t % 10},i{(2 * t + j) % 40},{x[j]:.5f},{int(j == chosen)}" for j in range(2)]
+    data = tmp_path / "choices.csv"
+    data.write_text("\n".join(lines) + "\n")
+    result = runner.invoke(
+        app,
+        [
+            "fit",
+            "--data",
+            str(data),
+            "--family",
+            "forced_choice",
+            "--trial",
+            "trial",
+            "--mode",
+            "fixed",
+            "--predictors",
+            "x",
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert set(out["fixed"]) == {"x"} and out["fixed"]["x"]["estimate"] > 0.3

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from alloop.tools.glmm.api import write_plots
 from alloop.tools.glmm.design import ModelSpec, build_frame
 from alloop.tools.glmm.evaluation import (

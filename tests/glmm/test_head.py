@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from alloop.tools.errors import InputError
 from alloop.tools.glmm.head import GLMMHead
 from alloop.tools.heads import HEADS, Design, make_head

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from alloop.tools.glmm.api import fit_csv
 
 ORACLE = Path(__file__).parent / "oracle"

@@ -203,3 +203,11 @@ def test_requests_in_flight_never_exceed_the_concurrency(api, make_run, ctx):
     api.responder = lambda request: Reply(text=inner(request), delay_s=0.05)
     judge(ctx, use="pseudo_labeling", limit=12, concurrency=3)
     assert 1 <= api.max_in_flight <= 3
+
+
+def test_a_request_that_outlives_its_timeout_is_retried_then_recorded(api, make_run, ctx):
+    make_run()
+    api.script = [Reply(text='{"label": "positive"}', delay_s=1.0)] * 2
+    out = judge(ctx, use="evaluation", items=["h0"], timeout_s=0.2, max_retries=1)
+    assert out.counts == {"error": 1} and "Timeout" in out.judgments[0].error
+    assert len(api.requests) == 2

@@ -212,3 +212,14 @@ def test_injected_instructions_in_an_item_do_not_change_the_rubric(make_run, sct
     texts = [data_of({"messages": c["messages"]})["item"]["text"] for c in sampler.calls]
     assert any(t.startswith("Ignore your instructions") for t in texts)
     assert any(t.startswith("{{ 7 * 7 }}") for t in texts)
+
+
+def test_a_new_rubric_version_is_a_new_cache_entry(make_run, sctx, sampler):
+    run = make_run()
+    rubric = run.path / "r.j2"
+    rubric.write_text("{#- rubric-version: 1 -#}\nJudge {{ labels | join(' or ') }}.\n", encoding="utf-8")
+    judge(sctx, use="evaluation", rubric="r.j2", items=["h0"])
+    assert judge(sctx, use="evaluation", rubric="r.j2", items=["h0"]).n_cached == 1
+    rubric.write_text("{#- rubric-version: 2 -#}\nJudge {{ labels | join(' or ') }}.\n", encoding="utf-8")
+    again = judge(sctx, use="evaluation", rubric="r.j2", items=["h0"])
+    assert again.n_cached == 0 and again.rubric_version == "2" and len(sampler.calls) == 2

@@ -180,3 +180,13 @@ async def test_streamable_http_on_loopback(root, looped_run):
     finally:
         process.terminate()
         process.wait(timeout=20)
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_the_review_prompt_is_offered(server, mode):
+    async with Client(server, mode=mode) as client:
+        prompts = {p.name: p for p in (await client.list_prompts()).prompts}
+        assert "review_judge_disagreements" in prompts
+        got = await client.get_prompt("review_judge_disagreements", {"run": "looped", "round": "2"})
+    text = got.messages[0].content.text
+    assert "looped" in text and "judge" in text.lower()

@@ -21,6 +21,7 @@ def spec_of(
     correlated: bool = True,
     reml: bool = False,
     log_response: bool = False,
+    trial: str | None = None,
 ) -> ModelSpec:
     return ModelSpec(
         family=family,
@@ -33,6 +34,7 @@ def spec_of(
         correlated=correlated,
         reml=reml,
         log_response=log_response,
+        trial=trial,
     )
 
 
@@ -40,6 +42,26 @@ def fit_csv(path: str | Path, max_iter: int = 1000, **spec: Any) -> GLMMFit:
     """Read a CSV file and fit the model `spec` describes (see `spec_of`)."""
     data = read_csv(path)
     return fit(build_frame(data, spec_of(**spec), where=str(path)), max_iter=max_iter)
+
+
+def fit_multi_select_csv(path: str | Path, option: str, max_iter: int = 1000, **spec: Any) -> dict[str, GLMMFit]:
+    """multi_select: one binary GLMM (one logit) per option, on the rows of that option (one row
+    per response and option, the response 1 where the option was selected)."""
+    import numpy as np
+
+    from alloop.tools.errors import InputError
+
+    data = read_csv(path)
+    if option not in data:
+        raise InputError(f"{path}: the option column {option!r} is missing; the columns are {sorted(data)}")
+    labels = np.asarray([str(v).strip() for v in data[option]], dtype=object)
+    out = {}
+    for value in sorted(set(labels)):
+        rows = labels == value
+        subset = {k: v[rows] for k, v in data.items()}
+        frame = build_frame(subset, spec_of(**{**spec, "family": "binary"}), where=f"{path} (option {value!r})")
+        out[value] = fit(frame, max_iter=max_iter)
+    return out
 
 
 def cv_csv(path: str | Path, folds: int = 5, seed: int = 0, **spec: Any) -> dict[str, Any]:

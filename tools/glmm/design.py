@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+
 from alloop.tools.errors import InputError
 
 Family = Literal["binary", "ordinal", "gaussian", "categorical", "magnitude"]
 Mode = Literal["fixed", "random_intercepts", "random_slopes"]
-FAMILIES: tuple[str, ...] = ("binary", "ordinal", "gaussian", "categorical", "magnitude")
+FAMILIES: tuple[str, ...] = ("binary", "ordinal", "gaussian", "categorical", "magnitude", "forced_choice")
 MODES: tuple[str, ...] = ("fixed", "random_intercepts", "random_slopes")
 INTERCEPT = "(Intercept)"
 
@@ -41,6 +42,8 @@ class ModelSpec:
     reml: bool = False
     log_response: bool = False
     """magnitude: model log(y)."""
+    trial: str | None = None
+    """forced_choice: the column naming the trial; one row per option, response 1 on the chosen one."""
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
@@ -51,6 +54,8 @@ class ModelSpec:
             raise InputError("REML is defined for the gaussian family only; drop --reml for this family")
         if len(set(self.predictors)) != len(self.predictors):
             raise InputError(f"predictors are listed twice: {list(self.predictors)}")
+        if self.family == "forced_choice" and not self.trial:
+            raise InputError("forced_choice needs a trial column (--trial): one row per option, y = 1 on the chosen")
         for s in self.slopes or ():
             if s not in self.predictors:
                 raise InputError(f"slope {s!r} is not among the predictors {list(self.predictors)}")
@@ -172,7 +177,7 @@ def _response(
                 raise InputError(f"{where}: a log-scale magnitude needs y > 0; data row {i + 1} has {y[i]}")
             y = np.log(y)
         return y, ()
-    if spec.family == "binary":
+    if spec.family in ("binary", "forced_choice"):
         text = [str(v).strip().lower() for v in raw]
         mapping = {"0": 0.0, "1": 1.0, "0.0": 0.0, "1.0": 1.0, "false": 0.0, "true": 1.0}
         bad = [i for i, t in enumerate(text) if t not in mapping]
@@ -246,6 +251,9 @@ def build_frame(
     """
     data = {k: np.asarray(v, dtype=object) for k, v in data.items()}
     warnings: list[str] = []
+    trials = None
+    if spec.family == "forced_choice":
+        data, trials = _by_trial(data, spec, where)
     y, levels = _response(spec, _column(data, spec.response, "response", where), where, levels)
     n = len(y)
 
@@ -257,9 +265,15 @@ def build_frame(
                 f"{where}: predictor {name!r} is constant ({x[0]:g} in every row); it cannot be "
                 "estimated beside the intercept. Drop it from --predictors"
             )
+        if trials is not None and np.all(np.ptp(x.reshape(-1, trials), axis=1) == 0):
+            raise InputError(
+                f"{where}: predictor {name!r} does not vary between the options of any trial; a choice "
+                "model cannot estimate it. Use option attributes as predictors"
+            )
         preds[name] = x
-    x_names = ([] if spec.family == "ordinal" else [INTERCEPT]) + list(spec.predictors)
-    cols = [np.ones(n)] * (spec.family != "ordinal") + [preds[p] for p in spec.predictors]
+    intercept = spec.family not in ("ordinal", "forced_choice")
+    x_names = [INTERCEPT] * intercept + list(spec.predictors)
+    cols = [np.ones(n)] * intercept + [preds[p] for p in spec.predictors]
     X = np.column_stack(cols) if cols else np.zeros((n, 0))
     if X.shape[1] and np.linalg.matrix_rank(X) < X.shape[1]:
         raise InputError(
@@ -290,7 +304,17 @@ def build_frame(
             raise InputError("random_slopes needs a participant column (--participant)")
         if not groups:
             raise InputError(f"mode {spec.mode!r} needs a participant or item column")
-        if "participant" in groups:
+        if "participant" in groups and spec.family == "forced_choice":
+            # a participant's intercept is the same for every option of a trial: not identified
+            idx, lv = groups["participant"]
+            slopes = tuple(spec.predictors if spec.slopes is None else spec.slopes)
+            if spec.mode == "random_slopes" and spec.correlated:
+                terms.append(Term("participant", slopes, idx, lv, np.column_stack([preds[s] for s in slopes])))
+            elif spec.mode == "random_slopes":
+                terms += [Term("participant", (s,), idx, lv, preds[s][:, None]) for s in slopes]
+            else:
+                warnings.append("forced_choice: participant intercepts are not identified in a choice model; omitted")
+        elif "participant" in groups:
             idx, lv = groups["participant"]
             slopes = tuple(spec.predictors if spec.slopes is None else spec.slopes)
             if spec.mode == "random_slopes" and not slopes:
@@ -309,6 +333,9 @@ def build_frame(
             terms.append(Term("item", (INTERCEPT,), idx, lv, np.ones((n, 1))))
     if features is not None:
         terms.append(_feature_term(features, n, feature_prior_sd, where))
+    if spec.family == "forced_choice":
+        y = y.reshape(-1, trials).argmax(axis=1).astype(np.float64)
+        levels = tuple(str(k) for k in range(trials))
     if spec.family == "categorical":
         if spec.mode == "random_slopes":
             raise InputError(
@@ -317,6 +344,32 @@ def build_frame(
             )
         X, x_names, terms = to_long(X, list(x_names), terms, levels)
     return ModelFrame(spec, y, X, tuple(x_names), terms, levels, warnings)
+
+
+def _by_trial(data: dict[str, np.ndarray], spec: ModelSpec, where: str) -> tuple[dict[str, np.ndarray], int]:
+    """Rows grouped trial by trial (trials in order of first appearance, options in file order),
+    with every trial checked to have the same number of options and exactly one chosen."""
+    trial = _labels(_column(data, spec.trial, "trial", where), spec.trial, where)
+    first: dict[str, int] = {}
+    for t in trial:
+        first.setdefault(t, len(first))
+    order = np.argsort(np.asarray([first[t] for t in trial]), kind="stable")
+    sizes = np.bincount([first[t] for t in trial])
+    if sizes.min() != sizes.max() or sizes.min() < 2:
+        bad = next(t for t, k in first.items() if sizes[k] != sizes.max() or sizes[k] < 2)
+        raise InputError(
+            f"{where}: every trial needs the same number (≥ 2) of option rows; trial {bad!r} has "
+            f"{sizes[first[bad]]}, others up to {sizes.max()}"
+        )
+    out = {k: v[order] for k, v in data.items()}
+    chosen = _column(out, spec.response, "response", where)
+    picks = np.asarray([str(v).strip().lower() in ("1", "1.0", "true") for v in chosen]).reshape(-1, sizes.max())
+    if not np.all(picks.sum(axis=1) == 1):
+        bad = list(first)[int(np.flatnonzero(picks.sum(axis=1) != 1)[0])]
+        raise InputError(
+            f"{where}: trial {bad!r} must have exactly one row with {spec.response!r} = 1 (the chosen option)"
+        )
+    return out, int(sizes.max())
 
 
 def to_long(
@@ -366,9 +419,12 @@ def new_design(
     """X and, per term, (level index or -1 for an unseen level, Z) for rows to predict."""
     data = {k: np.asarray(v, dtype=object) for k, v in data.items()}
     spec = frame.spec
+    if spec.family == "forced_choice":
+        data, _ = _by_trial(data, spec, where)
     n = len(next(iter(data.values()))) if data else (0 if features is None else len(features))
     preds = {p: _numeric(_column(data, p, "predictors", where), p, where) for p in spec.predictors}
-    cols = [np.ones(n)] * (spec.family != "ordinal") + [preds[p] for p in spec.predictors]
+    intercept = spec.family not in ("ordinal", "forced_choice")
+    cols = [np.ones(n)] * intercept + [preds[p] for p in spec.predictors]
     X = np.column_stack(cols) if cols else np.zeros((n, 0))
     out = []
     for term in frame.terms:

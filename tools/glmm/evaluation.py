@@ -13,8 +13,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+
 from alloop.tools.errors import InputError
-from alloop.tools.glmm.design import ModelSpec, _response, build_frame
+from alloop.tools.glmm.design import ModelSpec, _by_trial, _response, build_frame
 from alloop.tools.glmm.model import GLMMFit, fit
 
 EPS = 1e-15
@@ -88,11 +89,22 @@ def gaussian_metrics(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     }
 
 
+def _observed(spec: ModelSpec, data: Mapping[str, Any], levels: Sequence[str] | None, where: str) -> np.ndarray:
+    """The response as the model codes it: values, class indices, or (forced_choice) the
+    position of the chosen option within each trial."""
+    if spec.family == "forced_choice":
+        ordered, options = _by_trial({k: np.asarray(v, dtype=object) for k, v in data.items()}, spec, where)
+        chosen, _ = _response(spec, ordered[spec.response], where)
+        return chosen.reshape(-1, options).argmax(axis=1)
+    y, _ = _response(spec, np.asarray(data[spec.response], dtype=object), where, levels)
+    return y
+
+
 def evaluate(result: GLMMFit, data: Mapping[str, Any], marginal: bool = True) -> dict[str, float]:
     """The family's metrics of a fitted model on rows `data` (columns as for fitting)."""
     spec = result.frame.spec
     levels = result.frame.response_levels or None
-    y, _ = _response(spec, np.asarray(data[spec.response], dtype=object), "evaluation data", levels)
+    y = _observed(spec, data, levels, "evaluation data")
     if spec.family in ("gaussian", "magnitude"):
         eta, _ = result.linear_predictor(data)
         return gaussian_metrics(y, eta)
@@ -147,7 +159,7 @@ def grouped_cv(
         converged.append(result.converged)
         test_data = _subset(data, test)
         per_fold.append(evaluate(result, test_data))
-        y, _ = _response(spec, test_data[spec.response], where, levels)
+        y = _observed(spec, test_data, levels, where)
         pooled_y.append(y)
         if spec.family in ("gaussian", "magnitude"):
             pooled_p.append(result.linear_predictor(test_data)[0])
@@ -305,9 +317,9 @@ def simulate(result: GLMMFit, n_sims: int = 200, seed: int = 0) -> np.ndarray:
         return eta + result.sigma * rng.standard_normal(eta.shape)
     if family == "binary":
         return (rng.random(eta.shape) < 1 / (1 + np.exp(-eta))).astype(float)
-    if family == "categorical":
+    if family in ("categorical", "forced_choice"):
         E = eta.reshape(n_sims, frame.n, -1)
-        full = np.concatenate([np.zeros((*E.shape[:-1], 1)), E], axis=-1)
+        full = np.concatenate([np.zeros((*E.shape[:-1], 1)), E], axis=-1) if family == "categorical" else E
         p = np.exp(full - full.max(axis=-1, keepdims=True))
         cum = np.cumsum(p / p.sum(axis=-1, keepdims=True), axis=-1)
         return (rng.random((n_sims, frame.n))[:, :, None] > cum[:, :, :-1]).sum(axis=2).astype(float)

@@ -3,7 +3,9 @@
 Each family gives, per observation, log p(y | η) and its first derivative g = ∂ log p/∂η and
 the negative second derivative W = −∂² log p/∂η² (the observed information, as glmer uses for
 the logit link and ordinal::clmm for the cumulative logit). Families with extra parameters
-(the ordinal thresholds) take them as a tensor `alpha`.
+(the ordinal thresholds) take them as a tensor `alpha`. Families with m > 1 linear predictors
+per observation (categorical, forced_choice) store them row after row and return W as
+n × m × m blocks.
 """
 
 from __future__ import annotations
@@ -121,3 +123,32 @@ class Categorical:
         import torch
 
         return torch.softmax(self._logits(eta), dim=1)
+
+
+class ForcedChoice:
+    """Conditional logit: a trial's N options compete, P(option j) = softmax_j(η) over the
+    trial's rows (stored trial after trial); W is the N × N block diag(p) − pp'."""
+
+    name = "forced_choice"
+    n_aux = 0
+
+    def __init__(self, n_options: int) -> None:
+        self.N = n_options
+
+    def loglik(self, eta: Any, y: Any, alpha: Any = None) -> Any:
+        import torch
+
+        logp = torch.log_softmax(eta.reshape(-1, self.N), dim=1)
+        return logp.gather(1, y.long()[:, None])[:, 0]
+
+    def derivs(self, eta: Any, y: Any, alpha: Any = None) -> tuple[Any, Any]:
+        import torch
+
+        p = torch.softmax(eta.reshape(-1, self.N), dim=1)
+        onehot = torch.nn.functional.one_hot(y.long(), self.N).to(p.dtype)
+        return (onehot - p).reshape(-1), torch.diag_embed(p) - p[:, :, None] * p[:, None, :]
+
+    def prob(self, eta: Any, alpha: Any = None) -> Any:
+        import torch
+
+        return torch.softmax(eta.reshape(-1, self.N), dim=1)

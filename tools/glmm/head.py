@@ -22,6 +22,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
+
 from alloop.tools.errors import InputError
 
 if TYPE_CHECKING:

@@ -23,6 +23,7 @@ import math
 from typing import Any
 
 import numpy as np
+
 from alloop.tools.glmm.design import ModelFrame
 
 
@@ -172,6 +173,24 @@ class Problem:
             pos += J * k
         return out
 
+    def zl(self, theta: Any) -> DenseZL | SparseZL:
+        """ZΛ_θ as an operator: sparse (a few nonzeros per row) when every term is a grouping
+        term and W is diagonal, else dense."""
+        torch = _torch()
+        if any(shared for shared, _ in self.shared) or getattr(self.family, "name", "") in (
+            "categorical",
+            "forced_choice",
+        ):
+            return DenseZL(self.zlambda(theta))
+        cols, vals, pos = [], [], 0
+        for (k, J, Z, idx), T in zip(self.terms, self.factors(theta), strict=True):
+            cols.append(pos + idx[:, None] * k + torch.arange(k)[None, :])
+            vals.append(Z @ T)
+            pos += J * k
+        if not cols:
+            return DenseZL(torch.zeros((self.n, 0), dtype=torch.float64))
+        return SparseZL(torch.cat(cols, dim=1), torch.cat(vals, dim=1), self.q)
+
     def information(self, theta: Any, W: Any = None) -> Any:
         """Λ'Z'WZΛ + I (W = 1 for the LMM): the conditional precision of u."""
         torch = _torch()
@@ -179,6 +198,47 @@ class Problem:
         return weighted_gram(ZL, torch.ones(ZL.shape[0], dtype=ZL.dtype) if W is None else W) + torch.eye(
             self.q, dtype=ZL.dtype
         )
+
+
+class DenseZL:
+    """ZΛ as a dense n × q matrix."""
+
+    def __init__(self, M: Any) -> None:
+        self.M = M
+
+    def mv(self, u: Any) -> Any:
+        return self.M @ u
+
+    def rmv(self, g: Any) -> Any:
+        return self.M.T @ g
+
+    def gram(self, W: Any) -> Any:
+        return weighted_gram(self.M, W)
+
+
+class SparseZL:
+    """ZΛ stored by rows: the column index and value of each row's s nonzeros (one block of k
+    per term), so products cost O(n·s) and Λ'Z'WZΛ O(n·s²) instead of O(n·q²)."""
+
+    def __init__(self, cols: Any, vals: Any, q: int) -> None:
+        self.cols, self.vals, self.q = cols, vals, q
+        s = cols.shape[1]
+        self.pairs = (cols[:, :, None] * q + cols[:, None, :]).reshape(-1)
+        self.s = s
+
+    def mv(self, u: Any) -> Any:
+        return (self.vals * u[self.cols]).sum(dim=1)
+
+    def rmv(self, g: Any) -> Any:
+        torch = _torch()
+        out = torch.zeros(self.q, dtype=self.vals.dtype)
+        return out.index_add(0, self.cols.reshape(-1), (self.vals * g[:, None]).reshape(-1))
+
+    def gram(self, W: Any) -> Any:
+        torch = _torch()
+        outer = (W[:, None, None] * self.vals[:, :, None] * self.vals[:, None, :]).reshape(-1)
+        flat = torch.zeros(self.q * self.q, dtype=self.vals.dtype).index_add(0, self.pairs, outer)
+        return flat.reshape(self.q, self.q)
 
 
 def weighted_gram(ZL: Any, W: Any) -> Any:
@@ -219,10 +279,7 @@ def lmm_criterion(P: Problem, theta: Any, reml: bool) -> dict[str, Any]:
     cb = torch.linalg.solve_triangular(RX, Xty[:, None], upper=False)[:, 0]
     beta = torch.linalg.solve_triangular(RX.T, cb[:, None], upper=True)[:, 0]
     pwrss = yty - cu @ cu - cb @ cb
-    if P.q:
-        u = torch.linalg.solve_triangular(L.T, (cu - RZX @ beta)[:, None], upper=True)[:, 0]
-    else:
-        u = cu
+    u = torch.linalg.solve_triangular(L.T, (cu - RZX @ beta)[:, None], upper=True)[:, 0] if P.q else cu
     logdet_RX = 2 * torch.log(torch.diagonal(RX)).sum()
     if reml:
         nmp = n - p
@@ -236,23 +293,25 @@ def lmm_criterion(P: Problem, theta: Any, reml: bool) -> dict[str, Any]:
 
 # -- generalized linear mixed models: the Laplace approximation -------------------------------
 def _penalized(P: Problem, ZL: Any, off: Any, alpha: Any, u: Any) -> Any:
-    return -P.family.loglik(off + ZL @ u, P.y, alpha).sum() + 0.5 * (u @ u)
+    return -P.family.loglik(off + ZL.mv(u), P.y, alpha).sum() + 0.5 * (u @ u)
 
 
 def conditional_modes(
     P: Problem, ZL: Any, off: Any, alpha: Any, u0: Any, tol: float = 1e-10, max_iter: int = 100
 ) -> tuple[Any, bool]:
-    """û = argmax Σ log p(y | off + ZΛu) − ‖u‖²/2 by Newton with step halving (no gradients)."""
+    """û = argmax Σ log p(y | off + ZΛu) − ‖u‖²/2 by Newton with step halving (no gradients).
+
+    `ZL` is the operator from `Problem.zl`."""
     torch = _torch()
-    eye = torch.eye(P.q, dtype=ZL.dtype)
+    eye = torch.eye(P.q, dtype=off.dtype)
     u = u0.clone()
     f = _penalized(P, ZL, off, alpha, u)
     for _ in range(max_iter):
-        g, W = P.family.derivs(off + ZL @ u, P.y, alpha)
-        grad = u - ZL.T @ g
+        g, W = P.family.derivs(off + ZL.mv(u), P.y, alpha)
+        grad = u - ZL.rmv(g)
         if float(grad.abs().max()) < tol:
             return u, True
-        H = weighted_gram(ZL, W) + eye
+        H = ZL.gram(W) + eye
         L, info = torch.linalg.cholesky_ex(H)
         if int(info) != 0 or not bool(torch.isfinite(grad).all()):
             return u, False
@@ -267,8 +326,8 @@ def conditional_modes(
             if t < 1e-10:
                 return u, False
         u, f = un, fn
-    g, _ = P.family.derivs(off + ZL @ u, P.y, alpha)
-    return u, float((u - ZL.T @ g).abs().max()) < 1e-6
+    g, _ = P.family.derivs(off + ZL.mv(u), P.y, alpha)
+    return u, float((u - ZL.rmv(g)).abs().max()) < 1e-6
 
 
 def laplace_deviance(
@@ -283,15 +342,15 @@ def laplace_deviance(
     off = P.X @ beta
     if P.q == 0:
         return -2 * P.family.loglik(off, P.y, alpha).sum(), u_star
-    ZL = P.zlambda(theta)
-    eye = torch.eye(P.q, dtype=ZL.dtype)
+    ZL = P.zl(theta)
+    eye = torch.eye(P.q, dtype=off.dtype)
     u = u_star
     for _ in range(newton_steps):
-        g, W = P.family.derivs(off + ZL @ u, P.y, alpha)
-        H = weighted_gram(ZL, W) + eye
-        u = u - torch.cholesky_solve((u - ZL.T @ g)[:, None], torch.linalg.cholesky(H))[:, 0]
-    eta = off + ZL @ u
+        g, W = P.family.derivs(off + ZL.mv(u), P.y, alpha)
+        H = ZL.gram(W) + eye
+        u = u - torch.cholesky_solve((u - ZL.rmv(g))[:, None], torch.linalg.cholesky(H))[:, 0]
+    eta = off + ZL.mv(u)
     _, W = P.family.derivs(eta, P.y, alpha)
-    L = torch.linalg.cholesky(weighted_gram(ZL, W) + eye)
+    L = torch.linalg.cholesky(ZL.gram(W) + eye)
     dev = -2 * P.family.loglik(eta, P.y, alpha).sum() + u @ u + 2 * torch.log(torch.diagonal(L)).sum()
     return dev, u

@@ -3,9 +3,12 @@
 - gaussian (and magnitude): lmer's profiled deviance (ML) or REML criterion, optimized over θ
   (L-BFGS-B with torch gradients, then Newton polishing with the exact Hessian); β̂ and σ̂
   profiled out; SE(β̂) from σ̂²(R_X'R_X)⁻¹ as lmer reports them.
-- binary and ordinal: the Laplace deviance, first over (β, α) alone, then jointly over
-  (θ, β, α) as glmer's second stage and clmm do; SEs from the inverse of the exact Hessian of
-  the Laplace deviance over all parameters (glmer's `use.hessian`, clmm's `Hess = TRUE`).
+- binary, ordinal, categorical and forced_choice: the Laplace deviance, first over (β, α)
+  alone, then jointly over (θ, β, α) as glmer's second stage and clmm do; SEs from the inverse
+  of the exact Hessian of the Laplace deviance over all parameters (glmer's `use.hessian`,
+  clmm's `Hess = TRUE`). Categorical (baseline-category logit, one η per non-baseline
+  category) and forced_choice (conditional logit over a trial's options) have m η's per
+  observation and block-diagonal W.
 
 Diagnostics: `converged` (optimizer success and lme4's check max|H⁻¹g| < 0.002), `singular`
 (a variance or Cholesky diagonal at its 0 bound, θ < 1e-4 as lme4's isSingular), `warnings`.
@@ -20,9 +23,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
 from alloop.tools.errors import InputError
 from alloop.tools.glmm.design import ModelFrame, new_design
-from alloop.tools.glmm.families import Binary, Categorical, Ordinal
+from alloop.tools.glmm.families import Binary, Categorical, ForcedChoice, Ordinal
 from alloop.tools.glmm.laplace import Problem, conditional_modes, laplace_deviance, lmm_criterion
 
 SINGULAR_TOL = 1e-4
@@ -150,11 +154,9 @@ class GLMMFit:
         integrated over their random-effect distribution (Gauss–Hermite), not set to 0."""
         import torch
 
-        if self.family not in ("binary", "ordinal", "categorical"):
-            raise InputError(
-                f"predict_proba is for binary, ordinal and categorical models; use predict for {self.family}"
-            )
-        if self.family == "categorical":
+        if self.family in ("gaussian", "magnitude"):
+            raise InputError(f"predict_proba is for discrete responses; use predict for {self.family}")
+        if self.family in ("categorical", "forced_choice"):
             return self._categorical_proba(data, marginal)
         eta, var = self.linear_predictor(data, features=features, posterior=posterior, extra_var=extra_var)
         fam = _family(self.frame)
@@ -172,21 +174,25 @@ class GLMMFit:
         """Softmax of the m linear predictors; unseen participants/items integrated over their
         m × m random-effect covariance by Monte Carlo (fixed seed, antithetic draws)."""
         X, terms = new_design(data, self.frame)
-        K = len(self.frame.response_levels)
-        m = K - 1
+        baseline = self.family == "categorical"  # forced_choice: all N options have an η
+        m = len(self.frame.response_levels) - baseline
         eta = X @ self.beta
         n = len(eta) // m
         cov = np.zeros((n, m, m))
-        for (idx, Z), b, S in zip(terms, self.ranef, self.covariances, strict=True):
+        for (idx, Z), b, S, term in zip(terms, self.ranef, self.covariances, self.frame.terms, strict=True):
             seen = idx >= 0
             eta[seen] += np.einsum("ij,ij->i", Z[seen], b[idx[seen]])
             Z3 = Z.reshape(n, m, -1)
-            unseen = (idx.reshape(n, m) < 0).all(axis=1)
-            cov[unseen] += Z3[unseen] @ S @ Z3[unseen].transpose(0, 2, 1)
+            if baseline or term.group == "participant":  # one level shared by the m rows
+                unseen = (idx.reshape(n, m) < 0).all(axis=1)
+                cov[unseen] += Z3[unseen] @ S @ Z3[unseen].transpose(0, 2, 1)
+            else:  # forced choice: each option its own item
+                unseen = idx.reshape(n, m) < 0
+                cov[:, np.arange(m), np.arange(m)] += unseen * np.einsum("nmk,kl,nml->nm", Z3, S, Z3)
         E = eta.reshape(n, m)
 
         def softmax(e: np.ndarray) -> np.ndarray:
-            full = np.concatenate([np.zeros((*e.shape[:-1], 1)), e], axis=-1)
+            full = np.concatenate([np.zeros((*e.shape[:-1], 1)), e], axis=-1) if baseline else e
             full = np.exp(full - full.max(axis=-1, keepdims=True))
             return full / full.sum(axis=-1, keepdims=True)
 
@@ -215,6 +221,8 @@ def _family(frame: ModelFrame) -> Any:
         return Ordinal(len(frame.response_levels))
     if frame.spec.family == "categorical":
         return Categorical(len(frame.response_levels))
+    if frame.spec.family == "forced_choice":
+        return ForcedChoice(len(frame.response_levels))
     return None
 
 
@@ -392,7 +400,7 @@ def _fit_glmm(frame: ModelFrame, max_iter: int, polish: bool = True) -> GLMMFit:
         if P.q == 0:
             return state["u"]
         with torch.no_grad():
-            ZL = P.zlambda(theta)
+            ZL = P.zl(theta)
             u, ok = conditional_modes(P, ZL, P.X @ beta, alpha, state["u"])
             if not ok:
                 u, ok = conditional_modes(P, ZL, P.X @ beta, alpha, torch.zeros_like(u))
@@ -497,7 +505,7 @@ def _fit_glmm(frame: ModelFrame, max_iter: int, polish: bool = True) -> GLMMFit:
     covs = [(T @ T.T).numpy() for T in P.factors(theta_t)]
     ranef_cov = []
     if P.q:
-        _, W = fam.derivs(P.X @ beta_t + P.zlambda(theta_t) @ u, P.y, alpha_t)
+        _, W = fam.derivs(P.X @ beta_t + P.zl(theta_t).mv(u), P.y, alpha_t)
         ranef_cov = P.ranef_cov(theta_t, torch.linalg.inv(P.information(theta_t, W)).numpy())
     theta = x_nat[:nt]
     return GLMMFit(

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from alloop.tools.glmm.evaluation import simulate
 from alloop.tools.glmm.model import GLMMFit
 

@@ -1,10 +1,10 @@
 """Judge backends: one interface, a registry by name.
 
-| name        | model                                   | key            | cost             |
-|-------------|-----------------------------------------|----------------|------------------|
-| `anthropic` | the Messages API through the `anthropic` SDK | ANTHROPIC_API_KEY | from usage × price |
-| `sampling`  | the MCP client's own model (sampling)   | none           | unknown (client's) |
-| `local`     | a GGUF file or Hugging Face causal LM from a path | none    | 0                |
+| name        | answers with                                       | needs             | cost               |
+|-------------|----------------------------------------------------|-------------------|--------------------|
+| `anthropic` | Claude, the Messages API through the anthropic SDK | ANTHROPIC_API_KEY | usage × list price |
+| `sampling`  | the MCP client's own model (MCP sampling)          | a client offering it | unknown (client's) |
+| `local`     | a GGUF file or Hugging Face causal LM from a path  | the model files   | 0                  |
 
 A backend turns a `Prompt` into a `Completion` (text, model, tokens, cost). It raises
 `TransientBackendError` for what may pass on a retry (rate limits, overload, timeouts; with the

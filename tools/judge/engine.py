@@ -147,6 +147,7 @@ def _call(job: JudgeJob, unit: _Unit, rng: random.Random) -> _Outcome:
     if not job.budget.reserve(estimate):
         return _Outcome(status="over_budget", error=f"the run's judge budget of ${job.budget.limit:.4f} is spent")
     attempt = 0
+    spent: float | None = 0.0  # what to settle the reservation with; a failed request costs nothing
     try:
         while True:
             attempt += 1
@@ -154,21 +155,18 @@ def _call(job: JudgeJob, unit: _Unit, rng: random.Random) -> _Outcome:
                 completion = job.backend.complete(unit.prompt, timeout_s=job.retry.timeout_s, choices=unit.choices)
             except TransientBackendError as exc:
                 if attempt > job.retry.max_retries:
-                    job.budget.settle(estimate, 0.0)
                     return _Outcome(status="error", error=f"gave up after {attempt} attempts: {exc}", attempts=attempt)
                 wait = job.retry.delay(attempt, exc.retry_after, rng)
                 log.warning("judge: %s; retry %d in %.1fs", scrub(str(exc)), attempt, wait)
                 time.sleep(wait)
                 continue
             except BackendError as exc:
-                job.budget.settle(estimate, 0.0)
                 return _Outcome(status="error", error=scrub(str(exc)), attempts=attempt)
-            job.budget.settle(estimate, completion.cost_usd)
+            spent = completion.cost_usd
             job.cache.put(unit.key, completion)
             return _Outcome(completion=completion, attempts=attempt)
-    except BaseException:
-        job.budget.settle(estimate, 0.0)
-        raise
+    finally:
+        job.budget.settle(estimate, spent)
 
 
 def _units(job: JudgeJob, system: str, items: Sequence[JudgeItem]) -> list[_Unit]:
