@@ -148,7 +148,9 @@ def main() -> None:
         f"R {source}.",
         "The ratio is alloop's time over R's (below 1: alloop is faster). alloop's time includes the",
         "exact Hessian for the standard errors and Newton polishing of the optimum; R's glmer",
-        "timing includes its finite-difference Hessian, clmm's its `Hess = TRUE`.",
+        "timing includes its finite-difference Hessian, clmm's its `Hess = TRUE`. On a machine shared",
+        "with other jobs CPU times still vary from run to run by tens of percent: read the ratios, not",
+        "the seconds.",
         "",
         "| fit | R call | n | alloop CPU s | R CPU s | ratio | max abs Δ fixed/thresholds | max rel Δ SE | "
         "max rel Δ SD | max abs Δ cor | Δ loglik |",

@@ -193,7 +193,7 @@ def _register_tools() -> None:
     for spec in TOOLS:
         name = spec.cli_name or spec.name.replace("_", "-")
         fn = command_for(spec)
-        app.command(name, help=spec.description)(fn)
+        app.command(name, help=spec.description, short_help=spec.description.split("\n")[0])(fn)
         for alias in spec.extra.get("cli_aliases", []):
             app.command(alias, help=f"Same as `alloop {name}`.")(fn)
 

@@ -66,8 +66,11 @@ def fit(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the fit as JSON.")] = False,
 ) -> None:
-    """Fit a (G)LMM: Laplace (glmer/clmm) for binary, ordinal, categorical, forced_choice and
-    multi_select; ML or REML (lmer) for gaussian and magnitude."""
+    """Fit a mixed model as lme4/ordinal do: Laplace (glmer, clmm) or ML/REML (lmer).
+
+    Laplace for binary, ordinal, categorical, forced_choice (--trial) and multi_select
+    (--option, one logit per option); ML or REML for gaussian and magnitude (--log).
+    """
     from alloop.tools.glmm import api
 
     spec = dict(

@@ -118,6 +118,8 @@ def train_glmm(args: TrainInput, ctx: ToolContext) -> TrainOutput:
         params: dict[str, Any] = {"n_classes": len(spec.labels), "random_state": spec.selection.seed}
         if head_name == "logistic":
             params.update(C=args.C, warm_start_from=warm)
+        elif head_name == "glmm":  # family from the task type, random effects from spec.model.effects
+            params.update(effects=spec.model.effects, task_type=spec.task_type)
         head = make_head(head_name, **params)
         head.fit(x, y, design)
         train_seconds = time.perf_counter() - started

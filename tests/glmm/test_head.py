@@ -116,3 +116,52 @@ def test_train_glmm_and_score_pool_with_the_glmm_head(looped_copy, ctx) -> None:
     assert out.gold["gold_accuracy"] > 0.4  # five topics from 30 titles: well above chance
     scored = score_pool(ScoreInput(run=looped_copy), ctx)
     assert scored.model_dump()  # the pool was scored with the GLMM head
+
+
+def test_design_predictors_with_participant_slopes() -> None:
+    """A design predictor (say, a condition) gets a fixed effect and participant slopes; pool
+    rows without a design are predicted at the predictor's training mean."""
+    F, X, y, design, _, _, _ = _judgments(seed=2)
+    rng = np.random.default_rng(0)
+    condition = rng.choice([-0.5, 0.5], size=len(y))
+    with_condition = Design(
+        participants=design.participants,
+        items=design.items,
+        predictors=condition[:, None],
+        predictor_names=("condition",),
+    )
+    head = GLMMHead(n_classes=2, effects="random_slopes").fit(X, y, with_condition)
+    card = head.card()
+    assert card["effects"] == "random_slopes" and card["predictors"] == ["condition"]
+    assert set(card["fits"][0]["fixed"]) == {"(Intercept)", "condition"}
+    assert "participant:condition" in card["fits"][0]["sd"]
+    proba = head.predict_proba(F)
+    np.testing.assert_allclose(proba.sum(axis=1), 1)
+
+
+def test_train_glmm_per_response_with_participant_and_item_effects(new_run, ctx, bbc_slice, tmp_path) -> None:
+    """prediction_unit 'response': every answer is a row with its annotator (participant) and
+    item; spec.model.effects = random_intercepts gives a GLMM with both variance components."""
+    import json
+
+    from alloop.tools.import_labels import ImportInput, import_labels
+    from alloop.tools.train_glmm import TrainInput, train_glmm
+
+    run = new_run("responses", prediction_unit="response", effects="random_intercepts")
+    gold = [json.loads(line) for line in bbc_slice["gold"].read_text().splitlines()][::6]  # all topics
+    labels = sorted({g["label"] for g in gold})
+    rng = np.random.default_rng(0)
+    lines = ["id,label,annotator"]
+    for a in range(6):
+        for g in rng.choice(gold, 20, replace=False):
+            wrong = rng.random() < 0.1 * a  # annotators differ in how often they mislabel
+            lines.append(f"{g['id']},{rng.choice(labels) if wrong else g['label']},ann{a}")
+    answers = tmp_path / "answers.csv"
+    answers.write_text("\n".join(lines) + "\n")
+    import_labels(ImportInput(run=run, file=str(answers)), ctx)
+
+    out = train_glmm(TrainInput(run=run, head="glmm"), ctx)
+    head = out.card["head"]
+    assert head["requested_effects"] == "random_intercepts" and head["effects"] == "random_intercepts"
+    assert all({"participant:(Intercept)", "item:(Intercept)"} <= set(f["sd"]) for f in head["fits"])
+    assert out.n_labeled == 120

@@ -80,8 +80,13 @@ def test_loglik_within_0_1(pair: tuple[dict, dict]) -> None:
 
 
 def test_diagnostics_agree(pair: tuple[dict, dict]) -> None:
+    """Both converge and agree on singularity. Where lme4 warns that it did not converge
+    (binary_random_slopes_two: max|grad| 0.0023 > 0.002), alloop converges to a maximum at
+    least as high."""
     ours, ref = pair
-    assert ours["converged"] is True and ref["converged"] is True
+    assert ours["converged"] is True
+    if not ref["converged"]:
+        assert ours["loglik"] >= ref["loglik"] - 1e-6
     assert ours["singular"] == ref["singular"]
     expected = "REML" if ref["reml"] else "ML" if ref["family"] == "gaussian" or ref["mode"] == "fixed" else "Laplace"
     assert ours["criterion"] == expected

@@ -13,16 +13,16 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 
 from alloop.tools.errors import InputError
 
-Family = Literal["binary", "ordinal", "gaussian", "categorical", "magnitude"]
+Family = Literal["binary", "ordinal", "gaussian", "categorical", "magnitude", "forced_choice"]
 Mode = Literal["fixed", "random_intercepts", "random_slopes"]
-FAMILIES: tuple[str, ...] = ("binary", "ordinal", "gaussian", "categorical", "magnitude", "forced_choice")
-MODES: tuple[str, ...] = ("fixed", "random_intercepts", "random_slopes")
+FAMILIES: tuple[str, ...] = get_args(Family)
+MODES: tuple[str, ...] = get_args(Mode)
 INTERCEPT = "(Intercept)"
 
 

@@ -14,7 +14,8 @@ random effects in one Laplace-fitted mixed model.
   the posterior variance of the feature weights (Gauss–Hermite), so a pool item's confidence
   carries the between-participant and between-item spread.
 
-Not imported by heads.py at module level cost: torch is imported inside the fitting code.
+heads.py imports this module at start-up, so it stays light: torch is imported inside the
+fitting code.
 """
 
 from __future__ import annotations
