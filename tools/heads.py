@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
+
 from alloop.tools.errors import InputError
 from alloop.tools.glmm.head import GLMMHead
 
@@ -25,6 +26,13 @@ class Design:
     items: np.ndarray | None = None
     predictors: np.ndarray | None = None
     predictor_names: tuple[str, ...] = ()
+
+
+def item_design(table, names: tuple[str, ...] | list[str], positions=None) -> Design | None:
+    """The design predictors (spec.model.predictors) of items, for population-level prediction."""
+    if not names:
+        return None
+    return Design(predictors=table.numeric(names, positions), predictor_names=tuple(names))
 
 
 class Head(Protocol):
@@ -68,6 +76,7 @@ class LogisticHead:
         from sklearn.linear_model import LogisticRegression
 
         y = np.asarray(y, dtype=np.int64)
+        X = self._with_predictors(X, design, fit=True)
         k = self.n_classes or int(y.max()) + 1
         present = np.unique(y)
         if len(present) < 2:
@@ -127,7 +136,21 @@ class LogisticHead:
             full[:, classes] = decision
         return full
 
+    def _with_predictors(self, X: np.ndarray, design: Design | None, fit: bool = False) -> np.ndarray:
+        """Design predictors, standardized, join the features as fixed effects."""
+        if fit:
+            extra = design.predictors if design is not None and design.predictors is not None else None
+            self.predictor_names_ = design.predictor_names if extra is not None else ()
+            if extra is not None:
+                self.predictor_mean_, self.predictor_scale_ = extra.mean(0), extra.std(0) + 1e-12
+        if not getattr(self, "predictor_names_", ()):
+            return X
+        if design is None or design.predictors is None:
+            raise InputError(f"this head was trained with design predictors {list(self.predictor_names_)}; give them")
+        return np.hstack([X, (design.predictors - self.predictor_mean_) / self.predictor_scale_])
+
     def predict_proba(self, X: np.ndarray, design: Design | None = None) -> np.ndarray:
+        X = self._with_predictors(X, design)
         logits = self._scatter(self.model_.decision_function(X), self.model_.classes_, len(X))
         z = logits / self.temperature_
         z = z - z.max(axis=1, keepdims=True)
@@ -142,6 +165,7 @@ class LogisticHead:
             "temperature": round(self.temperature_, 4),
             "warm_started": self.warm_started_,
             "classes_seen": self.classes_.tolist(),
+            "predictors": list(self.predictor_names_),
         }
 
 

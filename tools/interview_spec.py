@@ -114,6 +114,8 @@ class InterviewInput(RunArgs):
     encoder: str | None = None
     strategy: str | None = None
     effects: Literal["fixed", "random_intercepts", "random_slopes"] | None = None
+    head: str | None = Field(None, description="Model head: logistic (default) or glmm.")
+    predictors: list[str] | None = Field(None, description="Numeric pool fields that enter as design predictors.")
     seed: int | None = None
 
 
@@ -146,7 +148,7 @@ _TOP = (
     "annotators_per_item",
     "guidelines",
 )
-_MODEL = {"encoder": "encoder", "effects": "effects"}
+_MODEL = {"encoder": "encoder", "effects": "effects", "head": "head", "predictors": "predictors"}
 _SELECTION = {"strategy": "strategy", "seed": "seed"}
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+
 from alloop.tools.errors import InputError
 
 
@@ -106,6 +107,21 @@ class ItemTable:
         if len(columns) == 1:
             return columns[0]
         return ["\n".join(parts) for parts in zip(*columns, strict=True)]
+
+    def numeric(self, names: Sequence[str], positions: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
+        """Design predictors: the named fields as a float matrix (rows at `positions`, or all)."""
+        columns = []
+        for name in names:
+            values = self.column(name)
+            try:
+                column = np.asarray(values, dtype=np.float64)
+            except (TypeError, ValueError):
+                raise InputError(f"{self.source}: predictor {name!r} must be numeric in every row") from None
+            if np.isnan(column).any():
+                raise InputError(f"{self.source}: predictor {name!r} is missing in some rows; fill it in")
+            columns.append(column)
+        matrix = np.stack(columns, axis=1) if columns else np.zeros((len(self), 0))
+        return matrix if positions is None else matrix[np.asarray(positions, dtype=np.int64)]
 
     def rows(self, positions: Sequence[int] | np.ndarray) -> list[dict[str, Any]]:
         return self.table.take(pa.array(np.asarray(positions, dtype=np.int64))).to_pylist()

@@ -5,12 +5,13 @@ from __future__ import annotations
 import time
 
 import numpy as np
+from pydantic import BaseModel, Field
+
 from alloop.tools.base import RunArgs, ToolContext, ToolSpec
 from alloop.tools.encoders import embed_table, run_encoder
-from alloop.tools.heads import load_head
+from alloop.tools.heads import item_design, load_head
 from alloop.tools.rounds import Predictions, latest_model_round, read_card, save_predictions
 from alloop.tools.scoring import uncertainty
-from pydantic import BaseModel, Field
 
 CHUNK = 65536
 
@@ -50,11 +51,13 @@ def score_pool(args: ScoreInput, ctx: ToolContext) -> ScoreOutput:
         x = embed_table(run, pool, spec.text_fields, encoder, ctx.progress)
         probs = np.empty((len(pool), len(spec.labels)), dtype=np.float32)
         for start in range(0, len(pool), CHUNK):
-            probs[start : start + CHUNK] = head.predict_proba(x[start : start + CHUNK])
+            rows = np.arange(start, min(start + CHUNK, len(pool)))
+            probs[rows] = head.predict_proba(x[rows], item_design(pool, spec.model.predictors, rows))
             ctx.progress(min(start + CHUNK, len(pool)), len(pool), "scoring pool")
         heldout = run.heldout()
         if heldout is not None:
-            heldout_probs = head.predict_proba(embed_table(run, heldout, spec.text_fields, encoder)).astype(np.float32)
+            hx = embed_table(run, heldout, spec.text_fields, encoder)
+            heldout_probs = head.predict_proba(hx, item_design(heldout, spec.model.predictors)).astype(np.float32)
             heldout_ids = np.asarray(heldout.ids)
         else:
             heldout_probs, heldout_ids = np.zeros((0, len(spec.labels)), np.float32), np.asarray([], dtype=str)

@@ -12,7 +12,7 @@ from alloop.tools.base import RunArgs, ToolContext, ToolSpec
 from alloop.tools.encoders import embed_table, run_encoder
 from alloop.tools.errors import InputError, StateError
 from alloop.tools.evaluation import classification_metrics
-from alloop.tools.heads import Design, load_head, make_head, save_head
+from alloop.tools.heads import Design, item_design, load_head, make_head, save_head
 from alloop.tools.labels import HUMAN_SOURCES, answered_items, live_events, training_labels
 from alloop.tools.rounds import data_hash, model_rounds, next_training_round, read_card, write_card
 from alloop.tools.rundir import RunDir
@@ -53,21 +53,30 @@ def _choose_strategy(spec: TaskSpec, requested: TrainingStrategy, run: RunDir, r
 
 
 def _design(spec: TaskSpec, run: RunDir, exclude: set[str]) -> tuple[list[str], list[str], Design | None, int]:
-    """Rows to train on: one per item (majority label) or, per response, one per human answer."""
+    """Rows to train on: one per item (majority label) or, per response, one per human answer.
+
+    Design predictors (spec.model.predictors, numeric pool fields) go with every row; per
+    response, so do the participant (the label's annotator) and the item.
+    """
     events = run.labels()
+    names = spec.model.predictors
     if spec.prediction_unit == "item":
         tl = training_labels(spec, events, exclude)
-        return tl.item_ids, tl.labels, None, tl.n_pseudo
+        return tl.item_ids, tl.labels, item_design(run.pool(), names, run.pool().positions(tl.item_ids)), tl.n_pseudo
     rows = [
         e
         for e in live_events(events)
         if e.status == "submitted" and e.source in HUMAN_SOURCES and e.item_id not in exclude
     ]
+    item_ids = [e.item_id for e in rows]
+    predictors = item_design(run.pool(), names, run.pool().positions(item_ids))
     design = Design(
         participants=np.asarray([e.annotator for e in rows], dtype=object),
-        items=np.asarray([e.item_id for e in rows], dtype=object),
+        items=np.asarray(item_ids, dtype=object),
+        predictors=predictors.predictors if predictors else None,
+        predictor_names=tuple(names),
     )
-    return [e.item_id for e in rows], [str(e.label) for e in rows], design, 0
+    return item_ids, [str(e.label) for e in rows], design, 0
 
 
 def train_glmm(args: TrainInput, ctx: ToolContext) -> TrainOutput:
@@ -127,7 +136,8 @@ def train_glmm(args: TrainInput, ctx: ToolContext) -> TrainOutput:
         gold: dict[str, Any] = {}
         if heldout is not None:
             hx = embed_table(run, heldout, spec.text_fields, encoder, ctx.progress)
-            predicted = np.asarray(spec.labels, dtype=object)[head.predict_proba(hx).argmax(axis=1)]
+            probs = head.predict_proba(hx, item_design(heldout, spec.model.predictors))
+            predicted = np.asarray(spec.labels, dtype=object)[probs.argmax(axis=1)]
             gold = classification_metrics([str(v) for v in heldout.column("label")], list(predicted), spec.labels)
 
         version = f"r{round_:02d}-{data_hash(item_ids, labels)[:8]}"
