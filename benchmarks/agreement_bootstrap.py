@@ -21,6 +21,7 @@ from pathlib import Path
 
 import krippendorff
 import numpy as np
+
 from alloop.tools import agreement as ag
 
 RESULTS = Path(__file__).parent / "results" / "agreement.md"

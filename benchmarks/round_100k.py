@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 from alloop.tools.base import ToolContext
 from alloop.tools.encoders import EmbeddingCache, get_encoder
 from alloop.tools.interview_spec import InterviewInput, interview_spec

@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from alloop.tools.base import ToolContext
 from alloop.tools.datasets import BBC_LABELS, bbc_news
 from alloop.tools.interview_spec import InterviewInput, interview_spec

@@ -35,8 +35,9 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 import numpy as np
-from alloop.tools.errors import InputError
 from pydantic import BaseModel, Field
+
+from alloop.tools.errors import InputError
 
 Level = Literal["nominal", "ordinal", "interval", "ratio"]
 Metric = Literal["krippendorff_alpha", "fleiss_kappa", "cohens_kappa", "percent"]

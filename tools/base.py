@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from pydantic import BaseModel, Field
+
 from alloop.tools.errors import PathEscapeError
 from alloop.tools.rundir import RunRoot
-from pydantic import BaseModel, Field
 
 ProgressFn = Callable[[float, float | None, str], None]
 """progress(done, total, message): the MCP server sends notifications, the CLI draws a bar."""

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import re
 
+from pydantic import BaseModel, Field, ValidationError, model_validator
+
 from alloop.tools.base import RunArgs, ToolContext, ToolSpec
 from alloop.tools.errors import InputError
 from alloop.tools.jspsych.build import build_study
 from alloop.tools.jspsych.config import ExperimentConfig
 from alloop.tools.jzip import study_uuids
 from alloop.tools.rundir import RunDir
-from pydantic import BaseModel, Field, ValidationError, model_validator
 
 EXPERIMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 

@@ -23,6 +23,8 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel, Field
+
 from alloop.tools import agreement as ag
 from alloop.tools.base import RunArgs, ToolContext, ToolSpec
 from alloop.tools.errors import InputError, StateError
@@ -40,7 +42,6 @@ from alloop.tools.stopping import (
     decide,
     rules_from_spec,
 )
-from pydantic import BaseModel, Field
 
 SPENT_SOURCES = frozenset({"human", "simulated"})
 """Label sources that spend the annotation budget."""

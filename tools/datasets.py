@@ -8,6 +8,7 @@ from importlib import util
 from pathlib import Path
 
 import numpy as np
+
 from alloop.tools.errors import InputError
 from alloop.tools.rundir import atomic_write_text
 

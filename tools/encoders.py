@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+
 from alloop.tools.base import ProgressFn, no_progress
 from alloop.tools.errors import InputError
 from alloop.tools.items import ItemTable

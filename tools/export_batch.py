@@ -7,9 +7,10 @@ import io
 import json
 from typing import Literal
 
+from pydantic import BaseModel, Field
+
 from alloop.tools.base import RunArgs, ToolContext, ToolSpec
 from alloop.tools.rundir import atomic_write_text
-from pydantic import BaseModel, Field
 
 
 class ExportInput(RunArgs):

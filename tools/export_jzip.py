@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import re
 
+from pydantic import BaseModel, Field, model_validator
+
 from alloop.tools.base import RunArgs, ToolContext, ToolSpec
 from alloop.tools.build_jspsych import experiment_name
 from alloop.tools.errors import StateError
 from alloop.tools.jspsych.build import read_manifest
 from alloop.tools.jzip import ILLEGAL_IN_FILENAME, jas_document, pack_jzip, read_jzip, study_uuids
 from alloop.tools.rundir import atomic_write_bytes
-from pydantic import BaseModel, Field, model_validator
 
 
 class ExportJzipInput(RunArgs):

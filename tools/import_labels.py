@@ -6,12 +6,13 @@ import csv
 import hashlib
 from pathlib import Path
 
+from pydantic import BaseModel, Field
+
 from alloop.tools.base import RunArgs, ToolContext, ToolSpec
 from alloop.tools.errors import InputError
 from alloop.tools.labels import check_label
 from alloop.tools.rundir import read_jsonl
 from alloop.tools.schema import LabelEvent, LabelSource
-from pydantic import BaseModel, Field
 
 
 class ImportInput(RunArgs):

@@ -11,13 +11,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+from pydantic import BaseModel, Field, ValidationError
+
 from alloop.tools.base import RunArgs, ToolContext, ToolSpec
 from alloop.tools.errors import InputError
 from alloop.tools.items import ItemTable
 from alloop.tools.labels import check_label
 from alloop.tools.rundir import RunRoot, read_jsonl
 from alloop.tools.schema import LABELED_TASKS, JudgeUse, LabelEvent, TaskSpec, TaskType
-from pydantic import BaseModel, Field, ValidationError
 
 
 class Question(BaseModel):

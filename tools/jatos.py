@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import httpx
+
 from alloop.tools.errors import InputError, ServiceError
 from alloop.tools.jspsych.results import Conversion, parse_result_data, trials_to_events
 from alloop.tools.schema import LabelEvent, TaskSpec

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Literal
 
+from pydantic import BaseModel, Field, model_validator
+
 from alloop.tools.base import RunArgs, ToolContext, ToolSpec
 from alloop.tools.build_jspsych import experiment_name
 from alloop.tools.errors import StateError
 from alloop.tools.jatos import JatosClient
 from alloop.tools.jzip import read_jzip
-from pydantic import BaseModel, Field, model_validator
 
 
 class JatosImportInput(RunArgs):

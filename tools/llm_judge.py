@@ -6,6 +6,8 @@ import random
 from collections import defaultdict
 from typing import Any, Literal
 
+from pydantic import BaseModel, Field
+
 from alloop.tools.base import RunArgs, ToolContext, ToolSpec
 from alloop.tools.errors import InputError, StateError
 from alloop.tools.judge.backends import (
@@ -30,7 +32,6 @@ from alloop.tools.judge.rubrics import Rubric, builtin_rubric
 from alloop.tools.labels import HUMAN_SOURCES, answered_items, live_events
 from alloop.tools.rundir import RunDir
 from alloop.tools.schema import JudgeUse, LabelEvent, TaskSpec
-from pydantic import BaseModel, Field
 
 ItemSource = Literal["selection", "unlabeled", "heldout", "disagreements"]
 DEFAULT_SOURCE: dict[str, str] = {

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from pydantic import BaseModel, Field, model_validator
+
 from alloop.tools.base import RunArgs, ToolContext, ToolSpec
 from alloop.tools.build_jspsych import experiment_name
 from alloop.tools.errors import InputError
 from alloop.tools.jatos import JatosClient, results_to_events
 from alloop.tools.jspsych.build import read_manifest
 from alloop.tools.jzip import study_uuids
-from pydantic import BaseModel, Field, model_validator
 
 
 class PullJatosInput(RunArgs):

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from alloop.tools.errors import StateError
 from alloop.tools.rundir import RunDir, atomic_write_bytes, atomic_write_json
 

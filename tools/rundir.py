@@ -18,6 +18,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from pydantic import BaseModel, ValidationError
+
 from alloop.tools.errors import (
     InputError,
     LockedError,
@@ -27,7 +29,6 @@ from alloop.tools.errors import (
 )
 from alloop.tools.items import ItemTable
 from alloop.tools.schema import LabelEvent, ResultRow, SelectionRow, TaskSpec, utc_now
-from pydantic import BaseModel, ValidationError
 
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 ROOT_ENV = "ALLOOP_ROOT"

@@ -8,6 +8,8 @@ from typing import Literal
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from pydantic import BaseModel, Field
+
 from alloop.tools.base import RunArgs, ToolContext, ToolSpec
 from alloop.tools.encoders import embed_table, run_encoder
 from alloop.tools.errors import InputError, StateError
@@ -15,7 +17,6 @@ from alloop.tools.labels import training_labels
 from alloop.tools.schema import SelectionRow, TaskSpec
 from alloop.tools.select_batch import excluded_items, reference_vectors
 from alloop.tools.selection.duplicates import max_similarity, take_distinct
-from pydantic import BaseModel, Field
 
 SeedStrategy = Literal["existing", "random", "diverse", "stratified", "keyword"]
 KMEANS_SAMPLE = 20000

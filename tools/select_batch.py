@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 
 import numpy as np
+from pydantic import BaseModel, Field
+
 from alloop.tools.base import RunArgs, ToolContext, ToolSpec
 from alloop.tools.encoders import embed_table, run_encoder
 from alloop.tools.errors import InputError, StateError
@@ -14,7 +16,6 @@ from alloop.tools.rundir import RunDir
 from alloop.tools.schema import SelectionRow
 from alloop.tools.scoring import uncertainty
 from alloop.tools.selection import SelectionProblem, check_requirements, get_strategy
-from pydantic import BaseModel, Field
 
 
 class SelectInput(RunArgs):

@@ -6,6 +6,8 @@ benchmark exercises exactly the agent's path.
 
 from __future__ import annotations
 
+from pydantic import BaseModel, Field
+
 from alloop.tools.base import RunArgs, ToolContext, ToolSpec
 from alloop.tools.check_convergence import CheckConvergenceInput, check_convergence
 from alloop.tools.errors import InputError
@@ -15,7 +17,6 @@ from alloop.tools.seed_set import SeedInput, SeedStrategy, seed_set
 from alloop.tools.select_batch import SelectInput, select_batch
 from alloop.tools.simulate_annotator import SimulateAnnotatorInput, simulate_annotator
 from alloop.tools.train_glmm import TrainInput, train_glmm
-from pydantic import BaseModel, Field
 
 
 class SimulateInput(RunArgs):

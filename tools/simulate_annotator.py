@@ -6,12 +6,13 @@ never for held-out gold (held-out items are never selected).
 
 from __future__ import annotations
 
+from pydantic import BaseModel, Field
+
 from alloop.tools.base import RunArgs, ToolContext, ToolSpec
 from alloop.tools.errors import InputError
 from alloop.tools.labels import check_label
 from alloop.tools.rundir import read_jsonl
 from alloop.tools.schema import LabelEvent
-from pydantic import BaseModel, Field
 
 
 class SimulateAnnotatorInput(RunArgs):

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from pydantic import BaseModel, Field
+
 from alloop.tools.base import RunArgs, ToolContext, ToolSpec
 from alloop.tools.labels import answered_items
 from alloop.tools.rounds import model_rounds, predictions_path
-from pydantic import BaseModel, Field
 
 COLLECT = {
     "file": "export_batch, then import_labels when the file comes back",

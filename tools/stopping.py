@@ -28,8 +28,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
 
-from alloop.tools.schema import TaskSpec
 from pydantic import BaseModel, Field
+
+from alloop.tools.schema import TaskSpec
 
 RuleStatus = Literal["off", "waiting", "go", "stop"]
 METRIC_COLUMNS: dict[str, str] = {

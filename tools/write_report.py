@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from collections import Counter
 
+from pydantic import BaseModel
+
 from alloop.tools.base import RunArgs, ToolContext, ToolSpec
 from alloop.tools.rundir import RunDir, atomic_write_text
 from alloop.tools.schema import SUMMARY_COLUMNS, ResultRow
-from pydantic import BaseModel
 
 
 class ReportInput(RunArgs):

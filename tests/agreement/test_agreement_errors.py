@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from alloop.tools import agreement as ag
 from alloop.tools.errors import InputError
 

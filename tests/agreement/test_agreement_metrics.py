@@ -5,8 +5,9 @@ from __future__ import annotations
 import krippendorff
 import numpy as np
 import pytest
-from alloop.tools import agreement as ag
 from sklearn.metrics import accuracy_score, cohen_kappa_score
+
+from alloop.tools import agreement as ag
 
 from .agreement_data import FLEISS_1971, FLEISS_CATEGORIES, KRIPPENDORFF_2011, KRIPPENDORFF_2011_ALPHA, matrix_rows
 

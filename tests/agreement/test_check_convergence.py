@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from alloop.tools import agreement as ag
 from alloop.tools.base import ToolContext
 from alloop.tools.check_convergence import (

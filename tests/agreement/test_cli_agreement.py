@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 
-from alloop.cli_agreement import app
 from typer.testing import CliRunner
+
+from alloop.cli_agreement import app
 
 from .agreement_data import KRIPPENDORFF_2011, matrix_rows
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from alloop.tools.encoders import EmbeddingCache, HFEncoder, embed_table
 from alloop.tools.errors import InputError
 from alloop.tools.items import ItemTable

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from alloop.tools.base import ToolContext
 from alloop.tools.datasets import BBC_LABELS
 from alloop.tools.errors import InputError, PathEscapeError

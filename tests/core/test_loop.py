@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+
 from alloop.tools.errors import InputError, StateError
 from alloop.tools.export_batch import ExportInput, export_batch
 from alloop.tools.import_labels import ImportInput, import_labels

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
+
 from alloop.tools.errors import InputError, LockedError, PathEscapeError, RunNotFoundError
 from alloop.tools.items import ItemTable
 from alloop.tools.rundir import atomic_write_text, read_jsonl

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from alloop.tools.errors import InputError
 from alloop.tools.scoring import uncertainty
 from alloop.tools.selection import SelectionProblem, check_requirements, get_strategy

@@ -3,6 +3,7 @@ the npm cache) and fresh pages that can reach nothing but 127.0.0.1."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -12,11 +13,14 @@ import pytest
 from .helpers import CHROMIUM, CHROMIUM_ARGS, npm_cache_ready
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # its event loop must stop before async tests elsewhere run
 def browser() -> Iterator[Any]:
-    """One headless Chromium for the whole session (skipped where setup.sh --all did not run)."""
+    """One headless Chromium for the jsPsych tests (skipped where setup.sh --all did not run; in CI, failed)."""
     if not Path(CHROMIUM).exists() or not npm_cache_ready():
-        pytest.skip("needs chromium and the jsPsych npm cache: run scripts/setup.sh --all")
+        missing = "needs chromium and the jsPsych npm cache: run scripts/setup.sh --all"
+        if os.environ.get("CI"):
+            pytest.fail(missing)
+        pytest.skip(missing)
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as playwright:
         instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from alloop.tools.base import ToolContext
 from alloop.tools.build_jspsych import BuildJspsychInput, build_jspsych
 from alloop.tools.export_jzip import ExportJzipInput, export_jzip

@@ -8,6 +8,8 @@ import re
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
+
 from alloop.tools.base import ToolContext
 from alloop.tools.build_jspsych import BuildJspsychInput, build_jspsych
 from alloop.tools.errors import InputError, StateError
@@ -15,7 +17,6 @@ from alloop.tools.jspsych.build import build_study
 from alloop.tools.jspsych.config import ExperimentConfig, ListConfig
 from alloop.tools.jspsych.lists import make_lists
 from alloop.tools.schema import TaskSpec
-from pydantic import ValidationError
 
 from .helpers import make_run, npm_cache_ready
 

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+
 from alloop.tools.base import ToolContext
 from alloop.tools.build_jspsych import BuildJspsychInput, build_jspsych
 from alloop.tools.errors import ServiceError

@@ -9,6 +9,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+
 from alloop.tools.base import ToolContext
 from alloop.tools.build_jspsych import BuildJspsychInput, build_jspsych
 from alloop.tools.export_jzip import ExportJzipInput, export_jzip

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+
 from alloop.tools.base import ToolContext
 from alloop.tools.items import ItemTable
 from alloop.tools.rundir import RunDir, RunRoot

@@ -10,6 +10,7 @@ import json
 import logging
 
 import pytest
+
 from alloop.tools.errors import InputError, ServiceError
 from alloop.tools.judge.records import JudgeRecord
 from alloop.tools.llm_judge import LlmJudgeInput, llm_judge

@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+
 from alloop.tools.base import ToolContext
 from alloop.tools.errors import InputError, PathEscapeError
 from alloop.tools.judge.records import JudgeRecord

@@ -5,6 +5,7 @@ support; and a Hugging Face model folder (a tiny random-weight Llama built here)
 from __future__ import annotations
 
 import pytest
+
 from alloop.tools.base import ToolContext
 from alloop.tools.errors import InputError
 from alloop.tools.judge.backends import BackendConfig, LocalBackend, smollm2_path
@@ -67,8 +68,9 @@ def test_smollm2_free_text_is_parsed_strictly_and_never_guessed(make_run, ctx):
 
 
 def test_a_hugging_face_model_folder_serves_too(make_run, ctx, tmp_path):
-    from alloop.tools.judge.backends import _load_local
     from transformers import LlamaConfig, LlamaForCausalLM
+
+    from alloop.tools.judge.backends import _load_local
 
     tokenizer, _ = _load_local(smollm2_path())  # SmolLM2's tokenizer, with its chat template
     config = LlamaConfig(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from alloop.tools.judge.parsing import parse_answer
 from alloop.tools.schema import TaskSpec
 

@@ -6,6 +6,7 @@ import json
 import typing
 
 import pytest
+
 from alloop.tools.errors import InputError
 from alloop.tools.judge.rubrics import Rubric, build_prompt, builtin_rubric, render_rubric, system_prompt
 from alloop.tools.schema import JudgeUse, TaskSpec, TaskType

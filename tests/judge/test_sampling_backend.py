@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 
 import pytest
+
 from alloop.tools.base import ToolContext
 from alloop.tools.errors import InputError
 from alloop.tools.judge.backends import BackendError, TransientBackendError

@@ -9,9 +9,10 @@ import sys
 
 import mcp_types as types
 import pytest
+from mcp import Client, StdioServerParameters
+
 from alloop.app import create_server
 from alloop.tools.registry import TOOLS
-from mcp import Client, StdioServerParameters
 
 MODES = ["auto", "legacy"]
 CORE_TOOLS = {

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+
 from alloop.tools.errors import InputError
 from alloop.tools.jspsych import npm
 from alloop.tools.jspsych.config import WIDGETS, ExperimentConfig, ExtraTrial

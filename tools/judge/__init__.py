@@ -16,9 +16,10 @@ REVIEW_PROMPT = "review_judge_disagreements.md"
 
 def review_disagreements_prompt(run: str, round: int | None = None) -> str:
     """The MCP prompt that walks an agent through a round's judge disagreements, rendered."""
-    from alloop.prompts import read_template
     from jinja2 import StrictUndefined
     from jinja2.sandbox import SandboxedEnvironment
+
+    from alloop.prompts import read_template
 
     env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
     return env.from_string(read_template(REVIEW_PROMPT)).render(run=run, round=round if round is not None else "")

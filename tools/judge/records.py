@@ -10,8 +10,9 @@ from __future__ import annotations
 import uuid
 from typing import Any, Literal
 
-from alloop.tools.schema import JudgeUse, utc_now
 from pydantic import BaseModel, ConfigDict, Field
+
+from alloop.tools.schema import JudgeUse, utc_now
 
 JudgeKind = Literal["label", "score", "ranking", "rationale"]
 """What the judge is asked to give: a label in the schema, a score in [0, 1], an order of the

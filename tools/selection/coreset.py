@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 import numpy as np
+
 from alloop.tools.selection.base import Picked, SelectionProblem
 from alloop.tools.selection.duplicates import CHUNK
 

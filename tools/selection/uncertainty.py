@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 import numpy as np
+
 from alloop.tools.scoring import uncertainty, uncertainty_rank_key
 from alloop.tools.selection.base import Picked, SelectionProblem
 from alloop.tools.selection.duplicates import take_distinct
