@@ -38,6 +38,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "argilla"))
 
 import httpx  # noqa: E402
+from argilla_stack import running_stack  # noqa: E402
+
 from alloop.tools.argilla import (  # noqa: E402
     dataset_plan,
     pull_responses,
@@ -47,7 +49,6 @@ from alloop.tools.argilla import (  # noqa: E402
 from alloop.tools.items import ItemTable  # noqa: E402
 from alloop.tools.rundir import RunRoot  # noqa: E402
 from alloop.tools.schema import SelectionRow, TaskSpec  # noqa: E402
-from argilla_stack import running_stack  # noqa: E402
 
 
 def make_run(root: RunRoot, name: str, n: int):
@@ -82,6 +83,7 @@ def sdk_records(run, rows):
 
 def peer_dataset(client, run, name):
     import argilla as rg
+
     from alloop.tools.argilla import _sdk_settings
 
     plan = dataset_plan(run.spec(), ["entropy", "margin"])

@@ -38,6 +38,7 @@ from alloop.tools.schema import LabelEvent, SelectionRow, TaskSpec, utc_now
 
 if TYPE_CHECKING:  # pragma: no cover
     import httpx
+
     from alloop.tools.items import ItemTable
     from alloop.tools.rundir import RunDir
 
@@ -641,6 +642,30 @@ def target_for(run: RunDir, dataset: str | None = None, workspace: str | None = 
     )
 
 
+class _HideServer(logging.Filter):
+    """Drops httpx/httpcore log records about requests to the Argilla server: they carry its URL,
+    which alloop never logs (the key is never in them: headers are not logged)."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__()
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(url)
+        self.url = url
+        self.host = f"host='{parts.hostname}'"
+        self.port = f"port={parts.port or (443 if parts.scheme == 'https' else 80)}"
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record is not ours to judge
+            return True
+        return not (self.url in message or (self.host in message and self.port in message))
+
+
+_TRANSPORT_LOGGERS = ("httpx", "httpcore.connection", "httpcore.http11", "httpcore.http2", "httpcore.proxy")
+
+
 class Argilla:
     """A connection to an Argilla server from ARGILLA_API_URL / ARGILLA_API_KEY.
 
@@ -659,6 +684,9 @@ class Argilla:
         )
         self._sdk: Any = None
         self.me: dict[str, Any] = {}
+        self._hide = _HideServer(self.url)
+        for name in _TRANSPORT_LOGGERS:
+            logging.getLogger(name).addFilter(self._hide)
 
     def __repr__(self) -> str:
         return f"Argilla({self.url!r})"
@@ -690,6 +718,8 @@ class Argilla:
         if self._sdk is not None:
             with contextlib.suppress(Exception):
                 self._sdk.http_client.close()
+        for name in _TRANSPORT_LOGGERS:
+            logging.getLogger(name).removeFilter(self._hide)
 
     def __enter__(self) -> Argilla:
         return self

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel, Field
+
 from alloop.tools.argilla import pull_responses
 from alloop.tools.base import RunArgs, ToolContext, ToolSpec
-from pydantic import BaseModel, Field
 
 
 class Input(RunArgs):

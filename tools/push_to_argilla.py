@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from pydantic import BaseModel, Field
+
 from alloop.tools.argilla import push_round
 from alloop.tools.base import RunArgs, ToolContext, ToolSpec
-from pydantic import BaseModel, Field
 
 
 class Input(RunArgs):

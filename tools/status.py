@@ -8,8 +8,10 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from alloop.tools.base import RunArgs, ToolContext, ToolSpec
+from alloop.tools.errors import AlloopError
 from alloop.tools.labels import answered_items
 from alloop.tools.rounds import model_rounds, predictions_path
+from alloop.tools.rundir import RunDir
 
 COLLECT = {
     "file": "export_batch, then import_labels when the file comes back",
@@ -35,6 +37,9 @@ class StatusOutput(BaseModel):
     model_rounds: list[int]
     pending_in_latest_batch: int
     last_result: dict[str, Any] | None
+    annotation_progress: dict[str, Any] | None = Field(
+        None, description="Argilla: records done and pending per round and annotator (when the run pushed there)."
+    )
     next_step: str = Field(description="The tool to call next, and why.")
     done: bool = False
 
@@ -52,6 +57,7 @@ def status(args: StatusInput, ctx: ToolContext) -> StatusOutput:
     heldout = run.heldout()
     pending = 0
     done = False
+    progress = _argilla_progress(run)
     if not selections:
         step = "seed_set: choose the first items to label" + (
             " (strategy 'existing' confirms the imported labels)" if events else ""
@@ -59,7 +65,10 @@ def status(args: StatusInput, ctx: ToolContext) -> StatusOutput:
     else:
         latest = selections[-1]
         pending = sum(1 for row in run.selection(latest) if row.item_id not in answered)
-        if pending:
+        waiting = _argilla_waiting(progress, latest)
+        if pending and waiting:
+            step = waiting
+        elif pending:
             step = f"collect labels for round {latest} ({pending} pending): {COLLECT[spec.destination]}"
         elif last is not None and last.stop_decision == "stop":
             step, done = f"stop: {last.stop_reasons}; write the report (write_report)", True
@@ -85,9 +94,32 @@ def status(args: StatusInput, ctx: ToolContext) -> StatusOutput:
         model_rounds=models,
         pending_in_latest_batch=pending,
         last_result=last.model_dump() if last else None,
+        annotation_progress=progress,
         next_step=step,
         done=done,
     )
+
+
+def _argilla_progress(run: RunDir) -> dict[str, Any] | None:
+    """The run's Argilla progress, or the reason it could not be read; None if never pushed."""
+    if "argilla" not in run.destinations():
+        return None
+    from alloop.tools.argilla import argilla_progress
+
+    try:
+        return argilla_progress(run)
+    except AlloopError as exc:
+        return {"error": str(exc)}
+
+
+def _argilla_waiting(progress: dict[str, Any] | None, round_: int) -> str | None:
+    """What the Argilla side of a pending batch needs: a pull, or annotators."""
+    this_round = ((progress or {}).get("rounds") or {}).get(str(round_))
+    if not this_round:
+        return None
+    if this_round.get("not_pulled"):
+        return f"pull_from_argilla: {this_round['not_pulled']} answers for round {round_} are in Argilla"
+    return f"wait for annotators: round {round_} has {this_round.get('pending', 0)} records pending in Argilla"
 
 
 SPEC = ToolSpec(

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+
 from alloop.tools.items import ItemTable
 from alloop.tools.rundir import RunDir, RunRoot
 from alloop.tools.schema import SelectionRow, TaskSpec

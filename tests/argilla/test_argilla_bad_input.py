@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import argilla as rg
 import pytest
+from argilla_stack import free_port
+from argilla_testkit import Annotator, make_run, select
+
 from alloop.tools.base import ToolContext
 from alloop.tools.errors import InputError, ServiceError, StateError
 from alloop.tools.pull_from_argilla import Input as PullInput
 from alloop.tools.pull_from_argilla import pull_from_argilla
 from alloop.tools.push_to_argilla import Input as PushInput
 from alloop.tools.push_to_argilla import push_to_argilla
-from argilla_stack import free_port
-from argilla_testkit import Annotator, make_run, select
 
 pytestmark = pytest.mark.integration
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from alloop.tools.argilla import (
     answer_label,
     dataset_plan,

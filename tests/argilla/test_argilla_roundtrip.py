@@ -7,9 +7,12 @@ must then hold every answer exactly once, with who gave it and when.
 from __future__ import annotations
 
 import json
+import logging
 
 import httpx
 import pytest
+from argilla_testkit import Annotator, make_run, select
+
 from alloop.tools.argilla import argilla_progress
 from alloop.tools.base import ToolContext
 from alloop.tools.pull_from_argilla import Input as PullInput
@@ -17,7 +20,7 @@ from alloop.tools.pull_from_argilla import pull_from_argilla
 from alloop.tools.push_to_argilla import Input as PushInput
 from alloop.tools.push_to_argilla import push_to_argilla
 from alloop.tools.rundir import read_jsonl
-from argilla_testkit import Annotator, make_run, select
+from alloop.tools.status import StatusInput, status
 
 pytestmark = pytest.mark.integration
 
@@ -74,6 +77,9 @@ def test_two_rounds_two_annotators(argilla_env, ctx: ToolContext, annotators: di
              "item-002": (None, "discarded"), "item-003": ("yes", "draft")}
     given2 = ann2.answer_queue(dataset_id, lambda r: plan2[r["external_id"]])
     assert len(given2) == 4
+    before = status(StatusInput(run="cats"), ctx)  # status reads Argilla: answers wait to be pulled
+    assert before.next_step.startswith("pull_from_argilla: 7 answers for round 1")
+    assert before.annotation_progress["rounds"]["1"]["not_pulled"] == 7
 
     pulled = pull_from_argilla(PullInput(run="cats"), ctx)
     assert (pulled.new_events, pulled.submitted, pulled.discarded, pulled.drafts_left) == (7, 6, 1, 1)
@@ -189,10 +195,14 @@ def test_magnitude_answer_that_is_no_number_is_reported_not_written(
     assert pull_from_argilla(PullInput(run="sizes"), ctx).new_events == 1
 
 
-def test_several_text_fields(argilla_env, ctx: ToolContext) -> None:
+def test_several_text_fields_and_no_url_in_logs(argilla_env, ctx: ToolContext, caplog) -> None:
     run = make_run(ctx.root, "fields", text_fields=["text", "source"], annotators_per_item=1)
     select(run, 1, ["item-001"], predictions=["yes"])
-    pushed = push_to_argilla(PushInput(run="fields", round=1), ctx)
+    with caplog.at_level(logging.DEBUG):
+        pushed = push_to_argilla(PushInput(run="fields", round=1), ctx)
+        pull_from_argilla(PullInput(run="fields"), ctx)
+    assert "records to Argilla dataset 'fields'" in caplog.text  # alloop logs what it did ...
+    assert argilla_env.url not in caplog.text and argilla_env.owner_key not in caplog.text  # ... not where
     api = owner(argilla_env)
     (record,) = api.get(f"/api/v1/datasets/{pushed.dataset_id}/records").json()["items"]
     assert record["fields"] == {"text": "Sentence number 1 about cats.", "source": "doc1"}
