@@ -26,7 +26,6 @@ with two coders this is α itself.
 
 from __future__ import annotations
 
-import json
 import math
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -38,6 +37,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from alloop.tools.errors import InputError
+from alloop.tools.rundir import read_jsonl
 
 Level = Literal["nominal", "ordinal", "interval", "ratio"]
 Metric = Literal["krippendorff_alpha", "fleiss_kappa", "cohens_kappa", "percent"]
@@ -362,23 +362,7 @@ def _parse_float(raw: Any) -> float | None:
 
 def read_annotations(path: Path | str) -> list[dict[str, Any]]:
     """Rows of a JSONL annotations file; a malformed line is an error naming file and line."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
-    rows: list[dict[str, Any]] = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{path}:{number}: not valid JSON ({exc.msg}); fix or remove that line") from exc
-            if not isinstance(row, dict):
-                raise InputError(
-                    f"{path}:{number}: expected a JSON object {{unit, coder, value}}, got {type(row).__name__}"
-                )
-            rows.append(row)
+    rows = read_jsonl(Path(path))
     if not rows:
         raise InputError(f"{path}: the file is empty; give one {{unit, coder, value}} object a line")
     return rows

@@ -28,6 +28,17 @@ class Design:
     predictor_names: tuple[str, ...] = ()
 
 
+def classes_present(y: np.ndarray) -> np.ndarray:
+    """The class indices among the labels: at least two, or an error that says how to get them."""
+    present = np.unique(y)
+    if len(present) < 2:
+        raise InputError(
+            f"training needs at least two classes among the labels, got only class index {present.tolist()}; "
+            "label more items (seed_set with strategy 'stratified' or 'keyword' helps)"
+        )
+    return present
+
+
 def item_design(table, names: tuple[str, ...] | list[str], positions=None) -> Design | None:
     """The design predictors (spec.model.predictors) of items, for population-level prediction."""
     if not names:
@@ -78,12 +89,7 @@ class LogisticHead:
         y = np.asarray(y, dtype=np.int64)
         X = self._with_predictors(X, design, fit=True)
         k = self.n_classes or int(y.max()) + 1
-        present = np.unique(y)
-        if len(present) < 2:
-            raise InputError(
-                f"training needs at least two classes among the labels, got only class index {present.tolist()}; "
-                "label more items (seed_set with strategy 'stratified' or 'keyword' helps)"
-            )
+        present = classes_present(y)
         self.classes_ = present
         self.n_classes_ = k
         self.model_ = LogisticRegression(C=self.C, max_iter=2000, random_state=self.random_state)

@@ -28,6 +28,12 @@ def test_built_wheel_imports_and_runs(tmp_path):
         "alloop/cli.py",
         "alloop/tools/rundir.py",
         "alloop/tools/selection/coreset.py",
+        "alloop/tools/glmm/laplace.py",
+        "alloop/tools/judge/engine.py",
+        "alloop/prompts/judge_categorical.md.j2",
+        "alloop/prompts/review_judge_disagreements.md",
+        "alloop/tools/jspsych/templates/index.html.j2",
+        "alloop/tools/jspsych/assets/alloop-experiment.js",
         "alloop/prompts/__init__.py",
     ]:
         assert expected in names, expected

@@ -103,17 +103,13 @@ class GLMMHead:
     def fit(self, X: np.ndarray, y: np.ndarray, design: Design | None = None) -> GLMMHead:
         from alloop.tools.glmm.design import ModelSpec, build_frame
         from alloop.tools.glmm.model import fit
+        from alloop.tools.heads import classes_present  # heads imports this module: import at call time
 
         X = np.asarray(X, dtype=np.float64)
         y = np.asarray(y, dtype=np.int64)
         if X.ndim != 2 or len(X) != len(y):
             raise InputError(f"features must be n × d with n = {len(y)} labels, got shape {X.shape}")
-        present = np.unique(y)
-        if len(present) < 2:
-            raise InputError(
-                f"training needs at least two classes among the labels, got only class index {present.tolist()}; "
-                "label more items (seed_set with strategy 'stratified' or 'keyword' helps)"
-            )
+        present = classes_present(y)
         self.classes_ = present
         self.n_classes_ = int(self.n_classes or y.max() + 1)
         self.mean_ = X.mean(axis=0)
