@@ -51,3 +51,20 @@ print(len(registry.TOOLS))
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert int(done.stdout) >= 10
+
+
+def test_skill_md_follows_the_agent_skills_format():
+    text = (REPO / "SKILL.md").read_text(encoding="utf-8")
+    assert text.startswith("---\n")
+    front, body = text[4:].split("\n---\n", 1)
+    fields = dict(line.split(": ", 1) for line in front.splitlines() if ": " in line and not line.startswith(" "))
+    import re
+
+    assert re.fullmatch(r"[a-z0-9-]{1,64}", fields["name"])
+    assert 0 < len(fields["description"]) <= 1024
+    assert len(body.splitlines()) < 500
+    from alloop.tools.registry import TOOLS
+
+    named = {spec.name for spec in TOOLS if f"`{spec.name}`" in body}
+    assert {"status", "interview_spec", "seed_set", "train_glmm", "score_pool", "select_batch",
+            "check_convergence", "llm_judge", "push_to_argilla", "build_jspsych"} <= named
