@@ -89,7 +89,9 @@ def render(result: BaseModel, as_json: bool) -> None:
 
 
 def table_of(title: str, rows: list[dict[str, Any]]) -> Table:
-    columns = list(dict.fromkeys(k for row in rows for k in row))
+    columns = [  # columns empty in every row (say, judge_* without a judge) are left out
+        k for k in dict.fromkeys(k for row in rows for k in row) if any(row.get(k) not in (None, "") for row in rows)
+    ]
     table = Table(title=title)
     for column in columns:
         table.add_column(column, overflow="fold")
