@@ -56,15 +56,16 @@ def _cli_type(annotation: Any) -> tuple[Any, str]:
     if origin is Literal or base in (int, float, bool, str):
         return base, "plain"
     if origin is list:
-        return str, "list"
+        return list[str], "list"
     return str, "json"
 
 
 def _convert(kind: str, value: Any, annotation: Any) -> Any:
     if value is None:
         return None
-    if kind == "list":
-        return [part.strip() for part in str(value).split(",") if part.strip()]
+    if kind == "list":  # repeated flags, each comma-separated: --labels a,b --labels c
+        values = value if isinstance(value, list | tuple) else [value]
+        return [part.strip() for item in values for part in str(item).split(",") if part.strip()]
     if kind == "json":
         try:
             return json.loads(value)

@@ -89,3 +89,12 @@ def test_errors_exit_2_with_a_message_and_no_traceback(tmp_path):
 def test_root_confines_run_names(tmp_path):
     done = alloop("status", "../../etc", "--root", str(tmp_path), check=False)
     assert done.returncode == 2 and "not allowed" in done.stderr
+
+
+def test_list_options_take_commas_and_repeated_flags(tmp_path):
+    pool = tmp_path / "pool.jsonl"
+    pool.write_text("".join(json.dumps({"id": str(i), "text": f"item {i}"}) + "\n" for i in range(4)))
+    alloop("init", "lists", "--pool", str(pool), "--task-type", "categorical",
+           "--labels", "red,green", "--labels", "blue", root=tmp_path / "runs")
+    spec = json.loads((tmp_path / "runs" / "lists" / "spec.json").read_text())
+    assert spec["labels"] == ["red", "green", "blue"]
