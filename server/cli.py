@@ -1,7 +1,7 @@
 """The `alloop` command: one subcommand per tool, generated from the same ToolSpecs as the server.
 
 Arguments map onto the tool's input model: the fields in `ToolSpec.positional` are positional,
-every other field is `--field-name`; lists are comma-separated, objects are JSON. Output is a
+every other field is `--field-name`; lists are comma-separated or repeated, objects are JSON. Output is a
 readable summary, or the tool's JSON with `--json`.
 """
 
