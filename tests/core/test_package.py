@@ -30,6 +30,7 @@ def test_built_wheel_imports_and_runs(tmp_path):
         "alloop/tools/selection/coreset.py",
         "alloop/tools/glmm/laplace.py",
         "alloop/tools/judge/engine.py",
+        "alloop/tools/argilla/__init__.py",
         "alloop/prompts/judge_categorical.md.j2",
         "alloop/prompts/review_judge_disagreements.md",
         "alloop/tools/jspsych/templates/index.html.j2",
