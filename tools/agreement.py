@@ -542,14 +542,20 @@ def alpha_statistic(r: Ratings, focus: str | None = None) -> Statistic:
     return Statistic("krippendorff_alpha", ratio, units)
 
 
+def _pair_agreement(c: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per unit: the share of agreeing coder pairs, whether it has two values, and its value count."""
+    m = c.sum(axis=1)
+    units = m >= 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p_unit = np.where(units, (c * (c - 1)).sum(axis=1) / np.where(units, m * (m - 1), 1), 0.0)
+    return p_unit, units, m
+
+
 def fleiss_statistic(r: Ratings, focus: str | None = None) -> Statistic:
     """Fleiss' κ (nominal), as a function of unit weights."""
     c = r.counts().astype(np.float64)
     if focus is None:
-        m = c.sum(axis=1)
-        units = m >= 2
-        with np.errstate(divide="ignore", invalid="ignore"):
-            p_unit = np.where(units, (c * (c - 1)).sum(axis=1) / np.where(units, m * (m - 1), 1), 0.0)
+        p_unit, units, m = _pair_agreement(c)
         s = np.column_stack([p_unit, units, c * units[:, None], m * units])
     else:
         f, others, k, units = _focus_parts(r, focus)
@@ -575,10 +581,7 @@ def percent_statistic(r: Ratings, focus: str | None = None) -> Statistic:
     """Mean over units of the share of agreeing coder pairs, as a function of unit weights."""
     c = r.counts().astype(np.float64)
     if focus is None:
-        m = c.sum(axis=1)
-        units = m >= 2
-        with np.errstate(divide="ignore", invalid="ignore"):
-            p_unit = np.where(units, (c * (c - 1)).sum(axis=1) / np.where(units, m * (m - 1), 1), 0.0)
+        p_unit, units, _ = _pair_agreement(c)
     else:
         f, others, k, units = _focus_parts(r, focus)
         p_unit = np.where(units, others[np.arange(r.n_units), f] / np.maximum(k, 1), 0.0)

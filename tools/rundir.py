@@ -279,7 +279,8 @@ class RunDir:
         existing = self.labels()
         seen_events = {e.event_id for e in existing}
         seen_external = {(e.destination, e.external_id) for e in existing if e.external_id}
-        known_items = set(self.pool().ids) | set(self.heldout().ids if self.heldout() else [])
+        heldout = self.heldout()
+        known_items = set(self.pool().ids) | set(heldout.ids if heldout is not None else [])
         fresh: list[LabelEvent] = []
         for event in events:
             if event.item_id not in known_items:

@@ -135,7 +135,7 @@ def seed_set(args: SeedInput, ctx: ToolContext) -> SeedOutput:
             encoder = run_encoder(run)
             pool_x = embed_table(run, pool, spec.text_fields, encoder, ctx.progress)
             heldout_x = embed_table(run, heldout, spec.text_fields, encoder) if heldout is not None else None
-            reference = reference_vectors(run, pool_x, ~is_candidate, heldout_x)
+            reference = reference_vectors(pool_x, ~is_candidate, heldout_x)
             threshold = spec.selection.near_duplicate_threshold
             distinct = max_similarity(pool_x[candidates], reference) < threshold
             candidates, is_candidate = candidates[distinct], np.zeros(len(pool), dtype=bool)

@@ -50,14 +50,10 @@ def excluded_items(run: RunDir, current_round: int) -> set[str]:
     return excluded
 
 
-def reference_vectors(
-    run: RunDir, pool_x: np.ndarray, excluded_pool: np.ndarray, heldout_x: np.ndarray | None
-) -> np.ndarray:
+def reference_vectors(pool_x: np.ndarray, excluded_pool: np.ndarray, heldout_x: np.ndarray | None) -> np.ndarray:
     """Unit vectors the batch must not duplicate: excluded pool items and the held-out set."""
-    parts = [pool_x[excluded_pool]]
-    if heldout_x is not None:
-        parts.append(heldout_x)
-    return np.concatenate(parts) if parts else np.zeros((0, pool_x.shape[1]), np.float32)
+    parts = [pool_x[excluded_pool]] + ([heldout_x] if heldout_x is not None else [])
+    return np.concatenate(parts)
 
 
 def select_batch(args: SelectInput, ctx: ToolContext) -> SelectOutput:
@@ -119,7 +115,7 @@ def select_batch(args: SelectInput, ctx: ToolContext) -> SelectOutput:
             duplicate_threshold=spec.selection.near_duplicate_threshold,
             embeddings=pool_x[candidates],
             probs=probs[candidates] if probs is not None else None,
-            reference=reference_vectors(run, pool_x, ~is_candidate, heldout_x),
+            reference=reference_vectors(pool_x, ~is_candidate, heldout_x),
             options={"hybrid_factor": spec.selection.hybrid_factor},
         )
         check_requirements(strategy, problem)
