@@ -46,9 +46,9 @@ from alloop.tools.argilla import (  # noqa: E402
     push_round,
     record_payloads,
 )
-from alloop.tools.items import ItemTable  # noqa: E402
-from alloop.tools.rundir import RunRoot  # noqa: E402
-from alloop.tools.schema import SelectionRow, TaskSpec  # noqa: E402
+from alloop.tools.run.items import ItemTable  # noqa: E402
+from alloop.tools.run.rundir import RunRoot  # noqa: E402
+from alloop.tools.run.schema import SelectionRow, TaskSpec  # noqa: E402
 
 
 def make_run(root: RunRoot, name: str, n: int):

@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from alloop.tools.base import ToolContext
-from alloop.tools.encoders import EmbeddingCache, get_encoder
 from alloop.tools.interview_spec import InterviewInput, interview_spec
-from alloop.tools.rundir import RunRoot
-from alloop.tools.schema import LabelEvent
+from alloop.tools.model.encoders import EmbeddingCache, get_encoder
+from alloop.tools.run.rundir import RunRoot
+from alloop.tools.run.schema import LabelEvent
 from alloop.tools.score_pool import ScoreInput, score_pool
 from alloop.tools.select_batch import SelectInput, select_batch
 from alloop.tools.train_glmm import TrainInput, train_glmm

@@ -27,7 +27,7 @@ from alloop import __version__
 from alloop.tools.base import ProgressFn, ToolContext, ToolSpec
 from alloop.tools.errors import AlloopError
 from alloop.tools.registry import TOOLS
-from alloop.tools.rundir import RunRoot
+from alloop.tools.run.rundir import RunRoot
 
 log = logging.getLogger("alloop.server")
 

@@ -25,7 +25,7 @@ from rich.table import Table
 from alloop import __version__
 from alloop.tools.base import ToolContext, ToolSpec
 from alloop.tools.errors import AlloopError
-from alloop.tools.rundir import ROOT_ENV, RunRoot
+from alloop.tools.run.rundir import ROOT_ENV, RunRoot
 
 app = typer.Typer(
     name="alloop",

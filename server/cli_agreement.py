@@ -115,7 +115,7 @@ def converge_command(
     """Model–human agreement, the human ceiling and every stopping rule: stop or go."""
     from alloop.tools.base import ToolContext
     from alloop.tools.check_convergence import CheckConvergenceInput, check_convergence
-    from alloop.tools.rundir import RunRoot
+    from alloop.tools.run.rundir import RunRoot
 
     try:
         args = CheckConvergenceInput(

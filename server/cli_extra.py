@@ -9,8 +9,8 @@ from typing import Annotated
 import typer
 
 from alloop.cli import RootOption, err, out, run_tool, table_of
-from alloop.tools.datasets import BBC_LABELS
 from alloop.tools.registry import tool_named
+from alloop.tools.report.datasets import BBC_LABELS
 
 
 def demo(
@@ -22,7 +22,7 @@ def demo(
     fresh: Annotated[bool, typer.Option("--fresh/--keep", help="Replace an existing run of that name.")] = True,
 ) -> None:
     """The main job: a real loop on the BBC News corpus with a simulated annotator from gold labels."""
-    from alloop.tools.datasets import write_demo_files
+    from alloop.tools.report.datasets import write_demo_files
 
     root = root.resolve()
     target = root / run

@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 from alloop.tools.base import ToolContext
 from alloop.tools.errors import AlloopError
 from alloop.tools.interview_spec import InterviewInput, preview_open_questions
-from alloop.tools.rundir import RunRoot
+from alloop.tools.run.rundir import RunRoot
 
 
 class InterviewForm(BaseModel):

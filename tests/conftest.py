@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from alloop.tools.base import ToolContext
-from alloop.tools.datasets import BBC_LABELS, bbc_news
 from alloop.tools.interview_spec import InterviewInput, interview_spec
-from alloop.tools.rundir import RunRoot
+from alloop.tools.report.datasets import BBC_LABELS, bbc_news
+from alloop.tools.run.rundir import RunRoot
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:

@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from alloop.tools.errors import PathEscapeError
-from alloop.tools.rundir import RunRoot
+from alloop.tools.run.rundir import RunRoot
 
 ProgressFn = Callable[[float, float | None, str], None]
 """progress(done, total, message): the MCP server sends notifications, the CLI draws a bar."""

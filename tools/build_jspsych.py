@@ -10,8 +10,8 @@ from alloop.tools.base import RunArgs, ToolContext, ToolSpec
 from alloop.tools.errors import InputError
 from alloop.tools.jspsych.build import build_study
 from alloop.tools.jspsych.config import ExperimentConfig
-from alloop.tools.jzip import study_uuids
-from alloop.tools.rundir import RunDir
+from alloop.tools.jspsych.jzip import study_uuids
+from alloop.tools.run.rundir import RunDir
 
 EXPERIMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 

@@ -28,11 +28,11 @@ from pydantic import BaseModel, Field
 from alloop.tools import agreement as ag
 from alloop.tools.base import RunArgs, ToolContext, ToolSpec
 from alloop.tools.errors import InputError, StateError
-from alloop.tools.labels import HUMAN_SOURCES, live_events
-from alloop.tools.rounds import predictions_path
-from alloop.tools.rundir import RunDir
-from alloop.tools.schema import LabelEvent, TaskSpec
-from alloop.tools.stopping import (
+from alloop.tools.run.labels import HUMAN_SOURCES, live_events
+from alloop.tools.run.models import predictions_path
+from alloop.tools.run.rundir import RunDir
+from alloop.tools.run.schema import LabelEvent, TaskSpec
+from alloop.tools.stopping.rules import (
     METRIC_COLUMNS,
     AgreementEvidence,
     Interval,
@@ -72,7 +72,7 @@ class RoundPredictions:
 
 def read_round_predictions(run: RunDir, round_: int) -> RoundPredictions:
     """Read `models/round_XX/predictions.npz` (written by score_pool through
-    `alloop.tools.rounds.save_predictions`): arrays heldout_ids, heldout_pred, pool_ids and
+    `alloop.tools.run.models.save_predictions`): arrays heldout_ids, heldout_pred, pool_ids and
     pool_pred (label strings). The one place check_convergence reads a model's labels.
     """
     path = predictions_path(run, round_)

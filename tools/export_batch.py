@@ -10,7 +10,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from alloop.tools.base import RunArgs, ToolContext, ToolSpec
-from alloop.tools.rundir import atomic_write_text
+from alloop.tools.run.rundir import atomic_write_text
 
 
 class ExportInput(RunArgs):

@@ -10,8 +10,8 @@ from alloop.tools.base import RunArgs, ToolContext, ToolSpec
 from alloop.tools.build_jspsych import experiment_name
 from alloop.tools.errors import StateError
 from alloop.tools.jspsych.build import read_manifest
-from alloop.tools.jzip import ILLEGAL_IN_FILENAME, jas_document, pack_jzip, read_jzip, study_uuids
-from alloop.tools.rundir import atomic_write_bytes
+from alloop.tools.jspsych.jzip import ILLEGAL_IN_FILENAME, jas_document, pack_jzip, read_jzip, study_uuids
+from alloop.tools.run.rundir import atomic_write_bytes
 
 
 class ExportJzipInput(RunArgs):

@@ -10,9 +10,9 @@ from pydantic import BaseModel, Field
 
 from alloop.tools.base import RunArgs, ToolContext, ToolSpec
 from alloop.tools.errors import InputError
-from alloop.tools.labels import check_label
-from alloop.tools.rundir import read_jsonl
-from alloop.tools.schema import LabelEvent, LabelSource
+from alloop.tools.run.labels import check_label
+from alloop.tools.run.rundir import read_jsonl
+from alloop.tools.run.schema import LabelEvent, LabelSource
 
 
 class ImportInput(RunArgs):

@@ -15,10 +15,10 @@ from pydantic import BaseModel, Field, ValidationError
 
 from alloop.tools.base import RunArgs, ToolContext, ToolSpec
 from alloop.tools.errors import InputError
-from alloop.tools.items import ItemTable
-from alloop.tools.labels import check_label
-from alloop.tools.rundir import RunRoot, read_jsonl
-from alloop.tools.schema import LABELED_TASKS, JudgeUse, LabelEvent, TaskSpec, TaskType
+from alloop.tools.run.items import ItemTable
+from alloop.tools.run.labels import check_label
+from alloop.tools.run.rundir import RunRoot, read_jsonl
+from alloop.tools.run.schema import LABELED_TASKS, JudgeUse, LabelEvent, TaskSpec, TaskType
 
 
 class Question(BaseModel):

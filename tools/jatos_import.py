@@ -9,8 +9,8 @@ from pydantic import BaseModel, Field, model_validator
 from alloop.tools.base import RunArgs, ToolContext, ToolSpec
 from alloop.tools.build_jspsych import experiment_name
 from alloop.tools.errors import StateError
-from alloop.tools.jatos import JatosClient
-from alloop.tools.jzip import read_jzip
+from alloop.tools.jspsych.jatos import JatosClient
+from alloop.tools.jspsych.jzip import read_jzip
 
 
 class JatosImportInput(RunArgs):

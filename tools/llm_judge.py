@@ -29,9 +29,9 @@ from alloop.tools.judge.engine import (
 from alloop.tools.judge.figures import judge_figures
 from alloop.tools.judge.records import USES_WITH_LABELS, JudgeKind, JudgeRecord
 from alloop.tools.judge.rubrics import Rubric, builtin_rubric
-from alloop.tools.labels import HUMAN_SOURCES, answered_items, live_events
-from alloop.tools.rundir import RunDir
-from alloop.tools.schema import JudgeUse, LabelEvent, TaskSpec
+from alloop.tools.run.labels import HUMAN_SOURCES, answered_items, live_events
+from alloop.tools.run.rundir import RunDir
+from alloop.tools.run.schema import JudgeUse, LabelEvent, TaskSpec
 
 ItemSource = Literal["selection", "unlabeled", "heldout", "disagreements"]
 DEFAULT_SOURCE: dict[str, str] = {
@@ -149,7 +149,7 @@ def _check_permission(spec: TaskSpec, args: LlmJudgeInput) -> None:
 
 
 def _latest_round(run: RunDir) -> int:
-    from alloop.tools.rounds import model_rounds
+    from alloop.tools.run.models import model_rounds
 
     rounds = [0, *run.selection_rounds(), *model_rounds(run), *(r.round for r in run.results())]
     return max(rounds)
@@ -252,7 +252,7 @@ def _spent(run: RunDir) -> float:
 
 def _predictions(run: RunDir, round_: int) -> dict[str, str]:
     """The round model's predicted labels (pool and held-out), where score_pool saved them."""
-    from alloop.tools.rounds import load_predictions
+    from alloop.tools.run.models import load_predictions
 
     try:
         preds = load_predictions(run, round_)

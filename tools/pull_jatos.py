@@ -7,9 +7,9 @@ from pydantic import BaseModel, Field, model_validator
 from alloop.tools.base import RunArgs, ToolContext, ToolSpec
 from alloop.tools.build_jspsych import experiment_name
 from alloop.tools.errors import InputError
-from alloop.tools.jatos import JatosClient, results_to_events
 from alloop.tools.jspsych.build import read_manifest
-from alloop.tools.jzip import study_uuids
+from alloop.tools.jspsych.jatos import JatosClient, results_to_events
+from alloop.tools.jspsych.jzip import study_uuids
 
 
 class PullJatosInput(RunArgs):

@@ -8,10 +8,10 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from alloop.tools.base import RunArgs, ToolContext, ToolSpec
-from alloop.tools.encoders import embed_table, run_encoder
-from alloop.tools.heads import item_design, load_head
-from alloop.tools.rounds import Predictions, latest_model_round, read_card, save_predictions
-from alloop.tools.scoring import uncertainty
+from alloop.tools.model.encoders import embed_table, run_encoder
+from alloop.tools.model.heads import item_design, load_head
+from alloop.tools.model.uncertainty import uncertainty
+from alloop.tools.run.models import Predictions, latest_model_round, read_card, save_predictions
 
 CHUNK = 65536
 

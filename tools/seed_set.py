@@ -11,10 +11,10 @@ import pyarrow.compute as pc
 from pydantic import BaseModel, Field
 
 from alloop.tools.base import RunArgs, ToolContext, ToolSpec
-from alloop.tools.encoders import embed_table, run_encoder
 from alloop.tools.errors import InputError, StateError
-from alloop.tools.labels import training_labels
-from alloop.tools.schema import SelectionRow, TaskSpec
+from alloop.tools.model.encoders import embed_table, run_encoder
+from alloop.tools.run.labels import training_labels
+from alloop.tools.run.schema import SelectionRow, TaskSpec
 from alloop.tools.select_batch import excluded_items, reference_vectors
 from alloop.tools.selection.duplicates import max_similarity, take_distinct
 

@@ -8,13 +8,13 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from alloop.tools.base import RunArgs, ToolContext, ToolSpec
-from alloop.tools.encoders import embed_table, run_encoder
 from alloop.tools.errors import InputError, StateError
-from alloop.tools.labels import answered_items
-from alloop.tools.rounds import latest_model_round, load_predictions, read_card
-from alloop.tools.rundir import RunDir
-from alloop.tools.schema import SelectionRow
-from alloop.tools.scoring import uncertainty
+from alloop.tools.model.encoders import embed_table, run_encoder
+from alloop.tools.model.uncertainty import uncertainty
+from alloop.tools.run.labels import answered_items
+from alloop.tools.run.models import latest_model_round, load_predictions, read_card
+from alloop.tools.run.rundir import RunDir
+from alloop.tools.run.schema import SelectionRow
 from alloop.tools.selection import SelectionProblem, check_requirements, get_strategy
 
 

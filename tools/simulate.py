@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from alloop.tools.base import RunArgs, ToolContext, ToolSpec
 from alloop.tools.check_convergence import CheckConvergenceInput, check_convergence
 from alloop.tools.errors import InputError
-from alloop.tools.schema import SUMMARY_COLUMNS
+from alloop.tools.run.schema import SUMMARY_COLUMNS
 from alloop.tools.score_pool import ScoreInput, score_pool
 from alloop.tools.seed_set import SeedInput, SeedStrategy, seed_set
 from alloop.tools.select_batch import SelectInput, select_batch

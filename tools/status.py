@@ -9,9 +9,9 @@ from pydantic import BaseModel, Field
 
 from alloop.tools.base import RunArgs, ToolContext, ToolSpec
 from alloop.tools.errors import AlloopError
-from alloop.tools.labels import answered_items
-from alloop.tools.rounds import model_rounds, predictions_path
-from alloop.tools.rundir import RunDir
+from alloop.tools.run.labels import answered_items
+from alloop.tools.run.models import model_rounds, predictions_path
+from alloop.tools.run.rundir import RunDir
 
 COLLECT = {
     "file": "export_batch, then import_labels when the file comes back",

@@ -9,14 +9,14 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from alloop.tools.base import RunArgs, ToolContext, ToolSpec
-from alloop.tools.encoders import embed_table, run_encoder
 from alloop.tools.errors import InputError, StateError
-from alloop.tools.evaluation import classification_metrics
-from alloop.tools.heads import Design, item_design, load_head, make_head, save_head
-from alloop.tools.labels import HUMAN_SOURCES, answered_items, live_events, training_labels
-from alloop.tools.rounds import data_hash, model_rounds, next_training_round, read_card, write_card
-from alloop.tools.rundir import RunDir
-from alloop.tools.schema import LABELED_TASKS, ResultRow, TaskSpec, TrainingStrategy
+from alloop.tools.model.encoders import embed_table, run_encoder
+from alloop.tools.model.heads import Design, item_design, load_head, make_head, save_head
+from alloop.tools.model.metrics import classification_metrics
+from alloop.tools.run.labels import HUMAN_SOURCES, answered_items, live_events, training_labels
+from alloop.tools.run.models import data_hash, model_rounds, next_training_round, read_card, write_card
+from alloop.tools.run.rundir import RunDir
+from alloop.tools.run.schema import LABELED_TASKS, ResultRow, TaskSpec, TrainingStrategy
 
 
 class TrainInput(RunArgs):

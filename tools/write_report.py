@@ -8,8 +8,8 @@ from collections import Counter
 from pydantic import BaseModel
 
 from alloop.tools.base import RunArgs, ToolContext, ToolSpec
-from alloop.tools.rundir import RunDir, atomic_write_text
-from alloop.tools.schema import SUMMARY_COLUMNS, ResultRow
+from alloop.tools.run.rundir import RunDir, atomic_write_text
+from alloop.tools.run.schema import SUMMARY_COLUMNS, ResultRow
 
 
 class ReportInput(RunArgs):

@@ -15,9 +15,9 @@ from alloop.tools.check_convergence import (
     prediction_kappa,
 )
 from alloop.tools.errors import InputError, StateError
-from alloop.tools.items import ItemTable
-from alloop.tools.rundir import RunRoot
-from alloop.tools.schema import BudgetSpec, LabelEvent, ResultRow, StoppingSpec, TaskSpec
+from alloop.tools.run.items import ItemTable
+from alloop.tools.run.rundir import RunRoot
+from alloop.tools.run.schema import BudgetSpec, LabelEvent, ResultRow, StoppingSpec, TaskSpec
 
 LABELS = ["neg", "neu", "pos"]
 N_HELDOUT = 30

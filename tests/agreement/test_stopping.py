@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from alloop.tools.schema import BudgetSpec, StoppingSpec, TaskSpec
-from alloop.tools.stopping import (
+from alloop.tools.run.schema import BudgetSpec, StoppingSpec, TaskSpec
+from alloop.tools.stopping.rules import (
     AgreementEvidence,
     HumanAgreement,
     Interval,

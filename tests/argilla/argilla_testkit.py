@@ -11,9 +11,9 @@ from typing import Any
 
 import httpx
 
-from alloop.tools.items import ItemTable
-from alloop.tools.rundir import RunDir, RunRoot
-from alloop.tools.schema import SelectionRow, TaskSpec
+from alloop.tools.run.items import ItemTable
+from alloop.tools.run.rundir import RunDir, RunRoot
+from alloop.tools.run.schema import SelectionRow, TaskSpec
 
 
 def pool_rows(n: int, prefix: str = "item") -> list[dict[str, Any]]:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from alloop.tools.base import ToolContext
-from alloop.tools.rundir import RunRoot
+from alloop.tools.run.rundir import RunRoot
 
 sys.path.insert(0, str(Path(__file__).parent))
 from argilla_stack import ArgillaStack, missing_reason, running_stack

@@ -17,7 +17,7 @@ from alloop.tools.argilla import (
     suggestion_value,
 )
 from alloop.tools.errors import InputError
-from alloop.tools.schema import SelectionRow, TaskSpec
+from alloop.tools.run.schema import SelectionRow, TaskSpec
 
 
 def spec(task_type: str, labels: list[str] | None = None, **more) -> TaskSpec:

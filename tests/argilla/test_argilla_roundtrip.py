@@ -19,7 +19,7 @@ from alloop.tools.pull_from_argilla import Input as PullInput
 from alloop.tools.pull_from_argilla import pull_from_argilla
 from alloop.tools.push_to_argilla import Input as PushInput
 from alloop.tools.push_to_argilla import push_to_argilla
-from alloop.tools.rundir import read_jsonl
+from alloop.tools.run.rundir import read_jsonl
 from alloop.tools.status import StatusInput, status
 
 pytestmark = pytest.mark.integration

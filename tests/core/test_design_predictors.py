@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from alloop.tools.errors import InputError
-from alloop.tools.rundir import read_jsonl
+from alloop.tools.run.rundir import read_jsonl
 from alloop.tools.score_pool import ScoreInput, score_pool
 from alloop.tools.seed_set import SeedInput, seed_set
 from alloop.tools.simulate_annotator import SimulateAnnotatorInput, simulate_annotator

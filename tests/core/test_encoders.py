@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from alloop.tools.encoders import EmbeddingCache, HFEncoder, embed_table
 from alloop.tools.errors import InputError
-from alloop.tools.items import ItemTable
-from alloop.tools.schema import TaskSpec
+from alloop.tools.model.encoders import EmbeddingCache, HFEncoder, embed_table
+from alloop.tools.run.items import ItemTable
+from alloop.tools.run.schema import TaskSpec
 
 
 @pytest.fixture(scope="module")

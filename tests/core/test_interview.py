@@ -7,9 +7,9 @@ import json
 import pytest
 
 from alloop.tools.base import ToolContext
-from alloop.tools.datasets import BBC_LABELS
 from alloop.tools.errors import InputError, PathEscapeError
 from alloop.tools.interview_spec import InterviewInput, interview_spec
+from alloop.tools.report.datasets import BBC_LABELS
 
 
 def test_a_bare_call_returns_every_question_and_writes_nothing(ctx):

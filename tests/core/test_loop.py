@@ -10,8 +10,8 @@ import pytest
 from alloop.tools.errors import InputError, StateError
 from alloop.tools.export_batch import ExportInput, export_batch
 from alloop.tools.import_labels import ImportInput, import_labels
-from alloop.tools.rundir import read_jsonl
-from alloop.tools.schema import LabelEvent
+from alloop.tools.run.rundir import read_jsonl
+from alloop.tools.run.schema import LabelEvent
 from alloop.tools.score_pool import ScoreInput, score_pool
 from alloop.tools.seed_set import SeedInput, seed_set
 from alloop.tools.select_batch import SelectInput, select_batch

@@ -26,7 +26,7 @@ def test_built_wheel_imports_and_runs(tmp_path):
         "alloop/__main__.py",
         "alloop/app.py",
         "alloop/cli.py",
-        "alloop/tools/rundir.py",
+        "alloop/tools/run/rundir.py",
         "alloop/tools/selection/coreset.py",
         "alloop/tools/glmm/laplace.py",
         "alloop/tools/judge/engine.py",

@@ -7,9 +7,9 @@ import os
 import pytest
 
 from alloop.tools.errors import InputError, LockedError, PathEscapeError, RunNotFoundError
-from alloop.tools.items import ItemTable
-from alloop.tools.rundir import atomic_write_text, read_jsonl
-from alloop.tools.schema import LabelEvent, ResultRow, TaskSpec
+from alloop.tools.run.items import ItemTable
+from alloop.tools.run.rundir import atomic_write_text, read_jsonl
+from alloop.tools.run.schema import LabelEvent, ResultRow, TaskSpec
 
 
 def small_run(root, name="r1"):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from alloop.tools.errors import InputError
-from alloop.tools.scoring import uncertainty
+from alloop.tools.model.uncertainty import uncertainty
 from alloop.tools.selection import SelectionProblem, check_requirements, get_strategy
 from alloop.tools.selection.coreset import k_center_greedy
 

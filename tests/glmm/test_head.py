@@ -8,7 +8,7 @@ import pytest
 
 from alloop.tools.errors import InputError
 from alloop.tools.glmm.head import GLMMHead
-from alloop.tools.heads import HEADS, Design, make_head
+from alloop.tools.model.heads import HEADS, Design, make_head
 
 
 def _judgments(n_items: int = 60, n_part: int = 12, per_item: int = 4, d: int = 24, seed: int = 0):

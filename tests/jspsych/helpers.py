@@ -6,10 +6,10 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from alloop.tools.items import ItemTable
 from alloop.tools.jspsych import npm
-from alloop.tools.rundir import RunDir, RunRoot
-from alloop.tools.schema import SelectionRow, TaskSpec
+from alloop.tools.run.items import ItemTable
+from alloop.tools.run.rundir import RunDir, RunRoot
+from alloop.tools.run.schema import SelectionRow, TaskSpec
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

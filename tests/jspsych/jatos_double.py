@@ -22,7 +22,7 @@ jatos.js is the double in jatos_double.js. Its init data, result data, end and b
 session calls come back here; the batch session is versioned: a patch with a stale version
 is refused and answered with the current data and version.
 
-Import checks use alloop.tools.jzip.read_jzip, which encodes JATOS's import rules.
+Import checks use alloop.tools.jspsych.jzip.read_jzip, which encodes JATOS's import rules.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from alloop.tools.jzip import JzipError, read_jzip
+from alloop.tools.jspsych.jzip import JzipError, read_jzip
 
 API = "/jatos/api/v1"
 JS_DOUBLE = Path(__file__).with_name("jatos_double.js")

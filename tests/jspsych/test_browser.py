@@ -23,12 +23,12 @@ import pytest
 from alloop.tools.base import ToolContext
 from alloop.tools.build_jspsych import BuildJspsychInput, build_jspsych
 from alloop.tools.export_jzip import ExportJzipInput, export_jzip
-from alloop.tools.jatos import JatosClient
 from alloop.tools.jatos_import import JatosImportInput, jatos_import
 from alloop.tools.jspsych.config import ExperimentConfig
-from alloop.tools.jzip import study_uuids
+from alloop.tools.jspsych.jatos import JatosClient
+from alloop.tools.jspsych.jzip import study_uuids
 from alloop.tools.pull_jatos import PullJatosInput, pull_jatos
-from alloop.tools.rundir import RunDir, RunRoot
+from alloop.tools.run.rundir import RunDir, RunRoot
 
 from .helpers import make_run
 from .jatos_double import TOKEN, JatosDouble

@@ -16,7 +16,7 @@ from alloop.tools.errors import InputError, StateError
 from alloop.tools.jspsych.build import build_study
 from alloop.tools.jspsych.config import ExperimentConfig, ListConfig
 from alloop.tools.jspsych.lists import make_lists
-from alloop.tools.schema import TaskSpec
+from alloop.tools.run.schema import TaskSpec
 
 from .helpers import make_run, npm_cache_ready
 

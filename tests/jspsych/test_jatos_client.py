@@ -16,11 +16,11 @@ from alloop.tools.base import ToolContext
 from alloop.tools.build_jspsych import BuildJspsychInput, build_jspsych
 from alloop.tools.errors import ServiceError
 from alloop.tools.export_jzip import ExportJzipInput, export_jzip
-from alloop.tools.jatos import JatosClient, join_results, read_results_zip, results_to_events
 from alloop.tools.jatos_import import JatosImportInput, jatos_import
 from alloop.tools.jspsych.config import ExperimentConfig
+from alloop.tools.jspsych.jatos import JatosClient, join_results, read_results_zip, results_to_events
 from alloop.tools.pull_jatos import PullJatosInput, pull_jatos
-from alloop.tools.schema import TaskSpec
+from alloop.tools.run.schema import TaskSpec
 
 from .helpers import make_run
 from .jatos_double import TOKEN, JatosDouble

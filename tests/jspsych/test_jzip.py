@@ -14,7 +14,7 @@ from alloop.tools.base import ToolContext
 from alloop.tools.build_jspsych import BuildJspsychInput, build_jspsych
 from alloop.tools.export_jzip import ExportJzipInput, export_jzip
 from alloop.tools.jspsych.config import ExperimentConfig
-from alloop.tools.jzip import JzipError, jas_document, pack_jzip, read_jzip, study_uuids
+from alloop.tools.jspsych.jzip import JzipError, jas_document, pack_jzip, read_jzip, study_uuids
 
 from .helpers import make_run
 

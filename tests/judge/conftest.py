@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from alloop.tools.base import ToolContext
-from alloop.tools.items import ItemTable
-from alloop.tools.rundir import RunDir, RunRoot
-from alloop.tools.schema import JudgeSpec, LabelEvent, TaskSpec
+from alloop.tools.run.items import ItemTable
+from alloop.tools.run.rundir import RunDir, RunRoot
+from alloop.tools.run.schema import JudgeSpec, LabelEvent, TaskSpec
 
 from .messages_api_double import MessagesAPIDouble, Reply, data_of
 

@@ -12,7 +12,7 @@ from alloop.tools.base import ToolContext
 from alloop.tools.errors import InputError, PathEscapeError
 from alloop.tools.judge.records import JudgeRecord
 from alloop.tools.llm_judge import SPEC, LlmJudgeInput, llm_judge
-from alloop.tools.schema import ResultRow
+from alloop.tools.run.schema import ResultRow
 
 from .conftest import FakeSampler, data_of
 
@@ -162,7 +162,7 @@ def test_a_rubric_that_does_not_render_sends_nothing_and_writes_nothing(make_run
 
 
 def test_judge_figures_go_to_the_judge_columns_and_leave_gold_alone(make_run, sctx):
-    from alloop.tools.rounds import Predictions, save_predictions
+    from alloop.tools.run.models import Predictions, save_predictions
 
     run = make_run()
     gold_row = ResultRow(round=1, model_version="r01-x", gold_n=6, gold_accuracy=0.5, gold_macro_f1=0.4)

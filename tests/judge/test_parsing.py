@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from alloop.tools.judge.parsing import parse_answer
-from alloop.tools.schema import TaskSpec
+from alloop.tools.run.schema import TaskSpec
 
 BINARY = TaskSpec(run="t", task_type="binary", labels=["negative", "positive"])
 MULTI = TaskSpec(run="t", task_type="multi_select", labels=["a", "b", "c"])

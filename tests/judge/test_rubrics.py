@@ -9,7 +9,7 @@ import pytest
 
 from alloop.tools.errors import InputError
 from alloop.tools.judge.rubrics import Rubric, build_prompt, builtin_rubric, render_rubric, system_prompt
-from alloop.tools.schema import JudgeUse, TaskSpec, TaskType
+from alloop.tools.run.schema import JudgeUse, TaskSpec, TaskType
 
 from .messages_api_double import DATA_BLOCK
 

@@ -5,8 +5,8 @@ with the real train_glmm (frozen encoder, logistic head)."""
 from __future__ import annotations
 
 from alloop.tools.base import ToolContext
-from alloop.tools.labels import training_labels
 from alloop.tools.llm_judge import LlmJudgeInput, llm_judge
+from alloop.tools.run.labels import training_labels
 from alloop.tools.train_glmm import TrainInput, train_glmm
 
 from .conftest import FakeSampler, create_run, make_spec

@@ -23,7 +23,7 @@ from alloop.tools.errors import AlloopError, InputError, ServiceError
 if TYPE_CHECKING:  # pragma: no cover
     import httpx
 
-    from alloop.tools.rundir import RunDir
+    from alloop.tools.run.rundir import RunDir
 
 ENV_URL = "ARGILLA_API_URL"
 ENV_KEY = "ARGILLA_API_KEY"

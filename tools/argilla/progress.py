@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING, Any
 
 from alloop.tools.argilla.client import DESTINATION, Argilla, target_for
 from alloop.tools.errors import StateError
-from alloop.tools.schema import LabelEvent
+from alloop.tools.run.schema import LabelEvent
 
 if TYPE_CHECKING:  # pragma: no cover
-    from alloop.tools.rundir import RunDir
+    from alloop.tools.run.rundir import RunDir
 
 
 # --------------------------------------------------------------------------------------------

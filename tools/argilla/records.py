@@ -27,11 +27,11 @@ from alloop.tools.argilla.settings import (
     score_metadata_name,
 )
 from alloop.tools.errors import AlloopError, InputError, StateError
-from alloop.tools.schema import SelectionRow, utc_now
+from alloop.tools.run.schema import SelectionRow, utc_now
 
 if TYPE_CHECKING:  # pragma: no cover
-    from alloop.tools.items import ItemTable
-    from alloop.tools.rundir import RunDir
+    from alloop.tools.run.items import ItemTable
+    from alloop.tools.run.rundir import RunDir
 
 log = logging.getLogger("alloop.argilla")
 

@@ -21,10 +21,10 @@ from alloop.tools.argilla.client import DESTINATION, NO_PROGRESS, Argilla, Targe
 from alloop.tools.argilla.progress import _item_rounds, progress_from_records
 from alloop.tools.argilla.settings import QUESTION, DatasetPlan, QuestionPlan, _as_number, dataset_plan, mismatches
 from alloop.tools.errors import InputError, StateError
-from alloop.tools.schema import LabelEvent, utc_now
+from alloop.tools.run.schema import LabelEvent, utc_now
 
 if TYPE_CHECKING:  # pragma: no cover
-    from alloop.tools.rundir import RunDir
+    from alloop.tools.run.rundir import RunDir
 
 log = logging.getLogger("alloop.argilla")
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from alloop.tools.errors import AlloopError, InputError, ServiceError, StateError
-from alloop.tools.schema import TaskSpec
+from alloop.tools.run.schema import TaskSpec
 
 if TYPE_CHECKING:  # pragma: no cover
     from alloop.tools.argilla.client import Argilla, Target

@@ -27,7 +27,7 @@ import numpy as np
 from alloop.tools.errors import InputError
 
 if TYPE_CHECKING:
-    from alloop.tools.heads import Design
+    from alloop.tools.model.heads import Design
 
 
 class GLMMHead:
@@ -103,7 +103,7 @@ class GLMMHead:
     def fit(self, X: np.ndarray, y: np.ndarray, design: Design | None = None) -> GLMMHead:
         from alloop.tools.glmm.design import ModelSpec, build_frame
         from alloop.tools.glmm.model import fit
-        from alloop.tools.heads import classes_present  # heads imports this module: import at call time
+        from alloop.tools.model.heads import classes_present  # heads imports this module: import at call time
 
         X = np.asarray(X, dtype=np.float64)
         y = np.asarray(y, dtype=np.int64)

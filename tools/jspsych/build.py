@@ -25,7 +25,7 @@ from alloop.tools.errors import InputError
 from alloop.tools.jspsych import npm
 from alloop.tools.jspsych.config import WIDGETS, ExperimentConfig, ExtraTrial
 from alloop.tools.jspsych.lists import make_lists
-from alloop.tools.schema import TaskSpec, utc_now
+from alloop.tools.run.schema import TaskSpec, utc_now
 
 HERE = Path(__file__).resolve().parent
 STATIC_JS = ("alloop-assign.js", "alloop-experiment.js")

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from alloop.tools.errors import InputError
-from alloop.tools.schema import LabelEvent, TaskSpec
+from alloop.tools.run.schema import LabelEvent, TaskSpec
 
 
 @dataclass

@@ -16,7 +16,7 @@ from typing import Any
 
 from alloop.tools.judge.backends import Completion
 from alloop.tools.judge.rubrics import sha256
-from alloop.tools.schema import utc_now
+from alloop.tools.run.schema import utc_now
 
 
 def cache_key(

@@ -29,7 +29,7 @@ from alloop.tools.judge.cache import JudgeCache, cache_key
 from alloop.tools.judge.parsing import ANSWER_FORMAT_VERSION, parse_answer
 from alloop.tools.judge.records import JudgeRecord
 from alloop.tools.judge.rubrics import Prompt, Rubric, build_prompt, system_prompt
-from alloop.tools.schema import CLASSIFICATION_TASKS, TaskSpec
+from alloop.tools.run.schema import CLASSIFICATION_TASKS, TaskSpec
 
 log = logging.getLogger("alloop.judge")
 RAW_ANSWER_MAX_CHARS = 4000

@@ -19,8 +19,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from alloop.tools.judge.records import JudgeRecord
-from alloop.tools.rundir import RunDir
-from alloop.tools.schema import CLASSIFICATION_TASKS
+from alloop.tools.run.rundir import RunDir
+from alloop.tools.run.schema import CLASSIFICATION_TASKS
 
 SINGLE_LABEL = CLASSIFICATION_TASKS | {"ordinal_scale"}
 

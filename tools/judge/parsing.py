@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from alloop.tools.schema import TaskSpec
+from alloop.tools.run.schema import TaskSpec
 
 ANSWER_FORMAT_VERSION = "json-1"
 """Bump when the answer format the judge is told to use changes (it is logged per record)."""

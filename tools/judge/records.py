@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from alloop.tools.schema import JudgeUse, utc_now
+from alloop.tools.run.schema import JudgeUse, utc_now
 
 JudgeKind = Literal["label", "score", "ranking", "rationale"]
 """What the judge is asked to give: a label in the schema, a score in [0, 1], an order of the

@@ -25,7 +25,7 @@ from typing import Any
 
 from alloop.tools.errors import InputError
 from alloop.tools.judge.parsing import ANSWER_FORMAT_VERSION, label_shape
-from alloop.tools.schema import TaskSpec
+from alloop.tools.run.schema import TaskSpec
 
 _HEADER = re.compile(r"\A\{#-?(?P<body>.*?)-?#\}", re.DOTALL)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from alloop.tools.scoring import uncertainty
+from alloop.tools.model.uncertainty import uncertainty
 from alloop.tools.selection.base import Picked, SelectionProblem
 from alloop.tools.selection.coreset import k_center_greedy
 from alloop.tools.selection.uncertainty import top_k_order

@@ -6,7 +6,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from alloop.tools.scoring import uncertainty, uncertainty_rank_key
+from alloop.tools.model.uncertainty import uncertainty, uncertainty_rank_key
 from alloop.tools.selection.base import Picked, SelectionProblem
 from alloop.tools.selection.duplicates import take_distinct
 

@@ -27,7 +27,7 @@ import httpx
 
 from alloop.tools.errors import InputError, ServiceError
 from alloop.tools.jspsych.results import Conversion, parse_result_data, trials_to_events
-from alloop.tools.schema import LabelEvent, TaskSpec
+from alloop.tools.run.schema import LabelEvent, TaskSpec
 
 URL_ENV = "JATOS_URL"
 TOKEN_ENV = "JATOS_TOKEN"

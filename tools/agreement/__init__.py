@@ -37,7 +37,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from alloop.tools.errors import InputError
-from alloop.tools.rundir import read_jsonl
+from alloop.tools.run.rundir import read_jsonl
 
 Level = Literal["nominal", "ordinal", "interval", "ratio"]
 Metric = Literal["krippendorff_alpha", "fleiss_kappa", "cohens_kappa", "percent"]

@@ -30,7 +30,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field
 
-from alloop.tools.schema import TaskSpec
+from alloop.tools.run.schema import TaskSpec
 
 RuleStatus = Literal["off", "waiting", "go", "stop"]
 METRIC_COLUMNS: dict[str, str] = {

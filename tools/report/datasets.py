@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from alloop.tools.errors import InputError
-from alloop.tools.rundir import atomic_write_text
+from alloop.tools.run.rundir import atomic_write_text
 
 
 def bbc_news() -> list[dict[str, str]]:

@@ -21,8 +21,8 @@ import pyarrow.parquet as pq
 
 from alloop.tools.base import ProgressFn, no_progress
 from alloop.tools.errors import InputError
-from alloop.tools.items import ItemTable
-from alloop.tools.rundir import RunDir, atomic_write_bytes
+from alloop.tools.run.items import ItemTable
+from alloop.tools.run.rundir import RunDir, atomic_write_bytes
 
 log = logging.getLogger(__name__)
 

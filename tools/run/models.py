@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from alloop.tools.errors import StateError
-from alloop.tools.rundir import RunDir, atomic_write_bytes, atomic_write_json
+from alloop.tools.run.rundir import RunDir, atomic_write_bytes, atomic_write_json
 
 
 def model_rounds(run: RunDir) -> list[int]:

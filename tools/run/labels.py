@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from alloop.tools.errors import InputError
-from alloop.tools.schema import LabelEvent, TaskSpec
+from alloop.tools.run.schema import LabelEvent, TaskSpec
 
 HUMAN_SOURCES = frozenset({"human", "seed", "import", "simulated"})
 """Sources that stand for people; `judge` is never among them."""

@@ -27,8 +27,8 @@ from alloop.tools.errors import (
     RunNotFoundError,
     StateError,
 )
-from alloop.tools.items import ItemTable
-from alloop.tools.schema import LabelEvent, ResultRow, SelectionRow, TaskSpec, utc_now
+from alloop.tools.run.items import ItemTable
+from alloop.tools.run.schema import LabelEvent, ResultRow, SelectionRow, TaskSpec, utc_now
 
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 ROOT_ENV = "ALLOOP_ROOT"
@@ -208,8 +208,36 @@ class RunDir:
             raise InputError(f"round {round_} is out of range 0..99")
         return self.path / f"{kind}_round_{round_:02d}.{suffix}"
 
+    @property
+    def models_dir(self) -> Path:
+        return self.path / "models"
+
     def model_dir(self, round_: int) -> Path:
-        return self.path / "models" / f"round_{round_:02d}"
+        return self.models_dir / f"round_{round_:02d}"
+
+    def embeddings_dir(self, encoder_key: str) -> Path:
+        """The embedding cache of one encoder (its key names the model and its settings)."""
+        return self.cache_dir / "embeddings" / encoder_key
+
+    @property
+    def judge_cache_path(self) -> Path:
+        return self.cache_dir / "judge_cache.jsonl"
+
+    @property
+    def report_path(self) -> Path:
+        return self.path / "report.md"
+
+    def plot_path(self, name: str) -> Path:
+        """A figure of the report, e.g. plot_path("learning_curve") -> learning_curve.png."""
+        return self.inside(f"{name}.png")
+
+    def experiment_dir(self, name: str) -> Path:
+        """experiments/<name>/: a built jsPsych experiment."""
+        return self.inside(f"experiments/{name}")
+
+    def experiment_archive(self, name: str) -> Path:
+        """experiments/<name>.jzip: the experiment packed as a JATOS study archive."""
+        return self.inside(f"experiments/{name}.jzip")
 
     def inside(self, relative: str | Path) -> Path:
         """A path inside the run folder, refused if it escapes (`..`, absolute, symlink)."""

@@ -188,7 +188,7 @@ def make_head(name: str, **params: Any) -> Head:
 
 
 def save_head(head: Head, path: Path) -> None:
-    from alloop.tools.rundir import atomic_write_bytes
+    from alloop.tools.run.rundir import atomic_write_bytes
 
     atomic_write_bytes(path, pickle.dumps(head))
 

@@ -60,7 +60,7 @@ class ItemTable:
         return cls(pq.read_table(path), str(path))
 
     def write_parquet(self, path: Path) -> None:
-        from alloop.tools.rundir import atomic_write_bytes
+        from alloop.tools.run.rundir import atomic_write_bytes
 
         sink = pa.BufferOutputStream()
         pq.write_table(self.table, sink, compression="zstd")

@@ -1,0 +1,1 @@
+"""The model: encoders, heads, uncertainty measures and the metrics that evaluate them."""

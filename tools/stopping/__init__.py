@@ -1,0 +1,1 @@
+"""Stopping rules and the evidence they read from a run's files."""
