@@ -19,6 +19,7 @@ from alloop.tools.base import ToolContext
 from alloop.tools.errors import AlloopError
 from alloop.tools.interview_spec import InterviewInput, preview_open_questions
 from alloop.tools.run.rundir import RunRoot
+from alloop.tools.run.schema import Destination, JudgeUse, LabeledState, Metric, PredictionUnit, TaskType
 
 
 class InterviewForm(BaseModel):
@@ -27,23 +28,20 @@ class InterviewForm(BaseModel):
     pool: str | None = Field(None, description="Pool JSONL file, relative to the run root")
     heldout: str | None = Field(None, description="Held-out JSONL with gold labels, or split:0.2")
     task_type: (
-        Literal[
-            "binary", "categorical", "forced_choice", "ordinal_scale", "multi_select", "magnitude", "free_text", "cloze"
-        ]
-        | None
+TaskType | None
     ) = None
     labels: str | None = Field(None, description="Labels in order, comma-separated")
-    labeled_state: Literal["none", "partial", "full"] | None = None
-    prediction_unit: Literal["item", "response"] | None = None
-    metric: Literal["macro_f1", "accuracy", "mae", "spearman", "rmse"] | None = None
+    labeled_state: LabeledState | None = None
+    prediction_unit: PredictionUnit | None = None
+    metric: Metric | None = None
     batch_size: int | None = Field(None, ge=1)
     max_rounds: int | None = Field(None, ge=1)
     max_examples: int | None = Field(None, ge=1)
     max_hours: float | None = None
     max_cost: float | None = None
     plateau_epsilon: float | None = None
-    destination: Literal["file", "argilla", "jatos", "simulated"] | None = None
-    judge: Literal["no", "evaluation", "prioritization", "adjudication", "pseudo_labeling"] | None = None
+    destination: Destination | None = None
+    judge: Literal["no"] | JudgeUse | None = None
 
 
 Outcome = AcceptedElicitation[InterviewForm] | DeclinedElicitation | CancelledElicitation

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, Field, ValidationError
@@ -18,7 +18,18 @@ from alloop.tools.errors import InputError
 from alloop.tools.run.items import ItemTable
 from alloop.tools.run.labels import check_label
 from alloop.tools.run.rundir import RunRoot, read_jsonl
-from alloop.tools.run.schema import LABELED_TASKS, JudgeUse, LabelEvent, TaskSpec, TaskType
+from alloop.tools.run.schema import (
+    LABELED_TASKS,
+    Destination,
+    EffectsMode,
+    JudgeUse,
+    LabeledState,
+    LabelEvent,
+    Metric,
+    PredictionUnit,
+    TaskSpec,
+    TaskType,
+)
 
 
 class Question(BaseModel):
@@ -93,10 +104,10 @@ class InterviewInput(RunArgs):
     task_type: TaskType | None = None
     labels: list[str] | None = Field(None, description="Label schema, in order.")
     data_source: str | None = None
-    labeled_state: Literal["none", "partial", "full"] | None = None
-    prediction_unit: Literal["item", "response"] | None = None
+    labeled_state: LabeledState | None = None
+    prediction_unit: PredictionUnit | None = None
     text_fields: list[str] | None = None
-    metric: Literal["macro_f1", "accuracy", "mae", "spearman", "rmse"] | None = None
+    metric: Metric | None = None
     batch_size: int | None = Field(None, ge=1)
     max_rounds: int | None = Field(None, ge=1)
     max_examples: int | None = Field(None, ge=1)
@@ -108,13 +119,13 @@ class InterviewInput(RunArgs):
     stability_kappa: float | None = Field(None, gt=0, le=1)
     agreement_threshold: float | None = None
     agreement_margin: float | None = Field(None, ge=0)
-    destination: Literal["file", "argilla", "jatos", "simulated"] | None = None
+    destination: Destination | None = None
     annotators_per_item: int | None = Field(None, ge=1)
     judge_uses: list[JudgeUse] | None = Field(None, description="Empty list: no judge.")
     guidelines: str | None = None
     encoder: str | None = None
     strategy: str | None = None
-    effects: Literal["fixed", "random_intercepts", "random_slopes"] | None = None
+    effects: EffectsMode | None = None
     head: str | None = Field(None, description="Model head: logistic (default) or glmm.")
     predictors: list[str] | None = Field(None, description="Numeric pool fields that enter as design predictors.")
     seed: int | None = None

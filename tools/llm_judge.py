@@ -31,7 +31,7 @@ from alloop.tools.judge.records import USES_WITH_LABELS, JudgeKind, JudgeRecord
 from alloop.tools.judge.rubrics import Rubric, builtin_rubric
 from alloop.tools.run.labels import HUMAN_SOURCES, answered_items, live_events
 from alloop.tools.run.rundir import RunDir
-from alloop.tools.run.schema import JudgeUse, LabelEvent, TaskSpec
+from alloop.tools.run.schema import JudgeBackend, JudgeUse, LabelEvent, TaskSpec
 
 ItemSource = Literal["selection", "unlabeled", "heldout", "disagreements"]
 DEFAULT_SOURCE: dict[str, str] = {
@@ -62,7 +62,7 @@ class LlmJudgeInput(RunArgs):
         "prioritization→unlabeled, adjudication→disagreements, pseudo_labeling→unlabeled.",
     )
     limit: int = Field(20, ge=1, le=1000, description="At most this many items.")
-    backend: Literal["anthropic", "sampling", "local"] | None = Field(
+    backend: JudgeBackend | None = Field(
         None, description="Default: spec.judge.backend, else anthropic with a key, else sampling, else local."
     )
     model: str | None = Field(None, description="Judge model (default: spec.judge.model, else the backend's default).")

@@ -38,9 +38,10 @@ from pydantic import BaseModel, Field
 
 from alloop.tools.errors import InputError
 from alloop.tools.run.rundir import read_jsonl
+from alloop.tools.run.schema import AgreementMetric
 
 Level = Literal["nominal", "ordinal", "interval", "ratio"]
-Metric = Literal["krippendorff_alpha", "fleiss_kappa", "cohens_kappa", "percent"]
+Metric = AgreementMetric
 LEVELS: tuple[str, ...] = get_args(Level)
 METRICS: tuple[str, ...] = get_args(Metric)
 MISSING = -1

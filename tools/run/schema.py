@@ -33,6 +33,12 @@ Destination = Literal["file", "argilla", "jatos", "simulated"]
 EffectsMode = Literal["fixed", "random_intercepts", "random_slopes"]
 TrainingStrategy = Literal["retrain", "fine_tune", "new_only", "hybrid"]
 JudgeUse = Literal["evaluation", "prioritization", "adjudication", "pseudo_labeling"]
+JudgeBackend = Literal["anthropic", "sampling", "local"]
+LabeledState = Literal["none", "partial", "full"]
+PredictionUnit = Literal["item", "response"]
+Metric = Literal["macro_f1", "accuracy", "mae", "spearman", "rmse"]
+"""The figure a spec optimises; each has a `gold_<metric>` column in results.tsv."""
+AgreementMetric = Literal["krippendorff_alpha", "fleiss_kappa", "cohens_kappa", "percent"]
 
 
 def utc_now() -> str:
@@ -70,7 +76,7 @@ class StoppingSpec(_Strict):
     agreement_margin: float | None = Field(
         None, ge=0, description="Or when it reaches the human–human ceiling minus this margin."
     )
-    agreement_metric: Literal["krippendorff_alpha", "fleiss_kappa", "cohens_kappa", "percent"] = "krippendorff_alpha"
+    agreement_metric: AgreementMetric = "krippendorff_alpha"
     agreement_min_items: int = Field(
         20, ge=1, description="Held-out items labeled by two or more people before agreement may stop the run."
     )
@@ -84,7 +90,7 @@ class JudgeSpec(_Strict):
 
     allowed: bool = False
     uses: list[JudgeUse] = Field(default_factory=list)
-    backend: Literal["anthropic", "sampling", "local"] | None = None
+    backend: JudgeBackend | None = None
     model: str | None = None
     budget_usd: float | None = Field(None, ge=0)
     pseudo_labels_in_training: bool = False
@@ -133,13 +139,13 @@ class TaskSpec(_Strict):
         description="Label schema: classes, options or ordinal scale points, in order.",
     )
     data_source: str = Field("", description="Where the pool came from (path, corpus, query).")
-    labeled_state: Literal["none", "partial", "full"] = "none"
-    prediction_unit: Literal["item", "response"] = Field(
+    labeled_state: LabeledState = "none"
+    prediction_unit: PredictionUnit = Field(
         "item", description="Predict per item, or per participant response (GLMM)."
     )
     text_fields: list[str] = Field(default_factory=lambda: ["text"], min_length=1)
     participant_field: str = "annotator"
-    metric: Literal["macro_f1", "accuracy", "mae", "spearman", "rmse"] = "macro_f1"
+    metric: Metric = "macro_f1"
     heldout: str = Field("heldout file", description="How the held-out set was made.")
     destination: Destination = "file"
     annotators_per_item: int = Field(1, ge=1, description="Overlap: people per item, for agreement.")
