@@ -11,6 +11,7 @@ import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,12 +21,14 @@ import anyio.to_thread
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import ToolAnnotations
-from pydantic import Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from pydantic_core import PydanticUndefined
 
 from alloop import __version__
+from alloop.elicitation import interview_hook, interview_parameters
+from alloop.sampling import judge_hook, judge_return_annotation
 from alloop.tools.base import ProgressFn, ToolContext, ToolSpec
-from alloop.tools.errors import AlloopError
+from alloop.tools.errors import AlloopError, describe_validation
 from alloop.tools.registry import TOOLS
 from alloop.tools.run.rundir import RunRoot
 
@@ -40,12 +43,6 @@ ANNOTATIONS = {
     "writes": dict(readOnlyHint=False, destructiveHint=False, openWorldHint=False),
     "remote": dict(readOnlyHint=False, destructiveHint=False, openWorldHint=True),
 }
-
-
-def validation_message(exc: ValidationError) -> str:
-    """Pydantic's errors as one line per field: what to fix, not a traceback."""
-    parts = [f"{'.'.join(str(p) for p in e['loc']) or 'arguments'}: {e['msg']}" for e in exc.errors()]
-    return "invalid arguments: " + "; ".join(parts)
 
 
 def progress_bridge(ctx: Context, min_interval: float = 0.5) -> ProgressFn:
@@ -85,16 +82,28 @@ a sampler) reach the plain tool function by editing its arguments or context; a 
 (an InputRequiredResult) is answered instead of running the tool this round."""
 
 
-def make_handler(
-    spec: ToolSpec,
-    root: RunRoot,
-    extra: list[inspect.Parameter] | None = None,
-    hook: Hook | None = None,
-    returns: Any = None,
-) -> Callable:
+@dataclass(frozen=True)
+class McpInputs:
+    """What a tool takes over MCP beyond its input model: handler parameters the SDK resolves (an
+    elicited form), the hook that hands them to the tool, and the wider return type it may answer with."""
+
+    parameters: Callable[[RunRoot], list[inspect.Parameter]] | None = None
+    hook: Hook | None = None
+    returns: Callable[[type[BaseModel]], Any] | None = None
+
+
+MCP_INPUTS: dict[str, McpInputs] = {
+    "interview_spec": McpInputs(parameters=interview_parameters, hook=interview_hook),
+    "llm_judge": McpInputs(hook=judge_hook, returns=judge_return_annotation),
+}
+"""The tools with MCP-only inputs; every other tool is its input model alone."""
+
+
+def make_handler(spec: ToolSpec, root: RunRoot, inputs: McpInputs) -> Callable:
     """An async MCP tool function whose signature is the tool's input model (plus `ctx`)."""
-    extra = extra or []
+    extra = inputs.parameters(root) if inputs.parameters else []
     extra_names = [p.name for p in extra]
+    hook = inputs.hook
 
     async def handler(**kwargs: Any) -> Any:
         ctx: Context = kwargs.pop("ctx")
@@ -108,10 +117,10 @@ def make_handler(
         except AlloopError as exc:
             raise ToolError(str(exc)) from exc
         except ValidationError as exc:
-            raise ToolError(validation_message(exc)) from exc
+            raise ToolError(f"invalid arguments: {describe_validation(exc)}") from exc
 
     params = _parameters(spec) + extra + [inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=Context)]
-    returns = returns or spec.output_model
+    returns = inputs.returns(spec.output_model) if inputs.returns else spec.output_model
     handler.__signature__ = inspect.Signature(params, return_annotation=returns)  # type: ignore[attr-defined]
     handler.__annotations__ = {p.name: p.annotation for p in params} | {"return": returns}
     handler.__name__ = spec.name
@@ -133,20 +142,11 @@ def register_prompts(server: MCPServer) -> None:
 
 def create_server(root: Path | str | None = None) -> MCPServer:
     """Build the alloop MCP server over a run root (default $ALLOOP_ROOT or ./runs)."""
-    from alloop.elicitation import interview_hook, interview_parameters
-    from alloop.sampling import judge_hook, judge_return_annotation
-
     run_root = RunRoot(root)
     server = MCPServer(name="alloop", version=__version__, instructions=INSTRUCTIONS)
     for spec in TOOLS:
-        if spec.name == "interview_spec":
-            handler = make_handler(spec, run_root, interview_parameters(run_root), interview_hook)
-        elif spec.name == "llm_judge":
-            handler = make_handler(spec, run_root, hook=judge_hook, returns=judge_return_annotation(spec.output_model))
-        else:
-            handler = make_handler(spec, run_root)
         server.add_tool(
-            handler,
+            make_handler(spec, run_root, MCP_INPUTS.get(spec.name, McpInputs())),
             name=spec.name,
             description=spec.description,
             annotations=ToolAnnotations(idempotentHint=spec.idempotent, **ANNOTATIONS[spec.behaviour]),

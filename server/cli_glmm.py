@@ -3,7 +3,8 @@
     alloop glmm fit --data ratings.csv --response y --family ordinal --mode random_slopes \\
         --participant subject --item sentence --predictors x --json
 
-Thin adapter: parse, call alloop.tools.glmm, print. The lead mounts `app` under `alloop glmm`.
+Thin adapter: parse, call alloop.tools.glmm.api, print. A domain error reaches the `alloop`
+command group, which reports it like every other command's.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Annotated, Literal
 
 import typer
 
-from alloop.tools.errors import AlloopError
+from alloop.tools.errors import InputError
 
 app = typer.Typer(
     name="glmm",
@@ -28,28 +29,31 @@ app = typer.Typer(
 FamilyName = Literal["binary", "ordinal", "categorical", "gaussian", "magnitude", "forced_choice", "multi_select"]
 ModeName = Literal["fixed", "random_intercepts", "random_slopes"]
 
+# The options every command shares: the data and the model.
+DataOption = Annotated[Path, typer.Option(help="CSV file, one response per row.")]
+ResponseOption = Annotated[str, typer.Option(help="Response column.")]
+FamilyOption = Annotated[FamilyName, typer.Option(help="Response family.")]
+ModeOption = Annotated[ModeName, typer.Option(help="Random-effects structure.")]
+ItemOption = Annotated[str, typer.Option(help="Item column ('' for none).")]
+PredictorsOption = Annotated[
+    list[str] | None, typer.Option(help="Fixed-effect predictor columns (repeat or comma-separate).")
+]
+
 
 def _names(values: list[str] | None) -> tuple[str, ...]:
     """Repeated options and comma-separated lists both work: `--predictors x,c` = `--predictors x --predictors c`."""
     return tuple(p.strip() for v in values or [] for p in v.split(",") if p.strip())
 
 
-def _fail(exc: Exception) -> None:
-    typer.echo(f"error: {exc}", err=True)
-    raise typer.Exit(2) from exc
-
-
 @app.command()
 def fit(
-    data: Annotated[Path, typer.Option(help="CSV file, one response per row.")],
-    response: Annotated[str, typer.Option(help="Response column.")] = "y",
-    family: Annotated[FamilyName, typer.Option(help="Response family.")] = "binary",
-    mode: Annotated[ModeName, typer.Option(help="Random-effects structure.")] = "random_intercepts",
+    data: DataOption,
+    response: ResponseOption = "y",
+    family: FamilyOption = "binary",
+    mode: ModeOption = "random_intercepts",
     participant: Annotated[str, typer.Option(help="Participant column ('' for none).")] = "participant",
-    item: Annotated[str, typer.Option(help="Item column ('' for none).")] = "item",
-    predictors: Annotated[
-        list[str] | None, typer.Option(help="Fixed-effect predictor columns (repeat or comma-separate).")
-    ] = None,
+    item: ItemOption = "item",
+    predictors: PredictorsOption = None,
     slopes: Annotated[
         list[str] | None, typer.Option(help="random_slopes: predictors with participant slopes (default: all).")
     ] = None,
@@ -73,7 +77,11 @@ def fit(
     """
     from alloop.tools.glmm import api
 
-    spec = dict(
+    fits, report = api.fit_report_csv(
+        data,
+        option=option,
+        plots=plots,
+        max_iter=max_iter,
         response=response,
         family=family,
         mode=mode,
@@ -85,40 +93,25 @@ def fit(
         reml=reml,
         log_response=log,
         trial=trial,
-        max_iter=max_iter,
     )
-    try:
-        if family == "multi_select":  # one logit per option
-            if not option:
-                raise AlloopError("multi_select needs --option, the column naming each row's option")
-            results = api.fit_multi_select_csv(data, option=option, **spec)
-        else:
-            results = {"": api.fit_csv(data, **spec)}
-        reports = {key: r.to_json() for key, r in results.items()}
-        if plots is not None:
-            for key, r in results.items():
-                reports[key]["plots"] = [str(p) for p in api.write_plots(r, plots / key if key else plots)]
-    except AlloopError as exc:
-        _fail(exc)
     if as_json:
-        report = reports.get("", {"options": reports})
         sys.stdout.write(json.dumps(report, indent=2) + "\n")
     else:
         from alloop.tools.glmm.evaluation import summary_table
 
-        for key, r in results.items():
-            typer.echo((f"== option {key} ==\n" if key else "") + summary_table(r))
+        for key, result in fits.items():
+            typer.echo((f"== option {key} ==\n" if key else "") + summary_table(result))
 
 
 @app.command()
 def cv(
-    data: Annotated[Path, typer.Option(help="CSV file, one response per row.")],
-    response: Annotated[str, typer.Option(help="Response column.")] = "y",
-    family: Annotated[FamilyName, typer.Option(help="Response family.")] = "binary",
-    mode: Annotated[ModeName, typer.Option(help="Random-effects structure.")] = "random_intercepts",
+    data: DataOption,
+    response: ResponseOption = "y",
+    family: FamilyOption = "binary",
+    mode: ModeOption = "random_intercepts",
     participant: Annotated[str, typer.Option(help="Participant column (folds are grouped by it).")] = "participant",
-    item: Annotated[str, typer.Option(help="Item column ('' for none).")] = "item",
-    predictors: Annotated[list[str] | None, typer.Option(help="Fixed-effect predictor columns.")] = None,
+    item: ItemOption = "item",
+    predictors: PredictorsOption = None,
     uncorrelated: Annotated[bool, typer.Option("--uncorrelated", help="random_slopes: uncorrelated.")] = False,
     folds: Annotated[int, typer.Option(min=2, help="Folds; no participant is in both train and test.")] = 5,
     seed: Annotated[int, typer.Option(help="Seed for the fold assignment.")] = 0,
@@ -127,21 +120,18 @@ def cv(
     """Participant-grouped k-fold cross-validation: held-out participants predicted at the population level."""
     from alloop.tools.glmm import api
 
-    try:
-        report = api.cv_csv(
-            data,
-            response=response,
-            family=family,
-            mode=mode,
-            participant=participant,
-            item=item or None,
-            predictors=_names(predictors),
-            correlated=not uncorrelated,
-            folds=folds,
-            seed=seed,
-        )
-    except AlloopError as exc:
-        _fail(exc)
+    report = api.cv_csv(
+        data,
+        response=response,
+        family=family,
+        mode=mode,
+        participant=participant,
+        item=item or None,
+        predictors=_names(predictors),
+        correlated=not uncorrelated,
+        folds=folds,
+        seed=seed,
+    )
     if as_json:
         sys.stdout.write(json.dumps(report, indent=2) + "\n")
     else:
@@ -151,13 +141,13 @@ def cv(
 
 @app.command()
 def curve(
-    data: Annotated[Path, typer.Option(help="CSV file, one response per row.")],
-    response: Annotated[str, typer.Option(help="Response column.")] = "y",
-    family: Annotated[FamilyName, typer.Option(help="Response family.")] = "binary",
-    mode: Annotated[ModeName, typer.Option(help="Random-effects structure.")] = "random_intercepts",
+    data: DataOption,
+    response: ResponseOption = "y",
+    family: FamilyOption = "binary",
+    mode: ModeOption = "random_intercepts",
     participant: Annotated[str, typer.Option(help="Participant column (folds are grouped by it).")] = "participant",
-    item: Annotated[str, typer.Option(help="Item column ('' for none).")] = "item",
-    predictors: Annotated[list[str] | None, typer.Option(help="Fixed-effect predictor columns.")] = None,
+    item: ItemOption = "item",
+    predictors: PredictorsOption = None,
     fractions: Annotated[
         str, typer.Option(help="Shares of training participants, comma-separated.")
     ] = "0.25,0.5,0.75,1",
@@ -170,23 +160,20 @@ def curve(
 
     try:
         shares = [float(f) for f in fractions.split(",") if f.strip()]
-    except ValueError:
-        _fail(AlloopError(f"--fractions must be numbers separated by commas, got {fractions!r}"))
-    try:
-        rows = api.curve_csv(
-            data,
-            response=response,
-            family=family,
-            mode=mode,
-            participant=participant,
-            item=item or None,
-            predictors=_names(predictors),
-            fractions=shares,
-            folds=folds,
-            seed=seed,
-        )
-    except AlloopError as exc:
-        _fail(exc)
+    except ValueError as exc:
+        raise InputError(f"--fractions must be numbers separated by commas, got {fractions!r}") from exc
+    rows = api.curve_csv(
+        data,
+        response=response,
+        family=family,
+        mode=mode,
+        participant=participant,
+        item=item or None,
+        predictors=_names(predictors),
+        fractions=shares,
+        folds=folds,
+        seed=seed,
+    )
     if as_json:
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
     else:

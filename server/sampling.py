@@ -30,7 +30,8 @@ from alloop.tools.base import ToolContext
 from alloop.tools.errors import AlloopError
 from alloop.tools.judge.backends import BackendConfig, BackendError, pick_backend_name
 from alloop.tools.judge.engine import answers_sampler
-from alloop.tools.llm_judge import LlmJudgeInput, sampling_requests
+from alloop.tools.judge.plan import sampling_requests
+from alloop.tools.llm_judge import LlmJudgeInput
 
 BATCHED_SINCE = "2026-07-28"
 

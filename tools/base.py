@@ -7,13 +7,15 @@ server and the CLI are generated from its `ToolSpec`; neither holds logic of its
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from alloop.tools.errors import PathEscapeError
+from alloop.tools.jspsych.jatos import JatosClient
 from alloop.tools.run.rundir import RunRoot
 
 ProgressFn = Callable[[float, float | None, str], None]
@@ -24,18 +26,28 @@ def no_progress(done: float, total: float | None, message: str) -> None:
     """The progress sink when nobody listens."""
 
 
+def utc_clock() -> datetime:
+    """The time now, in UTC: what `ToolContext.now` reads unless a test fixes it."""
+    return datetime.now(UTC)
+
+
 @dataclass
 class ToolContext:
     """Where a tool runs: the run root and who hears its progress.
 
     `sampler` is set by the MCP server when its client offers sampling (llm_judge uses it).
+    `jatos_client` opens a JATOS client for a server URL (None: $JATOS_URL); the real one reads the
+    token from $JATOS_TOKEN only, and tests put a factory for the JATOS double here.
     """
 
     root: RunRoot
     progress: ProgressFn = no_progress
     sampler: Callable[..., Any] | None = None
+    jatos_client: Callable[[str | None], JatosClient] = JatosClient
     inputs_anywhere: bool = False
     """True for a person at the CLI; over MCP, input files must lie inside the run root."""
+    now: Callable[[], datetime] = utc_clock
+    """The clock, so time-based decisions (check_convergence's time cap) can be tested at a fixed time."""
 
     def input_path(self, path: str) -> Path:
         """An input file named by the caller, confined to the run root unless `inputs_anywhere`."""
@@ -66,8 +78,8 @@ class ToolSpec:
     idempotent: bool = False
     positional: tuple[str, ...] = ("run",)
     """Input fields the CLI takes as positional arguments (in order)."""
-    cli_name: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    cli_aliases: tuple[str, ...] = ()
+    """More CLI names for the tool's command (`alloop init` for interview_spec)."""
 
     @property
     def description(self) -> str:

@@ -2,27 +2,20 @@
 
 from __future__ import annotations
 
-import re
+from typing import Self
 
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, model_validator
 
-from alloop.tools.base import RunArgs, ToolContext, ToolSpec
-from alloop.tools.errors import InputError
+from alloop.tools.base import ToolContext, ToolSpec
 from alloop.tools.jspsych.build import build_study
 from alloop.tools.jspsych.config import ExperimentConfig
+from alloop.tools.jspsych.experiments import ExperimentArgs, batch_items, load_config
 from alloop.tools.jspsych.jzip import study_uuids
-from alloop.tools.run.rundir import RunDir
-
-EXPERIMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
 
-class BuildJspsychInput(RunArgs):
-    round: int | None = Field(None, ge=0, le=99, description="Build from selection_round_XX.jsonl of this round.")
+class BuildJspsychInput(ExperimentArgs):
     item_ids: list[str] | None = Field(
         None, description="Or build from these pool items (any item set); needs `name`."
-    )
-    name: str | None = Field(
-        None, description="Experiment folder name under experiments/ (default round_XX)."
     )
     config: ExperimentConfig = Field(default_factory=ExperimentConfig, description="The study's configuration.")
     config_file: str | None = Field(
@@ -30,7 +23,8 @@ class BuildJspsychInput(RunArgs):
     )
 
     @model_validator(mode="after")
-    def _one_source(self) -> BuildJspsychInput:
+    def _one_experiment(self) -> Self:
+        """A build reads a selection round or an item set; `name` may rename a round's folder."""
         if (self.round is None) == (self.item_ids is None):
             raise ValueError("give either round (a selection round) or item_ids (an item set), not both or neither")
         if self.item_ids is not None and not self.name:
@@ -51,42 +45,6 @@ class BuildJspsychOutput(BaseModel):
     next_step: str
 
 
-def experiment_name(args_round: int | None, name: str | None) -> str:
-    result = name or f"round_{args_round:02d}"
-    if not EXPERIMENT_NAME.match(result):
-        raise InputError(f"experiment name {result!r} is not allowed: use letters, digits, '_' or '-' (≤64)")
-    return result
-
-
-def load_config(run: RunDir, args: BuildJspsychInput) -> ExperimentConfig:
-    if not args.config_file:
-        return args.config
-    path = run.inside(args.config_file)
-    if not path.is_file():
-        raise InputError(f"config_file {args.config_file!r} not found in run {run.name!r} ({path})")
-    try:
-        return ExperimentConfig.model_validate_json(path.read_text(encoding="utf-8"))
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(file)"
-        raise InputError(f"{path}: field {where!r}: {first['msg']}") from exc
-
-
-def batch_items(run: RunDir, round_: int | None, item_ids: list[str] | None) -> tuple[list[dict], dict]:
-    """The items to show (in selection rank order) and where they came from."""
-    if round_ is not None:
-        rows = sorted(run.selection(round_), key=lambda r: r.rank)
-        ids = [r.item_id for r in rows]
-        provenance = {"source": f"selection_round_{round_:02d}.jsonl", "round": round_}
-    else:
-        ids = list(item_ids or [])
-        provenance = {"source": "item_ids", "round": None}
-    if not ids:
-        raise InputError("the batch is empty: nothing to build")
-    pool = run.pool()
-    return pool.rows(pool.positions(ids)), provenance
-
-
 def build_jspsych(args: BuildJspsychInput, ctx: ToolContext) -> BuildJspsychOutput:
     """Build a jsPsych 8 experiment for a selected batch (or any item set of the pool).
 
@@ -102,13 +60,13 @@ def build_jspsych(args: BuildJspsychInput, ctx: ToolContext) -> BuildJspsychOutp
     """
     run = ctx.root.run(args.run)
     spec = run.spec()
-    name = experiment_name(args.round, args.name)
-    config = load_config(run, args)
+    name = args.experiment
+    config = load_config(run, args.config, args.config_file)
     items, provenance = batch_items(run, args.round, args.item_ids)
     key = study_uuids(run.name, name)["study"]
     ctx.progress(0, 1, f"building {name} ({len(items)} items)")
     with run.lock():
-        out_dir = run.inside(f"experiments/{name}")
+        out_dir = run.experiment_dir(name)
         built = build_study(
             items,
             spec,

@@ -6,6 +6,11 @@ Every failure a caller can fix is an `AlloopError`. The MCP adapter turns it int
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pydantic import ValidationError
+
 
 class AlloopError(Exception):
     """A failure the caller can fix; the message says what to fix."""
@@ -33,3 +38,16 @@ class LockedError(AlloopError):
 
 class ServiceError(AlloopError):
     """A remote service (Argilla, JATOS, a judge API) could not be reached or refused."""
+
+
+def describe_validation(exc: ValidationError, where: str | None = None, first_only: bool = False) -> str:
+    """Pydantic's errors as one line that says what to fix: `where: field 'a.b': message; ...`.
+
+    `first_only` names just the first problem, as a file's row-by-row checks do.
+    """
+    errors = exc.errors()[:1] if first_only else exc.errors()
+    parts = [
+        f"field {'.'.join(str(p) for p in e['loc'])!r}: {e['msg']}" if e["loc"] else e["msg"] for e in errors
+    ]
+    text = "; ".join(parts)
+    return f"{where}: {text}" if where else text

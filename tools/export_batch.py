@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from alloop.tools.base import RunArgs, ToolContext, ToolSpec
+from alloop.tools.run.models import resolve_round
 from alloop.tools.run.rundir import atomic_write_text
 
 
@@ -31,8 +32,7 @@ def export_batch(args: ExportInput, ctx: ToolContext) -> ExportOutput:
     text, the model's suggestion and an empty `label` column to fill in, then import_labels it."""
     run = ctx.root.run(args.run)
     spec = run.spec()
-    rounds = run.selection_rounds()
-    round_ = rounds[-1] if args.round is None and rounds else (args.round or 0)
+    round_ = resolve_round(args.round, run.latest_selection_round())
     rows = run.selection(round_)
     pool = run.pool()
     texts = dict(zip(pool.ids, pool.texts(spec.text_fields), strict=True))

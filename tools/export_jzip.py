@@ -4,26 +4,18 @@ from __future__ import annotations
 
 import re
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field
 
-from alloop.tools.base import RunArgs, ToolContext, ToolSpec
-from alloop.tools.build_jspsych import experiment_name
+from alloop.tools.base import ToolContext, ToolSpec
 from alloop.tools.errors import StateError
 from alloop.tools.jspsych.build import read_manifest
+from alloop.tools.jspsych.experiments import ExperimentArgs
 from alloop.tools.jspsych.jzip import ILLEGAL_IN_FILENAME, jas_document, pack_jzip, read_jzip, study_uuids
 from alloop.tools.run.rundir import atomic_write_bytes
 
 
-class ExportJzipInput(RunArgs):
-    round: int | None = Field(None, ge=0, le=99, description="Export experiments/round_XX.")
-    name: str | None = Field(None, description="Or export experiments/<name> (an item-set build).")
+class ExportJzipInput(ExperimentArgs):
     title: str | None = Field(None, description="Study title in JATOS (default: the experiment's title).")
-
-    @model_validator(mode="after")
-    def _one(self) -> ExportJzipInput:
-        if (self.round is None) == (self.name is None):
-            raise ValueError("give either round or name")
-        return self
 
 
 class ExportJzipOutput(BaseModel):
@@ -53,8 +45,8 @@ def export_jzip(args: ExportJzipInput, ctx: ToolContext) -> ExportJzipOutput:
     import rules before it is written. Next: import it (jatos_import, or JATOS's GUI).
     """
     run = ctx.root.run(args.run)
-    name = experiment_name(args.round, args.name)
-    study_dir = run.inside(f"experiments/{name}")
+    name = args.experiment
+    study_dir = run.experiment_dir(name)
     if not (study_dir / "index.html").is_file():
         raise StateError(f"run {run.name!r} has no built experiment {name!r}; run build_jspsych first")
     manifest = read_manifest(study_dir)
@@ -76,7 +68,7 @@ def export_jzip(args: ExportJzipInput, ctx: ToolContext) -> ExportJzipOutput:
     )
     data = pack_jzip(study_dir, document)
     archive = read_jzip(data)
-    target = run.inside(f"experiments/{name}.jzip")
+    target = run.experiment_archive(name)
     with run.lock():
         atomic_write_bytes(target, data)
         run.append_note(f"export_jzip: experiments/{name}.jzip (study {uuids['study']})")

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from alloop.tools.base import RunArgs, ToolContext, ToolSpec
 from alloop.tools.errors import InputError
 from alloop.tools.run.labels import check_label
+from alloop.tools.run.models import resolve_round
 from alloop.tools.run.rundir import read_jsonl
 from alloop.tools.run.schema import LabelEvent, LabelSource
 
@@ -53,8 +54,7 @@ def import_labels(args: ImportInput, ctx: ToolContext) -> ImportOutput:
     run = ctx.root.run(args.run)
     with run.lock():
         spec = run.spec()
-        rounds = run.selection_rounds()
-        round_ = args.round if args.round is not None else (rounds[-1] if rounds else 0)
+        round_ = resolve_round(args.round, run.latest_selection_round())
         known = set(run.pool().ids) | (set(run.heldout().ids) if run.heldout() is not None else set())
         events, blank = [], 0
         for number, row in enumerate(_rows(path), start=1):

@@ -14,7 +14,7 @@ import numpy as np
 from pydantic import BaseModel, Field, ValidationError
 
 from alloop.tools.base import RunArgs, ToolContext, ToolSpec
-from alloop.tools.errors import InputError
+from alloop.tools.errors import InputError, describe_validation
 from alloop.tools.run.items import ItemTable
 from alloop.tools.run.labels import check_label
 from alloop.tools.run.rundir import RunRoot, read_jsonl
@@ -204,8 +204,7 @@ def _validated(spec: dict[str, Any]) -> TaskSpec:
     try:
         return TaskSpec.model_validate(spec)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'spec'}: {e['msg']}" for e in exc.errors())
-        raise InputError(f"the answers do not make a valid spec: {problems}") from exc
+        raise InputError(describe_validation(exc, "the answers do not make a valid spec")) from exc
 
 
 def _open_questions(spec: dict[str, Any], answered: set[str]) -> list[Question]:
@@ -372,12 +371,6 @@ SPEC = ToolSpec(
     output_model=InterviewOutput,
     behaviour="writes",
     idempotent=True,
-    extra={"cli_aliases": ["init"]},
+    cli_aliases=("init",),
 )
 
-
-def pending_question_text(output: InterviewOutput) -> str:
-    """The open questions as a message an agent or a form can show."""
-    return "\n".join(
-        f"- {q.key}: {q.question}" + (f" [{', '.join(q.choices)}]" if q.choices else "") for q in output.open_questions
-    )

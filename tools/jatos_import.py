@@ -4,32 +4,20 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field
 
-from alloop.tools.base import RunArgs, ToolContext, ToolSpec
-from alloop.tools.build_jspsych import experiment_name
+from alloop.tools.base import ToolContext, ToolSpec
 from alloop.tools.errors import StateError
-from alloop.tools.jspsych.jatos import JatosClient
+from alloop.tools.jspsych.experiments import JatosArgs
 from alloop.tools.jspsych.jzip import read_jzip
 
 
-class JatosImportInput(RunArgs):
-    round: int | None = Field(None, ge=0, le=99, description="Upload experiments/round_XX.jzip.")
-    name: str | None = Field(None, description="Or experiments/<name>.jzip.")
+class JatosImportInput(JatosArgs):
     link_type: Literal["gs", "gm", "ps", "pm", "none"] = Field(
         "gs", description="Participant links to create: general single (one link for Prolific), "
         "general multiple, personal single/multiple (one per participant), or none."
     )
     n_links: int = Field(1, ge=1, le=1000, description="Personal links to create.")
-    jatos_url: str | None = Field(
-        None, description="JATOS server (default: $JATOS_URL). The token is read from $JATOS_TOKEN."
-    )
-
-    @model_validator(mode="after")
-    def _one(self) -> JatosImportInput:
-        if (self.round is None) == (self.name is None):
-            raise ValueError("give either round or name")
-        return self
 
 
 class JatosImportOutput(BaseModel):
@@ -40,29 +28,24 @@ class JatosImportOutput(BaseModel):
     prolific_suffix: str = "?PROLIFIC_PID={{%PROLIFIC_PID%}}&STUDY_ID={{%STUDY_ID%}}&SESSION_ID={{%SESSION_ID%}}"
 
 
-def jatos_import(args: JatosImportInput, ctx: ToolContext, *, client: JatosClient | None = None) -> JatosImportOutput:
+def jatos_import(args: JatosImportInput, ctx: ToolContext) -> JatosImportOutput:
     """Import experiments/<round_XX or name>.jzip into JATOS (3.8/3.9 or 3.10+ endpoint) and
     create participant links. Re-importing the same experiment updates the study (same UUID).
     For Prolific, use one general-single link with `prolific_suffix` appended. Needs
     JATOS_TOKEN (and JATOS_URL) in the environment."""
     run = ctx.root.run(args.run)
-    name = experiment_name(args.round, args.name)
-    path = run.inside(f"experiments/{name}.jzip")
+    name = args.experiment
+    path = run.experiment_archive(name)
     if not path.is_file():
         raise StateError(f"run {run.name!r} has no experiments/{name}.jzip; run export_jzip first")
     data = path.read_bytes()
     archive = read_jzip(data)
-    own = client is None
-    client = client or JatosClient(args.jatos_url)
-    try:
+    with ctx.jatos_client(args.jatos_url) as client:
         answer = client.import_study(data, filename=path.name)
         study = client.get_study(archive.uuid)
         links = [] if args.link_type == "none" else client.participant_links(
             archive.uuid, args.link_type, amount=args.n_links
         )
-    finally:
-        if own:
-            client.close()
     with run.lock():
         run.append_note(f"jatos_import: {name}.jzip → JATOS study {study.get('id')} ({archive.uuid})")
     study_id = study.get("id", answer.get("id"))

@@ -10,7 +10,7 @@ from alloop.tools.argilla import pull_responses
 from alloop.tools.base import RunArgs, ToolContext, ToolSpec
 
 
-class Input(RunArgs):
+class PullFromArgillaInput(RunArgs):
     round: int | None = Field(None, ge=0, le=99, description="Only records of this round; default: every round.")
     dataset: str | None = Field(None, description="Argilla dataset; default: the one push_to_argilla used.")
     workspace: str | None = Field(None, description="Argilla workspace; default: the one push_to_argilla used.")
@@ -20,7 +20,7 @@ class Input(RunArgs):
     )
 
 
-class Output(BaseModel):
+class PullFromArgillaOutput(BaseModel):
     dataset: str
     workspace: str
     new_events: int = Field(description="Label events added to labels.jsonl and annotation_round_XX.jsonl.")
@@ -38,7 +38,7 @@ class Output(BaseModel):
     progress: dict[str, Any] = Field(default_factory=dict, description="Records done/pending per round and annotator.")
 
 
-def pull_from_argilla(args: Input, ctx: ToolContext) -> Output:
+def pull_from_argilla(args: PullFromArgillaInput, ctx: ToolContext) -> PullFromArgillaOutput:
     """Bring people's answers back from the run's Argilla dataset as label events.
 
     Every submitted answer becomes a line of labels.jsonl and annotation_round_XX.jsonl (source
@@ -59,14 +59,14 @@ def pull_from_argilla(args: Input, ctx: ToolContext) -> Output:
         skip_unknown=args.skip_unknown,
         progress=ctx.progress,
     )
-    return Output(**vars(result))
+    return PullFromArgillaOutput(**vars(result))
 
 
 SPEC = ToolSpec(
     name="pull_from_argilla",
     fn=pull_from_argilla,
-    input_model=Input,
-    output_model=Output,
+    input_model=PullFromArgillaInput,
+    output_model=PullFromArgillaOutput,
     behaviour="remote",
     idempotent=True,
 )

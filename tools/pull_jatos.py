@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field
 
-from alloop.tools.base import RunArgs, ToolContext, ToolSpec
-from alloop.tools.build_jspsych import experiment_name
+from alloop.tools.base import ToolContext, ToolSpec
 from alloop.tools.errors import InputError
 from alloop.tools.jspsych.build import read_manifest
-from alloop.tools.jspsych.jatos import JatosClient, results_to_events
+from alloop.tools.jspsych.experiments import JatosArgs
+from alloop.tools.jspsych.jatos import results_to_events
 from alloop.tools.jspsych.jzip import study_uuids
 
 
-class PullJatosInput(RunArgs):
-    round: int | None = Field(None, ge=0, le=99, description="The experiment of this round (experiments/round_XX).")
-    name: str | None = Field(None, description="Or the experiment of this name.")
+class PullJatosInput(JatosArgs):
     label_round: int | None = Field(
         None, ge=0, le=99, description="Round the labels belong to (default: the experiment's round)."
     )
@@ -23,15 +21,6 @@ class PullJatosInput(RunArgs):
     min_attention_pass: float | None = Field(
         None, ge=0, le=1, description="Leave out participants who passed fewer attention checks than this share."
     )
-    jatos_url: str | None = Field(
-        None, description="JATOS server (default: $JATOS_URL). The token is read from $JATOS_TOKEN."
-    )
-
-    @model_validator(mode="after")
-    def _one(self) -> PullJatosInput:
-        if (self.round is None) == (self.name is None):
-            raise ValueError("give either round or name")
-        return self
 
 
 class PullJatosOutput(BaseModel):
@@ -44,7 +33,7 @@ class PullJatosOutput(BaseModel):
     notes: list[str]
 
 
-def pull_jatos(args: PullJatosInput, ctx: ToolContext, *, client: JatosClient | None = None) -> PullJatosOutput:
+def pull_jatos(args: PullJatosInput, ctx: ToolContext) -> PullJatosOutput:
     """Fetch a JATOS study's results (data and metadata) and append them as label events.
 
     Each item response becomes a LabelEvent with source "human", the JATOS worker as the
@@ -56,22 +45,17 @@ def pull_jatos(args: PullJatosInput, ctx: ToolContext, *, client: JatosClient | 
     """
     run = ctx.root.run(args.run)
     spec = run.spec()
-    name = experiment_name(args.round, args.name)
+    name = args.experiment
     label_round = args.label_round if args.label_round is not None else args.round
     if label_round is None:
-        manifest = read_manifest(run.inside(f"experiments/{name}"))
+        manifest = read_manifest(run.experiment_dir(name))
         label_round = manifest.get("round")
     if label_round is None:
         raise InputError(f"experiment {name!r} has no round: pass label_round")
     study = args.study or study_uuids(run.name, name)["study"]
-    own = client is None
-    client = client or JatosClient(args.jatos_url)
-    try:
+    with ctx.jatos_client(args.jatos_url) as client:
         ctx.progress(0, 2, "fetching results from JATOS")
         results = client.component_results(study)
-    finally:
-        if own:
-            client.close()
     ctx.progress(1, 2, f"{len(results)} component results")
     events, notes = results_to_events(
         results, spec, round_=label_round, only_finished=args.only_finished, min_attention_pass=args.min_attention_pass

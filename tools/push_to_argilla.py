@@ -8,7 +8,7 @@ from alloop.tools.argilla import push_round
 from alloop.tools.base import RunArgs, ToolContext, ToolSpec
 
 
-class Input(RunArgs):
+class PushToArgillaInput(RunArgs):
     round: int = Field(ge=0, le=99, description="The round whose selection_round_XX.jsonl to send.")
     dataset: str | None = Field(
         None, description="Argilla dataset name; default: the one this run used before, else the run name."
@@ -22,7 +22,7 @@ class Input(RunArgs):
     )
 
 
-class Output(BaseModel):
+class PushToArgillaOutput(BaseModel):
     dataset: str
     workspace: str
     dataset_id: str
@@ -37,7 +37,7 @@ class Output(BaseModel):
     warnings: list[str] = Field(default_factory=list)
 
 
-def push_to_argilla(args: Input, ctx: ToolContext) -> Output:
+def push_to_argilla(args: PushToArgillaInput, ctx: ToolContext) -> PushToArgillaOutput:
     """Send a round's selected batch to Argilla for people to label.
 
     Makes the run's Argilla dataset on first use (fields from spec.text_fields, one question
@@ -57,14 +57,14 @@ def push_to_argilla(args: Input, ctx: ToolContext) -> Output:
         annotators=args.annotators,
         progress=ctx.progress,
     )
-    return Output(**vars(result))
+    return PushToArgillaOutput(**vars(result))
 
 
 SPEC = ToolSpec(
     name="push_to_argilla",
     fn=push_to_argilla,
-    input_model=Input,
-    output_model=Output,
+    input_model=PushToArgillaInput,
+    output_model=PushToArgillaOutput,
     behaviour="remote",
     idempotent=True,
     positional=("run", "round"),

@@ -24,6 +24,7 @@ from alloop.tools import (
     write_report,
 )
 from alloop.tools.base import ToolSpec
+from alloop.tools.errors import InputError
 
 TOOLS: list[ToolSpec] = [
     status.SPEC,
@@ -52,4 +53,4 @@ def tool_named(name: str) -> ToolSpec:
     for spec in TOOLS:
         if spec.name == name:
             return spec
-    raise KeyError(name)
+    raise InputError(f"no tool {name!r}; the tools are {', '.join(spec.name for spec in TOOLS)}")

@@ -11,7 +11,7 @@ from alloop.tools.base import RunArgs, ToolContext, ToolSpec
 from alloop.tools.model.encoders import embed_table, run_encoder
 from alloop.tools.model.heads import item_design, load_head
 from alloop.tools.model.uncertainty import uncertainty
-from alloop.tools.run.models import Predictions, latest_model_round, read_card, save_predictions
+from alloop.tools.run.models import ModelDir, Predictions, latest_model_round, resolve_round
 
 CHUNK = 65536
 
@@ -35,17 +35,18 @@ class ScoreOutput(BaseModel):
 def score_pool(args: ScoreInput, ctx: ToolContext) -> ScoreOutput:
     """Score the whole pool (and the held-out set) with a round's model.
 
-    Embeddings come from the cache (each item is embedded once per encoder); probabilities,
-    predictions and uncertainty (least confidence, margin, entropy) go to
-    models/round_XX/predictions.npz for select_batch and check_convergence.
+    Embeddings come from the cache (each item is embedded once per encoder); probabilities and
+    predictions go to models/round_XX/predictions.npz, tagged with the model version, for
+    select_batch (which derives the uncertainty measures) and check_convergence.
     """
     run = ctx.root.run(args.run)
     with run.lock():
         spec = run.spec()
-        round_ = args.round or latest_model_round(run)
-        card = read_card(run, round_)
+        round_ = resolve_round(args.round, latest_model_round(run))
+        model = ModelDir(run, round_)
+        card = model.card()
         started = time.perf_counter()
-        head = load_head(run.model_dir(round_) / "head.pkl")
+        head = load_head(model.head_path)
         encoder = run_encoder(run)
         pool = run.pool()
         x = embed_table(run, pool, spec.text_fields, encoder, ctx.progress)
@@ -61,8 +62,10 @@ def score_pool(args: ScoreInput, ctx: ToolContext) -> ScoreOutput:
             heldout_ids = np.asarray(heldout.ids)
         else:
             heldout_probs, heldout_ids = np.zeros((0, len(spec.labels)), np.float32), np.asarray([], dtype=str)
-        preds = Predictions(np.asarray(pool.ids), probs, heldout_ids, heldout_probs, list(spec.labels))
-        save_predictions(run, round_, preds)
+        preds = Predictions.from_probabilities(
+            np.asarray(pool.ids), probs, heldout_ids, heldout_probs, list(spec.labels), card["model_version"]
+        )
+        model.save_predictions(preds)
         seconds = time.perf_counter() - started
         run.update_result(round_, score_seconds=round(seconds, 3))
 

@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
-import re
 from typing import Literal
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 from pydantic import BaseModel, Field
 
 from alloop.tools.base import RunArgs, ToolContext, ToolSpec
 from alloop.tools.errors import InputError, StateError
 from alloop.tools.model.encoders import embed_table, run_encoder
-from alloop.tools.run.labels import training_labels
-from alloop.tools.run.schema import SelectionRow, TaskSpec
-from alloop.tools.select_batch import excluded_items, reference_vectors
-from alloop.tools.selection.duplicates import max_similarity, take_distinct
+from alloop.tools.run.items import ItemTable
+from alloop.tools.run.labels import TrainingLabels, training_labels
+from alloop.tools.run.schema import SelectionRow
+from alloop.tools.selection import check_requirements
+from alloop.tools.selection.base import SelectionProblem
+from alloop.tools.selection.candidates import pool_candidates
+from alloop.tools.selection.duplicates import max_similarity
+from alloop.tools.selection.seeding import SEED_STRATEGIES
 
 SeedStrategy = Literal["existing", "random", "diverse", "stratified", "keyword"]
-KMEANS_SAMPLE = 20000
 
 
 class SeedInput(RunArgs):
@@ -42,57 +42,23 @@ class SeedOutput(BaseModel):
     next_step: str
 
 
-def _diverse(x: np.ndarray, n: int, seed: int) -> tuple[np.ndarray, list[str]]:
-    """The item nearest each of n k-means centroids (k-means on a sample for large pools)."""
-    from sklearn.cluster import KMeans
+def _texts_of(pool: ItemTable, fields: list[str], positions: np.ndarray) -> list[str]:
+    texts = pool.texts(fields)
+    return [texts[i] for i in positions]
 
-    rng = np.random.default_rng(seed)
-    sample = rng.choice(len(x), size=min(len(x), KMEANS_SAMPLE), replace=False)
-    km = KMeans(n_clusters=n, n_init=3, random_state=seed).fit(x[sample])
-    sims = x @ km.cluster_centers_.T  # unit vectors: larger is nearer
-    order = np.argsort(-sims, axis=0)
-    chosen: list[int] = []
-    for c in range(n):
-        for candidate in order[:, c]:
-            if candidate not in chosen:
-                chosen.append(int(candidate))
-                break
-    sizes = np.bincount(km.labels_, minlength=n)
-    return np.asarray(chosen), [
-        f"diverse: nearest item to cluster {c} ({sizes[c]} of {len(sample)} sampled items)" for c in range(n)
+
+def _confirm_existing(known: TrainingLabels, seed: int) -> list[SelectionRow]:
+    if len(set(known.labels)) < 2:
+        raise StateError(
+            f"'existing' needs labels of at least two classes; the run has {len(known.item_ids)} labels "
+            f"of {sorted(set(known.labels))}"
+        )
+    return [
+        SelectionRow(
+            round=0, rank=r, item_id=i, strategy="seed:existing", reason=f"existing label {label!r}", seed=seed
+        )
+        for r, (i, label) in enumerate(zip(known.item_ids, known.labels, strict=True), start=1)
     ]
-
-
-def _balanced(groups: dict[str, np.ndarray], n: int, rng: np.random.Generator) -> list[tuple[int, str]]:
-    """Round-robin over groups so no class dominates the seed."""
-    pools = {g: list(rng.permutation(members)) for g, members in groups.items() if len(members)}
-    picked: list[tuple[int, str]] = []
-    while len(picked) < n and any(pools.values()):
-        for group, members in pools.items():
-            if members and len(picked) < n:
-                picked.append((int(members.pop()), group))
-    return picked
-
-
-def _distinct(order: list[tuple[int, str]], x: np.ndarray, n: int, threshold: float) -> list[tuple[int, str]]:
-    """The first n picks of a balanced order that are not near-duplicates of each other."""
-    group = dict(order)
-    chosen, _ = take_distinct(np.asarray([p for p, _ in order], dtype=np.int64), x, None, n, threshold)
-    return [(p, group[p]) for p in chosen]
-
-
-def _keyword_groups(texts: list[str], keywords: dict[str, list[str]], spec: TaskSpec) -> dict[str, np.ndarray]:
-    unknown = [label for label in keywords if label not in spec.labels]
-    if unknown:
-        raise InputError(f"keywords given for {unknown}, which are not in the label schema {spec.labels}")
-    column = pa.array(texts, pa.string())
-    groups = {}
-    for label, words in keywords.items():
-        if not words:
-            continue
-        pattern = r"(?i)\b(" + "|".join(re.escape(w) for w in words) + r")\b"
-        groups[label] = np.flatnonzero(pc.match_substring_regex(column, pattern).to_numpy(zero_copy_only=False))
-    return groups
 
 
 def seed_set(args: SeedInput, ctx: ToolContext) -> SeedOutput:
@@ -115,77 +81,47 @@ def seed_set(args: SeedInput, ctx: ToolContext) -> SeedOutput:
         known = training_labels(spec, run.labels(), set(heldout.ids) if heldout else set())
 
         if args.strategy == "existing":
-            if len(set(known.labels)) < 2:
-                raise StateError(
-                    f"'existing' needs labels of at least two classes; the run has {len(known.item_ids)} labels "
-                    f"of {sorted(set(known.labels))}"
-                )
-            rows = [
-                SelectionRow(
-                    round=0, rank=r, item_id=i, strategy="seed:existing", reason=f"existing label {label!r}", seed=seed
-                )
-                for r, (i, label) in enumerate(zip(known.item_ids, known.labels, strict=True), start=1)
-            ]
+            rows = _confirm_existing(known, seed)
         else:
-            excluded = excluded_items(run, 0)
-            is_candidate = np.fromiter((i not in excluded for i in pool.ids), dtype=bool, count=len(pool))
-            candidates = np.flatnonzero(is_candidate)
-            if n > len(candidates):
-                raise InputError(f"seed size {n} is larger than the {len(candidates)} unlabeled items")
             encoder = run_encoder(run)
             pool_x = embed_table(run, pool, spec.text_fields, encoder, ctx.progress)
             heldout_x = embed_table(run, heldout, spec.text_fields, encoder) if heldout is not None else None
-            reference = reference_vectors(pool_x, ~is_candidate, heldout_x)
+            found = pool_candidates(run, 0, pool, pool_x, heldout_x)
             threshold = spec.selection.near_duplicate_threshold
-            distinct = max_similarity(pool_x[candidates], reference) < threshold
-            candidates, is_candidate = candidates[distinct], np.zeros(len(pool), dtype=bool)
-            is_candidate[candidates] = True
-            x = pool_x[candidates]
-            if args.strategy == "random":
-                order = rng.permutation(len(candidates))
-                chosen, _ = take_distinct(order, x, reference, n, threshold)
-                picks = [(c, "random draw") for c in chosen]
-            elif args.strategy == "diverse":
-                positions, reasons = _diverse(x, n, seed)
-                picks = list(zip(positions.tolist(), reasons, strict=True))
-            elif args.strategy == "stratified":
-                if len(set(known.labels)) < 2:
-                    raise StateError(
-                        "'stratified' needs some known labels of at least two classes; use 'diverse' or 'keyword'"
-                    )
-                labeled_x = pool_x[pool.positions(known.item_ids)]
-                centroids = np.stack(
-                    [labeled_x[np.asarray(known.labels) == c].mean(0) for c in spec.labels if c in known.labels]
+            candidates = found.positions[max_similarity(pool_x[found.positions], found.duplicates_of) < threshold]
+            if n > len(candidates):
+                raise InputError(f"seed size {n} is larger than the {len(candidates)} unlabeled items")
+            problem = SelectionProblem(
+                n=n,
+                rng=rng,
+                duplicate_threshold=threshold,
+                embeddings=pool_x[candidates],
+                reference=found.duplicates_of,
+                covered=found.covered,
+                known_vectors=pool_x[pool.positions(known.item_ids)],
+                known_labels=list(known.labels),
+                texts=_texts_of(pool, spec.text_fields, candidates) if args.strategy == "keyword" else None,
+                keywords=args.keywords,
+                labels=list(spec.labels),
+                options={"seed": seed},
+            )
+            strategy = SEED_STRATEGIES[args.strategy]()
+            check_requirements(strategy, problem)
+            picked = strategy.select(problem)
+            if problem.report.get("keywords_without_match"):
+                run.append_note(
+                    f"seed keyword: no items matched the keywords for {problem.report['keywords_without_match']}"
                 )
-                classes = [c for c in spec.labels if c in known.labels]
-                guess = np.asarray(classes)[(x @ centroids.T).argmax(axis=1)]
-                groups = {c: np.flatnonzero(guess == c) for c in classes}
-                picks = _distinct(_balanced(groups, len(candidates), rng), x, n, threshold)
-                picks = [(p, f"stratified: provisional class {g!r} (nearest labeled centroid)") for p, g in picks]
-            else:
-                if not args.keywords:
-                    raise InputError("the keyword strategy needs keywords: {label: [words, ...]}")
-                texts = [t for t, keep in zip(pool.texts(spec.text_fields), is_candidate, strict=True) if keep]
-                groups = _keyword_groups(texts, args.keywords, spec)
-                empty = [g for g, members in groups.items() if not len(members)]
-                picks = _distinct(_balanced(groups, len(candidates), rng), x, n, threshold)
-                picks = [(p, f"keyword match for {g!r}") for p, g in picks]
-                if len(picks) < n:
-                    taken = {p for p, _ in picks}
-                    rest = [int(i) for i in rng.permutation(len(candidates)) if int(i) not in taken][: n - len(picks)]
-                    picks += [(p, "random fill (keywords matched too few items)") for p in rest]
-                if empty:
-                    run.append_note(f"seed keyword: no items matched the keywords for {empty}")
             rows = [
                 SelectionRow(
                     round=0,
                     rank=r,
-                    item_id=pool.ids[candidates[p]],
+                    item_id=pool.ids[candidates[pick.position]],
                     strategy=f"seed:{args.strategy}",
-                    reason=reason,
+                    reason=pick.reason,
                     seed=seed,
                 )
-                for r, (p, reason) in enumerate(picks, start=1)
+                for r, pick in enumerate(picked, start=1)
             ]
         path = run.write_selection(0, rows)
         run.append_note(f"round 0: seed set of {len(rows)} items by {args.strategy} (seed {seed})")

@@ -12,10 +12,10 @@ from alloop.tools.errors import InputError, StateError
 from alloop.tools.model.encoders import embed_table, run_encoder
 from alloop.tools.model.uncertainty import uncertainty
 from alloop.tools.run.labels import answered_items
-from alloop.tools.run.models import latest_model_round, load_predictions, read_card
-from alloop.tools.run.rundir import RunDir
+from alloop.tools.run.models import ModelDir, latest_model_round
 from alloop.tools.run.schema import SelectionRow
 from alloop.tools.selection import SelectionProblem, check_requirements, get_strategy
+from alloop.tools.selection.candidates import pool_candidates
 
 
 class SelectInput(RunArgs):
@@ -33,27 +33,10 @@ class SelectOutput(BaseModel):
     strategy: str
     n_selected: int
     n_candidates: int
+    duplicates_skipped: int = Field(0, description="Candidates passed over as near-duplicates.")
     file: str
     select_seconds: float
     items: list[dict] = Field(description="Selected items: id, prediction, confidence, reason (first 20).")
-
-
-def excluded_items(run: RunDir, current_round: int) -> set[str]:
-    """Items a batch may never contain: answered, held-out, or selected in an earlier round."""
-    excluded = answered_items(run.labels())
-    heldout = run.heldout()
-    if heldout is not None:
-        excluded |= set(heldout.ids)
-    for round_ in run.selection_rounds():
-        if round_ != current_round:
-            excluded |= {row.item_id for row in run.selection(round_)}
-    return excluded
-
-
-def reference_vectors(pool_x: np.ndarray, excluded_pool: np.ndarray, heldout_x: np.ndarray | None) -> np.ndarray:
-    """Unit vectors the batch must not duplicate: excluded pool items and the held-out set."""
-    parts = [pool_x[excluded_pool]] + ([heldout_x] if heldout_x is not None else [])
-    return np.concatenate(parts)
 
 
 def select_batch(args: SelectInput, ctx: ToolContext) -> SelectOutput:
@@ -80,7 +63,7 @@ def select_batch(args: SelectInput, ctx: ToolContext) -> SelectOutput:
                 raise StateError(
                     f"round {round_}'s selection already has {len(labeled_here)} answers; it cannot be redone"
                 )
-        card = read_card(run, round_)
+        card = ModelDir(run, round_).card()
         name = args.strategy or spec.selection.strategy
         strategy = get_strategy(name)
         n = args.batch_size or spec.budget.batch_size
@@ -88,9 +71,12 @@ def select_batch(args: SelectInput, ctx: ToolContext) -> SelectOutput:
         started = time.perf_counter()
 
         pool = run.pool()
-        excluded = excluded_items(run, round_)
-        is_candidate = np.fromiter((i not in excluded for i in pool.ids), dtype=bool, count=len(pool))
-        candidates = np.flatnonzero(is_candidate)
+        encoder = run_encoder(run)
+        pool_x = embed_table(run, pool, spec.text_fields, encoder, ctx.progress)
+        heldout = run.heldout()
+        heldout_x = embed_table(run, heldout, spec.text_fields, encoder) if heldout is not None else None
+        found = pool_candidates(run, round_, pool, pool_x, heldout_x)
+        candidates = found.positions
         if len(candidates) == 0:
             raise StateError("the pool is exhausted: every item is labeled, held out or selected")
         if n > len(candidates):
@@ -98,13 +84,8 @@ def select_batch(args: SelectInput, ctx: ToolContext) -> SelectOutput:
                 f"batch size {n} is larger than the {len(candidates)} unlabeled items left; "
                 f"ask for at most {len(candidates)}"
             )
-
-        encoder = run_encoder(run)
-        pool_x = embed_table(run, pool, spec.text_fields, encoder, ctx.progress)
-        heldout = run.heldout()
-        heldout_x = embed_table(run, heldout, spec.text_fields, encoder) if heldout is not None else None
-        try:  # predictions are recorded for every strategy when the pool has been scored
-            probs = load_predictions(run, round_).pool_probs
+        try:  # predictions are recorded for every strategy when the pool has been scored by this model
+            probs = ModelDir(run, round_).predictions(model_version=card["model_version"]).pool_probs
         except StateError:
             if "probs" in strategy.requires:
                 raise
@@ -115,7 +96,8 @@ def select_batch(args: SelectInput, ctx: ToolContext) -> SelectOutput:
             duplicate_threshold=spec.selection.near_duplicate_threshold,
             embeddings=pool_x[candidates],
             probs=probs[candidates] if probs is not None else None,
-            reference=reference_vectors(pool_x, ~is_candidate, heldout_x),
+            reference=found.duplicates_of,
+            covered=found.covered,
             options={"hybrid_factor": spec.selection.hybrid_factor},
         )
         check_requirements(strategy, problem)
@@ -149,9 +131,11 @@ def select_batch(args: SelectInput, ctx: ToolContext) -> SelectOutput:
         run.update_result(
             round_, strategy=strategy.name, n_batch=len(rows), select_seconds=round(seconds, 3), n_pool=len(candidates)
         )
+        skipped = problem.report.get("duplicates_skipped")
         run.append_note(
             f"round {round_}: selected {len(rows)} items by {strategy.name} "
             f"(seed {seed}, model {card['model_version']})"
+            + (f"; {skipped} near-duplicate candidates skipped" if skipped else "")
         )
     return SelectOutput(
         run=args.run,
@@ -159,6 +143,7 @@ def select_batch(args: SelectInput, ctx: ToolContext) -> SelectOutput:
         strategy=strategy.name,
         n_selected=len(rows),
         n_candidates=len(candidates),
+        duplicates_skipped=skipped or 0,
         file=path.name,
         select_seconds=round(seconds, 3),
         items=[

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from alloop.tools.base import RunArgs, ToolContext, ToolSpec
 from alloop.tools.errors import InputError
 from alloop.tools.run.labels import check_label
+from alloop.tools.run.models import resolve_round
 from alloop.tools.run.rundir import read_jsonl
 from alloop.tools.run.schema import LabelEvent
 
@@ -42,8 +43,7 @@ def simulate_annotator(args: SimulateAnnotatorInput, ctx: ToolContext) -> Simula
     with run.lock():
         spec = run.spec()
         gold = load_gold(ctx.input_path(args.gold), spec)
-        rounds = run.selection_rounds()
-        round_ = args.round if args.round is not None else (rounds[-1] if rounds else 0)
+        round_ = resolve_round(args.round, run.latest_selection_round())
         rows = run.selection(round_)
         events = [
             LabelEvent(

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from alloop.tools.base import RunArgs, ToolContext, ToolSpec
 from alloop.tools.errors import AlloopError
 from alloop.tools.run.labels import answered_items
-from alloop.tools.run.models import model_rounds, predictions_path
+from alloop.tools.run.models import ModelDir, model_rounds
 from alloop.tools.run.rundir import RunDir
 
 COLLECT = {
@@ -78,7 +78,7 @@ def status(args: StatusInput, ctx: ToolContext) -> StatusOutput:
                 step, done = f"stop: the budget's {max_rounds} rounds are done; write the report (write_report)", True
             else:
                 step = f"train_glmm: train round {latest + 1} on the {len(answered)} answered items"
-        elif not predictions_path(run, models[-1]).is_file():
+        elif not ModelDir(run, models[-1]).has_predictions():
             step = f"score_pool: score the pool with round {models[-1]}'s model"
         else:
             step = f"check_convergence, then select_batch for round {models[-1]}"
@@ -127,6 +127,6 @@ SPEC = ToolSpec(
     fn=status,
     input_model=StatusInput,
     output_model=StatusOutput,
-    behaviour="read_only",
+    behaviour="remote",  # it reads the run's progress from Argilla when the run pushed there
     idempotent=True,
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -12,19 +13,26 @@ from alloop.tools.base import RunArgs, ToolContext, ToolSpec
 from alloop.tools.errors import InputError, StateError
 from alloop.tools.model.encoders import embed_table, run_encoder
 from alloop.tools.model.heads import Design, item_design, load_head, make_head, save_head
-from alloop.tools.model.metrics import classification_metrics
+from alloop.tools.model.metrics import gold_label_metrics
 from alloop.tools.run.labels import HUMAN_SOURCES, answered_items, live_events, training_labels
-from alloop.tools.run.models import data_hash, model_rounds, next_training_round, read_card, write_card
+from alloop.tools.run.models import ModelDir, data_hash, model_rounds, next_training_round, resolve_round
 from alloop.tools.run.rundir import RunDir
 from alloop.tools.run.schema import LABELED_TASKS, ResultRow, TaskSpec, TrainingStrategy
 
 
 class TrainInput(RunArgs):
     training_strategy: TrainingStrategy | None = Field(
-        None, description="retrain, fine_tune (warm start), new_only, hybrid; default from spec.json."
+        None,
+        description="retrain (prior centred on 0), fine_tune (all labels, prior centred on the previous "
+        "round's weights), new_only (the newest batch, prior centred on the previous weights), hybrid (retrain "
+        "until ΔF1 < ε for k rounds, then fine_tune); default from spec.json.",
     )
     head: str | None = Field(None, description="Head family; default from spec.json (model.head).")
-    C: float = Field(10.0, gt=0, description="Inverse strength of the Gaussian prior on feature weights.")
+    C: float | None = Field(
+        None,
+        gt=0,
+        description="Prior variance of the feature weights; default the head's own (logistic 10, glmm estimated).",
+    )
     round: int | None = Field(None, ge=1, description="Redo this round instead of training the next.")
 
 
@@ -32,7 +40,8 @@ class TrainOutput(BaseModel):
     run: str
     round: int
     model_version: str
-    training_strategy: str
+    training_strategy: TrainingStrategy
+    strategy_note: str = ""
     n_labeled: int
     n_pseudo_labeled: int
     label_counts: dict[str, int]
@@ -42,14 +51,35 @@ class TrainOutput(BaseModel):
     card: dict[str, Any]
 
 
-def _choose_strategy(spec: TaskSpec, requested: TrainingStrategy, run: RunDir, round_: int) -> str:
-    """Hybrid retrains until ΔF1 < ε for k rounds, then fine-tunes."""
+@dataclass
+class StrategyChoice:
+    """The training strategy applied this round, and why (for the card)."""
+
+    applied: str
+    note: str = ""
+    anchor_round: int | None = None
+
+
+def _choose_strategy(spec: TaskSpec, requested: str, run: RunDir, previous: int | None) -> StrategyChoice:
+    """Hybrid retrains until |ΔF1| < ε for k consecutive rounds, then fine-tunes for good.
+
+    ΔF1 is read from `spec.model.decision_figure` (out-of-fold F1 on the labeled items by
+    default, so the held-out gold set never steers training).
+    """
+    if previous is None:
+        return StrategyChoice("retrain", f"{requested}: round 1 has no earlier model" if requested != "retrain" else "")
     if requested != "hybrid":
-        return requested
-    scores = [r.gold_macro_f1 for r in run.results() if r.round < round_ and r.gold_macro_f1 is not None]
+        return StrategyChoice(requested, anchor_round=None if requested == "retrain" else previous)
+    if ModelDir(run, previous).card().get("training_strategy") == "fine_tune":
+        return StrategyChoice("fine_tune", "hybrid: switched to fine_tune in an earlier round", previous)
+    figure = spec.model.decision_figure
+    scores = [getattr(r, figure) for r in run.results() if r.round <= previous and getattr(r, figure) is not None]
     k, eps = spec.model.hybrid_rounds, spec.model.hybrid_epsilon
     deltas = np.abs(np.diff(scores))[-k:] if len(scores) > k else np.array([])
-    return "fine_tune" if len(deltas) == k and bool((deltas < eps).all()) else "retrain"
+    if len(deltas) == k and bool((deltas < eps).all()):
+        shown = ", ".join(f"{d:.4f}" for d in deltas)
+        return StrategyChoice("fine_tune", f"hybrid: |Δ{figure}| {shown} < {eps:g} for {k} rounds", previous)
+    return StrategyChoice("retrain", f"hybrid: retrain until |Δ{figure}| < {eps:g} for {k} rounds")
 
 
 def _design(spec: TaskSpec, run: RunDir, exclude: set[str]) -> tuple[list[str], list[str], Design | None, int]:
@@ -79,6 +109,18 @@ def _design(spec: TaskSpec, run: RunDir, exclude: set[str]) -> tuple[list[str], 
     return item_ids, [str(e.label) for e in rows], design, 0
 
 
+def _newest_rows(
+    run: RunDir, item_ids: list[str], y: np.ndarray, anchor: Any, since: int
+) -> tuple[np.ndarray | None, str]:
+    """Rows labeled since the anchor's round, or None (and why) when they cannot train alone."""
+    events_round = {e.item_id: e.round for e in run.labels() if e.source != "judge"}
+    rows = np.flatnonzero([events_round.get(i, 0) >= since for i in item_ids])
+    missing = sorted(set(anchor.classes_.tolist()) - set(y[rows].tolist()))
+    if len(rows) == 0 or missing:
+        return None, f"new_only fell back to fine_tune: the newest batch lacks class index(es) {missing or 'all'}"
+    return rows, ""
+
+
 def train_glmm(args: TrainInput, ctx: ToolContext) -> TrainOutput:
     """Train this round's model: frozen-encoder embeddings (cached) and the spec's head.
 
@@ -90,11 +132,10 @@ def train_glmm(args: TrainInput, ctx: ToolContext) -> TrainOutput:
         spec = run.spec()
         if spec.task_type not in LABELED_TASKS:
             raise InputError(f"train_glmm trains label heads; task_type {spec.task_type!r} has no label schema")
-        round_ = args.round or next_training_round(run)
-        if args.round and args.round > next_training_round(run):
-            raise StateError(
-                f"round {args.round} is ahead of the run; the next round to train is {next_training_round(run)}"
-            )
+        next_round = next_training_round(run)
+        round_ = resolve_round(args.round, next_round)
+        if round_ > next_round:
+            raise StateError(f"round {round_} is ahead of the run; the next round to train is {next_round}")
         heldout = run.heldout()
         exclude = set(heldout.ids) if heldout is not None else set()
         item_ids, labels, design, n_pseudo = _design(spec, run, exclude)
@@ -112,25 +153,26 @@ def train_glmm(args: TrainInput, ctx: ToolContext) -> TrainOutput:
         x = pool_x[pool.positions(item_ids)]
 
         requested = args.training_strategy or spec.model.training_strategy
-        strategy = _choose_strategy(spec, requested, run, round_)
+        head = make_head(args.head or spec.model.head, spec, C=args.C)
+        if requested != "retrain" and not head.anchorable:
+            raise InputError(
+                f"head {head.name!r} re-estimates its variance components from all labels every round, so "
+                f"training_strategy {requested!r} has no meaning for it; use retrain"
+            )
         previous = [r for r in model_rounds(run) if r < round_]
-        warm = load_head(run.model_dir(previous[-1]) / "head.pkl") if previous and strategy != "retrain" else None
-        if strategy == "new_only" and warm is not None:
-            since = read_card(run, previous[-1])["round"]
-            events_round = {e.item_id: e.round for e in run.labels() if e.source != "judge"}
-            fresh = np.asarray([events_round.get(i, 0) >= since for i in item_ids])
-            if len(np.unique(y[fresh])) >= 2:
-                x, y = x[fresh], y[fresh]
+        choice = _choose_strategy(spec, requested, run, previous[-1] if previous else None)
+        anchor = load_head(ModelDir(run, choice.anchor_round).head_path) if choice.anchor_round is not None else None
+        rows = np.arange(len(y))
+        if choice.applied == "new_only":
+            newest, note = _newest_rows(run, item_ids, y, anchor, ModelDir(run, choice.anchor_round).card()["round"])
+            if newest is None:
+                choice = StrategyChoice("fine_tune", note, choice.anchor_round)
             else:
-                strategy = "fine_tune (new_only batch had one class)"
-        head_name = args.head or spec.model.head
-        params: dict[str, Any] = {"n_classes": len(spec.labels), "random_state": spec.selection.seed}
-        if head_name == "logistic":
-            params.update(C=args.C, warm_start_from=warm)
-        elif head_name == "glmm":  # family from the task type, random effects from spec.model.effects
-            params.update(effects=spec.model.effects, task_type=spec.task_type)
-        head = make_head(head_name, **params)
-        head.fit(x, y, design)
+                rows = newest
+        row_design = design.subset(rows) if design is not None else None
+        head.fit(x[rows], y[rows], row_design, **({"anchor": anchor} if anchor is not None else {}))
+        if anchor is not None and not head.anchored_:
+            choice = StrategyChoice("retrain", f"{choice.applied} fell back to retrain: {head.anchor_note_}")
         train_seconds = time.perf_counter() - started
 
         gold: dict[str, Any] = {}
@@ -138,7 +180,13 @@ def train_glmm(args: TrainInput, ctx: ToolContext) -> TrainOutput:
             hx = embed_table(run, heldout, spec.text_fields, encoder, ctx.progress)
             probs = head.predict_proba(hx, item_design(heldout, spec.model.predictors))
             predicted = np.asarray(spec.labels, dtype=object)[probs.argmax(axis=1)]
-            gold = classification_metrics([str(v) for v in heldout.column("label")], list(predicted), spec.labels)
+            gold = gold_label_metrics(
+                [str(v) for v in heldout.column("label")],
+                list(predicted),
+                spec.labels,
+                ordinal=spec.task_type == "ordinal_scale",
+            )
+        cv_f1 = getattr(head, "cv_macro_f1_", None)
 
         version = f"r{round_:02d}-{data_hash(item_ids, labels)[:8]}"
         counts = {label: int((y == i).sum()) for label, i in index.items()}
@@ -149,23 +197,33 @@ def train_glmm(args: TrainInput, ctx: ToolContext) -> TrainOutput:
             "encoder_key": encoder.key,
             "head": head.card(),
             "effects": spec.model.effects,
-            "training_strategy": strategy,
+            "training_strategy": choice.applied,
             "requested_strategy": requested,
-            "warm_start_from_round": previous[-1] if warm is not None else None,
+            "strategy_note": choice.note,
+            "warm_start_from_round": choice.anchor_round if getattr(head, "anchored_", False) else None,
+            "decision_figure": spec.model.decision_figure,
+            "cv_macro_f1": None if cv_f1 is None else round(cv_f1, 4),
             "n_labeled": len(item_ids),
             "label_counts": counts,
+            "trained_on": {
+                "n": len(rows),
+                "label_counts": {label: int((y[rows] == i).sum()) for label, i in index.items()},
+            },
             "data_hash": data_hash(item_ids, labels),
             "seed": spec.selection.seed,
             "spec_version": spec.spec_version,
             "gold": gold,
         }
-        save_head(head, run.model_dir(round_) / "head.pkl")
-        write_card(run, round_, card)
+        model = ModelDir(run, round_)
+        model.drop_predictions()  # scores of an earlier model of this round must not outlive it
+        save_head(head, model.head_path)
+        model.write_card(card)
         run.upsert_result(
             ResultRow(
                 round=round_,
                 model_version=version,
-                training_strategy=strategy,
+                training_strategy=choice.applied,
+                cv_macro_f1=None if cv_f1 is None else round(cv_f1, 4),
                 n_labeled=len(item_ids),
                 n_pool=len(pool) - len(set(item_ids)),
                 n_pseudo_labeled=n_pseudo,
@@ -181,7 +239,8 @@ def train_glmm(args: TrainInput, ctx: ToolContext) -> TrainOutput:
         run=args.run,
         round=round_,
         model_version=version,
-        training_strategy=strategy,
+        training_strategy=choice.applied,
+        strategy_note=choice.note,
         n_labeled=len(item_ids),
         n_pseudo_labeled=n_pseudo,
         label_counts=counts,

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import json
-from collections import Counter
-
 from pydantic import BaseModel
 
 from alloop.tools.base import RunArgs, ToolContext, ToolSpec
-from alloop.tools.run.rundir import RunDir, atomic_write_text
-from alloop.tools.run.schema import SUMMARY_COLUMNS, ResultRow
+from alloop.tools.report.report import learning_curve, report_markdown
+from alloop.tools.run.rundir import atomic_write_text
 
 
 class ReportInput(RunArgs):
@@ -24,95 +21,16 @@ class ReportOutput(BaseModel):
     final_gold_macro_f1: float | None
 
 
-def _fmt(value: object) -> str:
-    if value is None or value == "":
-        return "–"
-    if isinstance(value, float):
-        return f"{value:.3f}"
-    return str(value)
-
-
-def learning_curve(run: RunDir, rows: list[ResultRow]) -> str | None:
-    """PNG of held-out gold accuracy and macro-F1 against labels used."""
-    points = [r for r in rows if r.gold_macro_f1 is not None]
-    if not points:
-        return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
-    x = [r.n_labeled for r in points]
-    ax.plot(x, [r.gold_macro_f1 for r in points], marker="o", label="gold macro-F1")
-    ax.plot(x, [r.gold_accuracy for r in points], marker="s", label="gold accuracy")
-    judged = [r for r in points if r.judge_accuracy is not None]
-    if judged:
-        ax.plot(
-            [r.n_labeled for r in judged], [r.judge_accuracy for r in judged], ls="--", label="judge-assisted accuracy"
-        )
-    ax.set_xlabel("labeled items")
-    ax.set_ylabel("held-out score")
-    ax.set_ylim(0, 1.02)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right")
-    ax.set_title(f"{run.name}: learning curve")
-    fig.tight_layout()
-    path = run.path / "learning_curve.png"
-    tmp = run.path / ".learning_curve.png.tmp"
-    fig.savefig(tmp, format="png")
-    plt.close(fig)
-    tmp.replace(path)
-    return path.name
-
-
 def write_report(args: ReportInput, ctx: ToolContext) -> ReportOutput:
     """Write report.md (spec, round table with gold_* and judge_* kept apart, labels by source,
     per-class F1, notes) and learning_curve.png into the run folder."""
     run = ctx.root.run(args.run)
-    spec = run.spec()
     rows = run.results()
-    events = run.labels()
     plot = learning_curve(run, rows)
-    lines = [
-        f"# Run report: {run.name}",
-        "",
-        f"Task: **{spec.task_type}** over labels {', '.join(spec.labels)}; pool {len(run.pool())} items, "
-        f"held-out {len(run.heldout()) if run.heldout() is not None else 0}; spec version {spec.spec_version}; "
-        f"encoder {spec.model.encoder}, head {spec.model.head} ({spec.model.effects}).",
-        "",
-        "## Rounds",
-        "",
-        "Human-gold figures (`gold_*`) are computed on the held-out set only; judge-assisted figures "
-        "(`judge_*`) are shown apart and never enter them.",
-        "",
-        "| " + " | ".join(SUMMARY_COLUMNS) + " |",
-        "|" + "---|" * len(SUMMARY_COLUMNS),
-    ]
-    for row in rows:
-        data = row.model_dump()
-        lines.append("| " + " | ".join(_fmt(data[c]) for c in SUMMARY_COLUMNS) + " |")
-    if plot:
-        lines += ["", f"![learning curve]({plot})"]
-    if rows and rows[-1].gold_f1_by_class:
-        lines += ["", "## Final round: F1 per class (held-out gold)", "", "| label | F1 |", "|---|---|"]
-        lines += [f"| {k} | {v:.3f} |" for k, v in json.loads(rows[-1].gold_f1_by_class).items()]
-    by_source = Counter(e.source for e in events)
-    by_label = Counter(str(e.label) for e in events if e.status == "submitted")
-    lines += [
-        "",
-        "## Labels",
-        "",
-        f"{len(events)} label events: " + ", ".join(f"{k} {v}" for k, v in sorted(by_source.items())) + ".",
-        "By label: " + ", ".join(f"{k} {v}" for k, v in sorted(by_label.items())) + ".",
-    ]
-    notes = run.notes_path.read_text(encoding="utf-8").strip().splitlines()[1:]
-    lines += ["", "## Notes", "", *[n for n in notes if n.strip()]]
-    path = run.path / "report.md"
-    atomic_write_text(path, "\n".join(lines) + "\n")
+    atomic_write_text(run.report_path, report_markdown(run, plot))
     return ReportOutput(
         run=args.run,
-        report=path.name,
+        report=run.report_path.name,
         plot=plot,
         rounds=len(rows),
         final_gold_macro_f1=rows[-1].gold_macro_f1 if rows else None,

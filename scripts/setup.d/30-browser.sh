@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Browser experiments (build_jspsych and its tests): headless Chromium from Debian, and jsPsych 8
-# with its plugins from npm at pinned versions, into a git-ignored cache the builder copies from.
+# with its plugins from npm at pinned versions, into the user cache the builder copies from
+# ($ALLOOP_JSPSYCH_CACHE, else ~/.cache/alloop/jspsych: the same default as tools/jspsych/npm.py).
 # Safe to run again: a no-op when Chromium is there and the cache matches the pinned list.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-CACHE=${ALLOOP_JSPSYCH_CACHE:-.cache/npm-jspsych}
+CACHE=${ALLOOP_JSPSYCH_CACHE:-$HOME/.cache/alloop/jspsych}
 
 # apt-get, waiting (up to 10 minutes) while another apt process holds its locks.
 apt_wait() {
@@ -18,8 +19,8 @@ apt_wait() {
   return 1
 }
 
-# The pinned packages: the builder (tools/jspsych/assets.py) reads the same versions from
-# the package.json written here, and refuses a cache whose versions differ.
+# The pinned packages: the builder (tools/jspsych/npm.py) pins the same versions and refuses a
+# cache whose installed versions differ.
 PACKAGES=(
   "jspsych@8.3.0"
   "@jspsych/plugin-call-function@2.1.0"

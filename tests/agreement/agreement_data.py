@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 # Krippendorff (2011), "Computing Krippendorff's Alpha-Reliability", the reliability data with
 # missing values: 4 observers (rows) × 12 units (columns); None where an observer gave no value.
 KRIPPENDORFF_2011 = [
@@ -60,3 +62,12 @@ def matrix_rows(matrix, coders=None):
             if value is not None:
                 rows.append({"unit": f"u{j + 1}", "coder": coders[i] if coders else f"c{i + 1}", "value": value})
     return rows
+
+
+def reliability_data(ratings):
+    """coders × units floats with NaN for missing: the `krippendorff` package's layout."""
+    values = ratings.numbers()
+    out = np.full(ratings.codes.shape, np.nan)
+    present = ratings.codes >= 0
+    out[present] = values[ratings.codes[present]]
+    return out.T

@@ -104,7 +104,7 @@ def test_missing_values_are_skipped_not_filled():
     data = rows((1, "a", "x"), (1, "b", "x"), (2, "a", "y"), (2, "b", None), (3, "a", "y"), (3, "b", "y"))
     ratings = ag.Ratings.from_rows(data)
     assert ratings.pairable().tolist() == [True, False, True]
-    assert ag.percent_agreement(ratings) == 1.0
+    assert ag.agreement(ratings, "percent").value == 1.0
 
 
 def test_all_values_alike_is_undefined_not_an_error():

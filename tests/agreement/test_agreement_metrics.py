@@ -8,8 +8,17 @@ import pytest
 from sklearn.metrics import accuracy_score, cohen_kappa_score
 
 from alloop.tools import agreement as ag
+from alloop.tools.agreement.statistics import alpha_statistic, fleiss_statistic, percent_statistic
+from alloop.tools.errors import InputError
 
-from .agreement_data import FLEISS_1971, FLEISS_CATEGORIES, KRIPPENDORFF_2011, KRIPPENDORFF_2011_ALPHA, matrix_rows
+from .agreement_data import (
+    FLEISS_1971,
+    FLEISS_CATEGORIES,
+    KRIPPENDORFF_2011,
+    KRIPPENDORFF_2011_ALPHA,
+    matrix_rows,
+    reliability_data,
+)
 
 
 @pytest.fixture
@@ -31,7 +40,7 @@ def test_vectorized_alpha_equals_the_package(level):
     ratings = ag.Ratings.from_matrix(KRIPPENDORFF_2011, level=level)
     data = np.array([[np.nan if v is None else v for v in row] for row in KRIPPENDORFF_2011], dtype=float)
     expected = krippendorff.alpha(reliability_data=data, level_of_measurement=level)
-    assert ag.alpha_statistic(ratings).value() == pytest.approx(expected, abs=1e-12)
+    assert alpha_statistic(ratings).value() == pytest.approx(expected, abs=1e-12)
 
 
 def test_ordinal_text_labels_follow_the_schema_order():
@@ -51,7 +60,7 @@ def test_fleiss_1971_table():
     ]
     ratings = ag.Ratings.from_rows(rows, labels=FLEISS_CATEGORIES)
     assert ratings.counts().sum(axis=0).tolist() == [26, 26, 30, 55, 43]
-    kappa = ag.fleiss_kappa(ratings)
+    kappa = ag.agreement(ratings, "fleiss_kappa").value
     assert round(kappa, 3) == 0.430
     assert kappa == pytest.approx(0.4302445, abs=1e-7)  # R irr::kappam.fleiss(diagnoses)
 
@@ -74,7 +83,7 @@ def test_fleiss_wikipedia_example():
     for subject, counts in enumerate(table):
         values = [category for category, n in enumerate(counts, start=1) for _ in range(n)]
         rows += [{"unit": subject, "coder": rater, "value": v} for rater, v in enumerate(values)]
-    assert round(ag.fleiss_kappa(ag.Ratings.from_rows(rows)), 3) == 0.210
+    assert round(ag.agreement(ag.Ratings.from_rows(rows), "fleiss_kappa").value, 3) == 0.210
 
 
 @pytest.mark.parametrize(("level", "weights"), [("nominal", None), ("ordinal", "linear"), ("interval", "quadratic")])
@@ -83,33 +92,47 @@ def test_cohens_kappa_matches_scikit_learn(level, weights):
     truth = rng.integers(1, 6, size=200)
     a = np.where(rng.random(200) < 0.7, truth, rng.integers(1, 6, size=200))
     b = np.where(rng.random(200) < 0.6, truth, rng.integers(1, 6, size=200))
-    ratings = ag.Ratings.from_matrix([a.tolist(), b.tolist()], level=level)
     expected = cohen_kappa_score(a, b, labels=[1, 2, 3, 4, 5], weights=weights)
-    assert ag.cohens_kappa(ratings, "c1", "c2") == pytest.approx(expected, abs=1e-12)
+    assert ag.cohens_kappa(a, b, level=level) == pytest.approx(expected, abs=1e-12)
+    # The same κ as the multi-coder statistic on two coders.
+    ratings = ag.Ratings.from_matrix([a.tolist(), b.tolist()], level=level)
+    assert ag.agreement(ratings, "cohens_kappa").value == pytest.approx(expected, abs=1e-12)
+
+
+def test_pairwise_cohens_kappa_weighs_by_the_schema_order():
+    """Ordered labels whose sorted order is not the scale's: the domain sets the weights."""
+    scale = ["low", "mid", "high"]
+    a = ["low", "mid", "high", "high", "mid", "low", "mid"]
+    b = ["low", "high", "high", "mid", "mid", "mid", "low"]
+    expected = cohen_kappa_score(a, b, labels=scale, weights="linear")
+    assert ag.cohens_kappa(a, b, domain=scale, level="ordinal") == pytest.approx(expected, abs=1e-12)
+    assert ag.cohens_kappa(a, b, level="ordinal") != pytest.approx(expected)
+    with pytest.raises(InputError, match="not in the domain"):
+        ag.cohens_kappa(a, b, domain=["low", "mid"])
+    assert np.isnan(ag.cohens_kappa(["x", "x"], ["x", "x"]))
 
 
 def test_cohens_kappa_pairs_skip_missing_and_average():
     rng = np.random.default_rng(3)
     matrix = rng.choice(["x", "y", "z"], size=(4, 60)).astype(object)
     matrix[rng.random((4, 60)) < 0.2] = None
-    ratings = ag.Ratings.from_matrix(matrix.tolist())
-    pairs = ag.cohens_kappa_pairs(ratings)
-    assert len(pairs) == 6
-    for (ca, cb), value in pairs.items():
-        i, j = int(ca[1:]) - 1, int(cb[1:]) - 1
+    result = ag.agreement(ag.Ratings.from_matrix(matrix.tolist()), "cohens_kappa")
+    assert len(result.pairs) == 6
+    for pair in result.pairs:
+        i, j = int(pair.coder_a[1:]) - 1, int(pair.coder_b[1:]) - 1
         both = [u for u in range(60) if matrix[i, u] is not None and matrix[j, u] is not None]
         expected = cohen_kappa_score(matrix[i, both].tolist(), matrix[j, both].tolist())
-        assert value == pytest.approx(expected, abs=1e-12)
-    assert ag.mean_cohens_kappa(ratings) == pytest.approx(np.mean(list(pairs.values())), abs=1e-12)
+        assert pair.value == pytest.approx(expected, abs=1e-12) and pair.n_units == len(both)
+    assert result.value == pytest.approx(np.mean([pair.value for pair in result.pairs]), abs=1e-12)
 
 
 def test_percent_agreement_is_the_share_of_agreeing_pairs():
     a, b = ["x", "x", "y", "z", "y"], ["x", "y", "y", "z", "x"]
     two = ag.Ratings.from_matrix([a, b])
-    assert ag.percent_agreement(two) == pytest.approx(accuracy_score(a, b))
+    assert ag.agreement(two, "percent").value == pytest.approx(accuracy_score(a, b))
     three = ag.Ratings.from_matrix([["x", "x"], ["x", "y"], ["x", "y"]])
     # unit 1: all three pairs agree; unit 2: one pair of three.
-    assert ag.percent_agreement(three) == pytest.approx((1 + 1 / 3) / 2)
+    assert ag.agreement(three, "percent").value == pytest.approx((1 + 1 / 3) / 2)
 
 
 @pytest.mark.parametrize("level", ["nominal", "ordinal", "interval", "ratio"])
@@ -119,8 +142,8 @@ def test_bootstrap_weights_equal_duplicated_units(level):
     rng = np.random.default_rng(11)
     weights = rng.integers(0, 4, size=(5, 12))
     weights[:, :2] += 1  # keep some spread of values in every resample
-    got = ag.alpha_statistic(ratings).fn(weights.astype(float))
-    data = ratings.reliability_data()
+    got = alpha_statistic(ratings).fn(weights.astype(float))
+    data = reliability_data(ratings)
     for row, value in zip(weights, got, strict=True):
         copied = data[:, np.repeat(np.arange(12), row)]
         assert value == pytest.approx(krippendorff.alpha(copied, level_of_measurement=level), abs=1e-10)
@@ -138,8 +161,8 @@ def test_fleiss_and_percent_weights_equal_duplicated_units():
     ]
     dup = ag.Ratings.from_rows(copied)
     w = weights[None, :].astype(float)
-    assert ag.fleiss_statistic(ratings).fn(w)[0] == pytest.approx(ag.fleiss_kappa(dup), abs=1e-12)
-    assert ag.percent_statistic(ratings).fn(w)[0] == pytest.approx(ag.percent_agreement(dup), abs=1e-12)
+    assert fleiss_statistic(ratings).fn(w)[0] == pytest.approx(ag.agreement(dup, "fleiss_kappa").value, abs=1e-12)
+    assert percent_statistic(ratings).fn(w)[0] == pytest.approx(ag.agreement(dup, "percent").value, abs=1e-12)
 
 
 def test_agreement_with_interval_is_seeded_and_brackets_the_value(krippendorff_rows):
@@ -219,5 +242,5 @@ def test_a_crowd_design_with_many_coders_each_coding_a_few_units():
     # Most pairs of workers meet on one unit or none: the average of pairwise κ says so.
     assert "share fewer than 5 units" in ag.agreement(ratings, "cohens_kappa").note
     assert ag.agreement(ratings).value == pytest.approx(
-        krippendorff.alpha(ratings.reliability_data(), level_of_measurement="nominal")
+        krippendorff.alpha(reliability_data(ratings), level_of_measurement="nominal")
     )

@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 import numpy as np
 import pytest
 
 from alloop.tools import agreement as ag
 from alloop.tools.base import ToolContext
-from alloop.tools.check_convergence import (
-    SPEC,
-    CheckConvergenceInput,
-    check_convergence,
-    current_labels,
-    prediction_kappa,
-)
+from alloop.tools.check_convergence import SPEC, CheckConvergenceInput, check_convergence
 from alloop.tools.errors import InputError, StateError
 from alloop.tools.run.items import ItemTable
+from alloop.tools.run.labels import current_labels
 from alloop.tools.run.rundir import RunRoot
 from alloop.tools.run.schema import BudgetSpec, LabelEvent, ResultRow, StoppingSpec, TaskSpec
+from alloop.tools.stopping.evidence import prediction_kappa
 
 LABELS = ["neg", "neu", "pos"]
 N_HELDOUT = 30
@@ -185,6 +183,32 @@ def test_stable_predictions_and_label_budget_from_the_run(tmp_path):
     # ann (human) and cat (simulated) on held-out, the simulated pool labels, dan's two; bob's import is free
     assert states["label_budget"].evidence["human_labels"] == 30 + 30 + 12 + 2
     assert states["label_budget"].stop
+
+
+def test_the_time_cap_reads_the_context_clock(tmp_path):
+    root, run = make_run(tmp_path, budget=BudgetSpec(max_rounds=10, max_hours=2))
+    started = datetime.fromisoformat(run.spec().created)
+
+    def time_cap(hours):
+        ctx = ToolContext(root=root, now=lambda: started + timedelta(hours=hours))
+        out = check_convergence(CheckConvergenceInput(run="demo", bootstrap=0, record=False), ctx)
+        return {s.rule: s for s in out.rules}["time_cap"]
+
+    assert time_cap(1).status == "go"
+    assert time_cap(2.5).stop and "reached the cap of 2 h" in time_cap(2.5).reason
+
+
+def test_the_summary_reads_as_the_decision(tmp_path):
+    root, _ = make_run(tmp_path)
+    out = check_convergence(CheckConvergenceInput(run="demo", bootstrap=50), ToolContext(root=root))
+    lines = out.summary().splitlines()
+    assert lines[0] == "run demo, round 3: STOP"
+    assert lines[1] == "  krippendorff_alpha (nominal) on 30 held-out items, 4 people:"
+    assert lines[2].startswith("    model–human   ") and lines[3].startswith("    human ceiling ")
+    assert lines[5].startswith("    each person with the others: ") and "ann 0.7295, bob 0.7049, cat" in lines[5]
+    assert "    judge claude vs people " in out.summary()
+    assert len([line for line in lines if line.startswith("  plateau ")]) == 1
+    assert lines[-1] == f"next: {out.next_step}"
 
 
 def test_human_agreement_rule_uses_the_margin(tmp_path):

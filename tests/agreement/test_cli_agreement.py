@@ -1,4 +1,4 @@
-"""`alloop agreement` and `alloop converge`, through the Typer app the lead mounts."""
+"""`alloop agreement` and `alloop check-convergence`, through the `alloop` command itself."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 from typer.testing import CliRunner
 
-from alloop.cli_agreement import app
+from alloop.cli import app
 
 from .agreement_data import KRIPPENDORFF_2011, matrix_rows
 
@@ -85,16 +85,18 @@ def test_agreement_bad_input_exits_2_with_the_reason(tmp_path):
     assert "the file is empty" in runner.invoke(app, ["agreement", "--annotations", str(empty)]).output
 
 
-def test_converge_over_a_run(tmp_path):
+def test_check_convergence_over_a_run(tmp_path):
     from .test_check_convergence import make_run  # the run those tests build
 
     root, _ = make_run(tmp_path)
-    result = runner.invoke(app, ["converge", "demo", "--root", str(root.path), "--bootstrap", "50", "--json"])
+    command = ["check-convergence", "demo", "--root", str(root.path)]
+    result = runner.invoke(app, [*command, "--bootstrap", "50", "--json"])
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     assert out["decision"] == "stop" and out["recorded"]
     assert out["rules"][0]["rule"] == "max_rounds"
-    text = runner.invoke(app, ["converge", "demo", "--root", str(root.path), "--no-record", "--bootstrap", "0"])
-    assert text.exit_code == 0 and "human ceiling" in text.stdout and "STOP" in text.stdout
-    missing = runner.invoke(app, ["converge", "nope", "--root", str(root.path)])
+    text = runner.invoke(app, [*command, "--no-record", "--bootstrap", "0"])
+    assert text.exit_code == 0, text.output
+    assert text.stdout.startswith("run demo, round 3: STOP") and "human ceiling" in text.stdout
+    missing = runner.invoke(app, ["check-convergence", "nope", "--root", str(root.path)])
     assert missing.exit_code == 2 and "no run 'nope'" in missing.output

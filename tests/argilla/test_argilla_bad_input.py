@@ -9,10 +9,8 @@ from argilla_testkit import Annotator, make_run, select
 
 from alloop.tools.base import ToolContext
 from alloop.tools.errors import InputError, ServiceError, StateError
-from alloop.tools.pull_from_argilla import Input as PullInput
-from alloop.tools.pull_from_argilla import pull_from_argilla
-from alloop.tools.push_to_argilla import Input as PushInput
-from alloop.tools.push_to_argilla import push_to_argilla
+from alloop.tools.pull_from_argilla import PullFromArgillaInput, pull_from_argilla
+from alloop.tools.push_to_argilla import PushToArgillaInput, push_to_argilla
 
 pytestmark = pytest.mark.integration
 
@@ -29,9 +27,9 @@ def test_server_down_names_the_url(ctx: ToolContext, monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("ARGILLA_API_URL", url)
     monkeypatch.setenv("ARGILLA_API_KEY", "some.key.value")
     with pytest.raises(ServiceError, match=f"cannot reach Argilla at {url}.*ARGILLA_API_URL"):
-        push_to_argilla(PushInput(run="down", round=1), ctx)
+        push_to_argilla(PushToArgillaInput(run="down", round=1), ctx)
     with pytest.raises(ServiceError, match=r"cannot reach Argilla"):
-        pull_from_argilla(PullInput(run="down"), ctx)
+        pull_from_argilla(PullFromArgillaInput(run="down"), ctx)
     assert snapshot(run) == before
 
 
@@ -41,7 +39,7 @@ def test_wrong_url_is_not_an_argilla_server(argilla_server, ctx: ToolContext, mo
     monkeypatch.setenv("ARGILLA_API_URL", argilla_server.url + "/not-argilla")
     monkeypatch.setenv("ARGILLA_API_KEY", argilla_server.owner_key)
     with pytest.raises(ServiceError, match=r"not-argilla.*ARGILLA_API_URL"):
-        push_to_argilla(PushInput(run="wrongurl", round=1), ctx)
+        push_to_argilla(PushToArgillaInput(run="wrongurl", round=1), ctx)
 
 
 def test_missing_environment(ctx: ToolContext, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -50,7 +48,7 @@ def test_missing_environment(ctx: ToolContext, monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.delenv("ARGILLA_API_URL", raising=False)
     monkeypatch.delenv("ARGILLA_API_KEY", raising=False)
     with pytest.raises(ServiceError, match=r"ARGILLA_API_URL and ARGILLA_API_KEY not set"):
-        push_to_argilla(PushInput(run="noenv", round=1), ctx)
+        push_to_argilla(PushToArgillaInput(run="noenv", round=1), ctx)
 
 
 def test_wrong_key_never_echoes_it(argilla_server, ctx: ToolContext, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -60,7 +58,7 @@ def test_wrong_key_never_echoes_it(argilla_server, ctx: ToolContext, monkeypatch
     monkeypatch.setenv("ARGILLA_API_URL", argilla_server.url)
     monkeypatch.setenv("ARGILLA_API_KEY", "secret.wrong.key")
     with pytest.raises(ServiceError, match=r"refused the API key.*ARGILLA_API_KEY") as caught:
-        push_to_argilla(PushInput(run="badkey", round=1), ctx)
+        push_to_argilla(PushToArgillaInput(run="badkey", round=1), ctx)
     assert "secret.wrong.key" not in str(caught.value)
     assert snapshot(run) == before
 
@@ -71,7 +69,7 @@ def test_annotator_key_cannot_push(argilla_server, ctx: ToolContext, monkeypatch
     monkeypatch.setenv("ARGILLA_API_URL", argilla_server.url)
     monkeypatch.setenv("ARGILLA_API_KEY", argilla_server.annotator_keys["ann1"])
     with pytest.raises(ServiceError, match=r"ann1 .role annotator. may not.*owner's or admin's"):
-        push_to_argilla(PushInput(run="annkey", round=1), ctx)
+        push_to_argilla(PushToArgillaInput(run="annkey", round=1), ctx)
 
 
 def test_changed_questions_stop_push_and_pull(
@@ -79,7 +77,7 @@ def test_changed_questions_stop_push_and_pull(
 ) -> None:
     run = make_run(ctx.root, "drift", labels=["no", "yes"], annotators_per_item=1)
     select(run, 1, ["item-000", "item-001"], predictions=["yes", "no"])
-    push_to_argilla(PushInput(run="drift", round=1, annotators=["ann1"]), ctx)
+    push_to_argilla(PushToArgillaInput(run="drift", round=1, annotators=["ann1"]), ctx)
     ann1 = annotators["ann1"]
     ann1.answer_queue(ann1.dataset_id("drift"), lambda r: ("yes", "submitted"))
 
@@ -88,20 +86,20 @@ def test_changed_questions_stop_push_and_pull(
                    reason="added a label")
     before = snapshot(run)
     with pytest.raises(StateError, match=r"no longer matches spec.json.*offers \['no', 'yes'\].*'unsure'"):
-        push_to_argilla(PushInput(run="drift", round=1), ctx)
+        push_to_argilla(PushToArgillaInput(run="drift", round=1), ctx)
     with pytest.raises(StateError, match=r"no longer matches spec.json v2.*nothing was pulled"):
-        pull_from_argilla(PullInput(run="drift"), ctx)
+        pull_from_argilla(PullFromArgillaInput(run="drift"), ctx)
     assert snapshot(run) == before
 
     # Pushing to a new dataset made for the new spec works.
-    fresh = push_to_argilla(PushInput(run="drift", round=1, dataset="drift-v2"), ctx)
+    fresh = push_to_argilla(PushToArgillaInput(run="drift", round=1, dataset="drift-v2"), ctx)
     assert fresh.created_dataset and fresh.created == 2
 
 
 def test_answer_for_unknown_item(argilla_env, ctx: ToolContext, annotators: dict[str, Annotator]) -> None:
     run = make_run(ctx.root, "ghosts", annotators_per_item=1)
     select(run, 1, ["item-000"], predictions=["yes"])
-    pushed = push_to_argilla(PushInput(run="ghosts", round=1, annotators=["ann1"]), ctx)
+    pushed = push_to_argilla(PushToArgillaInput(run="ghosts", round=1, annotators=["ann1"]), ctx)
     # Someone adds a record by hand, for an item the run has never had.
     client = rg.Argilla(api_url=argilla_env.url, api_key=argilla_env.owner_key)
     dataset = client.datasets(name="ghosts", workspace="alloop")
@@ -113,10 +111,10 @@ def test_answer_for_unknown_item(argilla_env, ctx: ToolContext, annotators: dict
     before = snapshot(run)
     unknown = r"1 record\(s\) whose item run 'ghosts' does not know: 'ghost-1'.*skip_unknown"
     with pytest.raises(InputError, match=unknown):
-        pull_from_argilla(PullInput(run="ghosts"), ctx)
+        pull_from_argilla(PullFromArgillaInput(run="ghosts"), ctx)
     assert snapshot(run) == before
 
-    pulled = pull_from_argilla(PullInput(run="ghosts", skip_unknown=True), ctx)
+    pulled = pull_from_argilla(PullFromArgillaInput(run="ghosts", skip_unknown=True), ctx)
     assert pulled.new_events == 1 and [u["item_id"] for u in pulled.skipped_unknown] == ["ghost-1"]
     assert [e.item_id for e in run.labels()] == ["item-000"]
     assert pushed.dataset_id
@@ -125,14 +123,14 @@ def test_answer_for_unknown_item(argilla_env, ctx: ToolContext, annotators: dict
 def test_pull_before_push_says_what_to_do(argilla_env, ctx: ToolContext) -> None:
     make_run(ctx.root, "early")
     with pytest.raises(StateError, match=r"no Argilla dataset 'early'.*push a round first"):
-        pull_from_argilla(PullInput(run="early"), ctx)
+        pull_from_argilla(PullFromArgillaInput(run="early"), ctx)
 
 
 def test_selection_with_item_not_in_pool(argilla_env, ctx: ToolContext) -> None:
     run = make_run(ctx.root, "strays")
     select(run, 1, ["item-000", "not-an-item"])
     with pytest.raises(InputError, match=r"\['not-an-item'\] are not in the pool"):
-        push_to_argilla(PushInput(run="strays", round=1), ctx)
+        push_to_argilla(PushToArgillaInput(run="strays", round=1), ctx)
 
 
 def test_unfinished_dataset_of_a_crashed_push_is_made_anew(argilla_env, ctx: ToolContext) -> None:
@@ -143,6 +141,6 @@ def test_unfinished_dataset_of_a_crashed_push_is_made_anew(argilla_env, ctx: Too
     # What a push that died after POST /datasets leaves behind: a draft with no question yet.
     draft = client.api.http_client.post("/api/v1/datasets", json={"name": "crashed", "workspace_id": str(workspace.id)})
     assert draft.json()["status"] == "draft"
-    pushed = push_to_argilla(PushInput(run="crashed", round=1), ctx)
+    pushed = push_to_argilla(PushToArgillaInput(run="crashed", round=1), ctx)
     assert pushed.created_dataset and pushed.created == 1
     assert "unfinished draft" in pushed.warnings[0]

@@ -15,10 +15,8 @@ from argilla_testkit import Annotator, make_run, select
 
 from alloop.tools.argilla import argilla_progress
 from alloop.tools.base import ToolContext
-from alloop.tools.pull_from_argilla import Input as PullInput
-from alloop.tools.pull_from_argilla import pull_from_argilla
-from alloop.tools.push_to_argilla import Input as PushInput
-from alloop.tools.push_to_argilla import push_to_argilla
+from alloop.tools.pull_from_argilla import PullFromArgillaInput, pull_from_argilla
+from alloop.tools.push_to_argilla import PushToArgillaInput, push_to_argilla
 from alloop.tools.run.rundir import read_jsonl
 from alloop.tools.status import StatusInput, status
 
@@ -34,7 +32,7 @@ def test_two_rounds_two_annotators(argilla_env, ctx: ToolContext, annotators: di
     round1 = [f"item-{i:03d}" for i in range(4)]
     select(run, 1, round1, predictions=["yes", "no", "yes", "no"])
 
-    pushed = push_to_argilla(PushInput(run="cats", round=1, annotators=["ann1", "ann2"]), ctx)
+    pushed = push_to_argilla(PushToArgillaInput(run="cats", round=1, annotators=["ann1", "ann2"]), ctx)
     assert (pushed.records, pushed.created, pushed.updated, pushed.suggestions) == (4, 4, 0, 4)
     assert pushed.created_dataset and pushed.question == "label_selection" and pushed.annotators_per_item == 2
 
@@ -64,7 +62,7 @@ def test_two_rounds_two_annotators(argilla_env, ctx: ToolContext, annotators: di
     assert suggestion["score"] == pytest.approx(0.55)
 
     # Pushing the same batch again updates, never duplicates.
-    again = push_to_argilla(PushInput(run="cats", round=1), ctx)
+    again = push_to_argilla(PushToArgillaInput(run="cats", round=1), ctx)
     assert (again.created, again.updated, again.created_dataset) == (0, 4, False)
     assert api.get(f"/api/v1/datasets/{pushed.dataset_id}/records").json()["total"] == 4
 
@@ -81,7 +79,7 @@ def test_two_rounds_two_annotators(argilla_env, ctx: ToolContext, annotators: di
     assert before.next_step.startswith("pull_from_argilla: 7 answers for round 1")
     assert before.annotation_progress["rounds"]["1"]["not_pulled"] == 7
 
-    pulled = pull_from_argilla(PullInput(run="cats"), ctx)
+    pulled = pull_from_argilla(PullFromArgillaInput(run="cats"), ctx)
     assert (pulled.new_events, pulled.submitted, pulled.discarded, pulled.drafts_left) == (7, 6, 1, 1)
     assert pulled.by_annotator == {"ann1": 4, "ann2": 3} and pulled.by_round == {"1": 7}
 
@@ -101,7 +99,7 @@ def test_two_rounds_two_annotators(argilla_env, ctx: ToolContext, annotators: di
     assert ids == {given2[i]["id"] for i in ("item-000", "item-001", "item-002")}
 
     # Pulling twice adds nothing.
-    twice = pull_from_argilla(PullInput(run="cats"), ctx)
+    twice = pull_from_argilla(PullFromArgillaInput(run="cats"), ctx)
     assert (twice.new_events, twice.already_pulled) == (0, 7)
     assert len(run.labels()) == 7
 
@@ -116,7 +114,7 @@ def test_two_rounds_two_annotators(argilla_env, ctx: ToolContext, annotators: di
     ann2.change(given2["item-003"]["id"], "yes")
     first_answer = next(e for e in labels if e.item_id == "item-001" and e.annotator == "ann1")
     ann1.change(first_answer.extra["argilla_response_id"], "no")
-    third = pull_from_argilla(PullInput(run="cats"), ctx)
+    third = pull_from_argilla(PullFromArgillaInput(run="cats"), ctx)
     assert (third.new_events, third.corrections, third.drafts_left) == (2, 1, 0)
     correction = next(e for e in run.labels() if e.supersedes)
     assert (correction.item_id, correction.annotator, correction.label) == ("item-001", "ann1", "no")
@@ -125,14 +123,14 @@ def test_two_rounds_two_annotators(argilla_env, ctx: ToolContext, annotators: di
     # Round 2: other items, a new uncertainty score, a new model version.
     round2 = [f"item-{i:03d}" for i in range(4, 7)]
     select(run, 2, round2, predictions=["no", "yes", "maybe"], strategy="margin", score_names=("margin", "bald"))
-    pushed2 = push_to_argilla(PushInput(run="cats", round=2), ctx)
+    pushed2 = push_to_argilla(PushToArgillaInput(run="cats", round=2), ctx)
     assert (pushed2.created, pushed2.updated, pushed2.suggestions) == (3, 0, 2)
     assert pushed2.warnings and "fit no answer" in pushed2.warnings[0]  # "maybe" is not a label
     props = {m["name"] for m in api.get(f"/api/v1/me/datasets/{pushed.dataset_id}/metadata-properties").json()["items"]}
     assert "score_bald" in props
     for ann in (ann1, ann2):
         ann.answer_queue(dataset_id, lambda r: ("yes", "submitted") if r["metadata"]["round"] == 2 else None)
-    pulled2 = pull_from_argilla(PullInput(run="cats", round=2), ctx)
+    pulled2 = pull_from_argilla(PullFromArgillaInput(run="cats", round=2), ctx)
     assert (pulled2.new_events, pulled2.by_round) == (6, {"2": 6})
     assert len(read_jsonl(run.round_file("annotation", 2))) == 6
     assert len(read_jsonl(run.round_file("annotation", 1))) == 9  # round 1's file is as it was
@@ -166,12 +164,12 @@ def test_task_types(
     name = f"t-{task_type}-{len(labels)}"
     run = make_run(ctx.root, name, task_type=task_type, labels=labels, annotators_per_item=1)
     select(run, 1, ["item-000"], predictions=[prediction])
-    pushed = push_to_argilla(PushInput(run=name, round=1, annotators=["ann1"]), ctx)
+    pushed = push_to_argilla(PushToArgillaInput(run=name, round=1, annotators=["ann1"]), ctx)
     assert pushed.question == question and pushed.suggestions == 1
     ann1 = annotators["ann1"]
     (record,) = ann1.queue(ann1.dataset_id(name))
     ann1.answer(record["id"], answer)
-    pulled = pull_from_argilla(PullInput(run=name), ctx)
+    pulled = pull_from_argilla(PullFromArgillaInput(run=name), ctx)
     assert pulled.new_events == 1 and not pulled.invalid
     (event,) = run.labels()
     assert event.label == expected_label
@@ -182,25 +180,25 @@ def test_magnitude_answer_that_is_no_number_is_reported_not_written(
 ) -> None:
     run = make_run(ctx.root, "sizes", task_type="magnitude", labels=[], annotators_per_item=1)
     select(run, 1, ["item-000", "item-001"], predictions=["1.0", "2.0"])
-    push_to_argilla(PushInput(run="sizes", round=1, annotators=["ann1"]), ctx)
+    push_to_argilla(PushToArgillaInput(run="sizes", round=1, annotators=["ann1"]), ctx)
     ann1 = annotators["ann1"]
     answers = {"item-000": ("about ten", "submitted"), "item-001": ("10", "submitted")}
     ann1.answer_queue(ann1.dataset_id("sizes"), lambda r: answers[r["external_id"]])
-    pulled = pull_from_argilla(PullInput(run="sizes"), ctx)
+    pulled = pull_from_argilla(PullFromArgillaInput(run="sizes"), ctx)
     assert pulled.new_events == 1
     assert [(i["item_id"], i["value"]) for i in pulled.invalid] == [("item-000", "about ten")]
     assert [(e.item_id, e.label) for e in run.labels()] == [("item-001", 10.0)]
     # Fixed in Argilla, it comes in on the next pull.
     ann1.change(pulled.invalid[0]["response_id"], "11")
-    assert pull_from_argilla(PullInput(run="sizes"), ctx).new_events == 1
+    assert pull_from_argilla(PullFromArgillaInput(run="sizes"), ctx).new_events == 1
 
 
 def test_several_text_fields_and_no_url_in_logs(argilla_env, ctx: ToolContext, caplog) -> None:
     run = make_run(ctx.root, "fields", text_fields=["text", "source"], annotators_per_item=1)
     select(run, 1, ["item-001"], predictions=["yes"])
     with caplog.at_level(logging.DEBUG):
-        pushed = push_to_argilla(PushInput(run="fields", round=1), ctx)
-        pull_from_argilla(PullInput(run="fields"), ctx)
+        pushed = push_to_argilla(PushToArgillaInput(run="fields", round=1), ctx)
+        pull_from_argilla(PullFromArgillaInput(run="fields"), ctx)
     assert "records to Argilla dataset 'fields'" in caplog.text  # alloop logs what it did ...
     assert argilla_env.url not in caplog.text and argilla_env.owner_key not in caplog.text  # ... not where
     api = owner(argilla_env)

@@ -10,6 +10,7 @@ import pytest
 from alloop.tools.errors import InputError, StateError
 from alloop.tools.export_batch import ExportInput, export_batch
 from alloop.tools.import_labels import ImportInput, import_labels
+from alloop.tools.run.models import ModelDir
 from alloop.tools.run.rundir import read_jsonl
 from alloop.tools.run.schema import LabelEvent
 from alloop.tools.score_pool import ScoreInput, score_pool
@@ -29,7 +30,7 @@ def test_three_round_loop_writes_a_readable_run(looped_run):
     assert all(r["judge_accuracy"] == "" for r in table)  # no judge, no judge figures
     assert [r["stop_decision"] for r in table] == ["go", "go", "stop"]  # the spec's 3-round budget
     assert "max_rounds" in table[-1]["stop_reasons"] or "3 rounds" in table[-1]["stop_reasons"]
-    assert float(table[-1]["gold_macro_f1"]) > 0.5  # titles alone carry the topic
+    assert float(table[-1]["gold_macro_f1"]) > 0.45  # titles alone carry the topic (chance: 0.2)
     for round_ in (0, 1, 2):
         rows = read_jsonl(looped_run / f"selection_round_{round_:02d}.jsonl")
         assert len(rows) == 10 and all(r["reason"] for r in rows)
@@ -147,15 +148,76 @@ def test_judge_labels_never_reach_training_or_gold(looped_copy, ctx):
     assert with_judge.gold == baseline.gold
 
 
-def test_training_strategies_are_logged(looped_copy, ctx):
+def test_fine_tune_centres_the_prior_on_the_previous_round(looped_copy, ctx):
     fine = train_glmm(TrainInput(run=looped_copy, round=3, training_strategy="fine_tune"), ctx)
-    assert fine.training_strategy == "fine_tune" and fine.card["head"]["warm_started"]
+
+    assert fine.training_strategy == "fine_tune"
+    assert fine.card["head"]["anchored_to_previous"] is True and fine.card["warm_start_from_round"] == 2
+    assert ctx.root.run(looped_copy).results()[-1].training_strategy == "fine_tune"
+
+
+def test_new_only_trains_on_the_newest_batch_with_every_field_aligned(looped_copy, ctx):
     new_only = train_glmm(TrainInput(run=looped_copy, round=3, training_strategy="new_only"), ctx)
-    assert new_only.training_strategy.startswith(("new_only", "fine_tune"))
-    hybrid = train_glmm(TrainInput(run=looped_copy, round=3, training_strategy="hybrid"), ctx)
-    assert hybrid.training_strategy in {"retrain", "fine_tune"}
+
+    trained_on = new_only.card["trained_on"]
+    if new_only.training_strategy == "new_only":
+        assert trained_on["n"] == 10 and sum(trained_on["label_counts"].values()) == 10
+    else:  # the newest batch lacked a class the previous model knew: said so, not hidden
+        assert new_only.training_strategy == "fine_tune" and "lacks class" in new_only.strategy_note
+        assert trained_on["n"] == 30
+    assert new_only.n_labeled == 30 and sum(new_only.label_counts.values()) == 30
     rows = ctx.root.run(looped_copy).results()
     assert [r.round for r in rows] == [1, 2, 3]  # a redone round replaces its row
+
+
+def test_hybrid_switch_reads_the_cross_validated_f1_not_gold(looped_copy, ctx):
+    """A scripted ΔF1 series: gold F1 jumps, the out-of-fold F1 the switch reads has settled."""
+    run = ctx.root.run(looped_copy)
+    spec = run.spec()
+    run.write_spec(spec.model_copy(update={"model": spec.model.model_copy(update={"hybrid_rounds": 1})}), "test")
+    for r, cv, gold in ((1, 0.50, 0.3), (2, 0.502, 0.9)):
+        run.update_result(r, cv_macro_f1=cv, gold_macro_f1=gold)
+
+    switched = train_glmm(TrainInput(run=looped_copy, round=3, training_strategy="hybrid"), ctx)
+
+    assert switched.training_strategy == "fine_tune", switched.strategy_note
+    assert "cv_macro_f1" in switched.strategy_note and switched.card["decision_figure"] == "cv_macro_f1"
+
+    spec = run.spec()
+    asks_gold = spec.model.model_copy(update={"decision_figure": "gold_macro_f1"})
+    run.write_spec(spec.model_copy(update={"model": asks_gold}), "test")
+    by_gold = train_glmm(TrainInput(run=looped_copy, round=3, training_strategy="hybrid"), ctx)
+    assert by_gold.training_strategy == "retrain" and "gold_macro_f1" in by_gold.strategy_note
+
+
+def test_hybrid_stays_with_fine_tune_once_switched(looped_copy, ctx):
+    run = ctx.root.run(looped_copy)
+    model = ModelDir(run, 2)
+    model.write_card(model.card() | {"training_strategy": "fine_tune"})
+    run.update_result(1, cv_macro_f1=0.2)
+    run.update_result(2, cv_macro_f1=0.9)  # a big ΔF1 would mean retrain, were the switch not sticky
+
+    out = train_glmm(TrainInput(run=looped_copy, round=3, training_strategy="hybrid"), ctx)
+
+    assert out.training_strategy == "fine_tune" and "earlier round" in out.strategy_note
+
+
+def test_retraining_a_round_drops_its_stale_predictions(looped_copy, ctx):
+    """Audit #7: a retrained round must never be selected with the old model's scores."""
+    score_pool(ScoreInput(run=looped_copy), ctx)
+    model = ModelDir(ctx.root.run(looped_copy), 3)
+    assert model.predictions().model_version == model.card()["model_version"]
+
+    train_glmm(TrainInput(run=looped_copy, round=3, C=0.001), ctx)
+
+    assert not model.has_predictions()
+    with pytest.raises(StateError, match="score_pool"):
+        select_batch(SelectInput(run=looped_copy, strategy="margin"), ctx)
+
+
+def test_the_glmm_head_refuses_a_warm_start_it_cannot_do(looped_copy, ctx):
+    with pytest.raises(InputError, match="use retrain"):
+        train_glmm(TrainInput(run=looped_copy, round=3, head="glmm", training_strategy="fine_tune"), ctx)
 
 
 def test_calibrated_probabilities_sum_to_one(looped_copy, ctx):

@@ -1,4 +1,4 @@
-"""`alloop glmm fit` and `alloop glmm cv`, called the way a researcher would."""
+"""`alloop glmm fit`, `cv` and `curve`, called the way a researcher would."""
 
 from __future__ import annotations
 
@@ -7,16 +7,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import Result
 from typer.testing import CliRunner
 
-from alloop.cli_glmm import app
+from alloop.cli import app
 
 runner = CliRunner()
 
 
+def glmm(args: list[str]) -> Result:
+    return runner.invoke(app, ["glmm", *args])
+
+
 def test_fit_prints_the_issue_json_shape(oracle_dir: Path) -> None:
-    result = runner.invoke(
-        app,
+    result = glmm(
         [
             "fit",
             "--data",
@@ -48,8 +52,7 @@ def test_fit_prints_the_issue_json_shape(oracle_dir: Path) -> None:
 
 
 def test_fit_ordinal_with_plots(oracle_dir: Path, tmp_path: Path) -> None:
-    result = runner.invoke(
-        app,
+    result = glmm(
         [
             "fit",
             "--data",
@@ -74,8 +77,7 @@ def test_fit_ordinal_with_plots(oracle_dir: Path, tmp_path: Path) -> None:
 
 
 def test_fit_gaussian_reml_summary_table(oracle_dir: Path) -> None:
-    result = runner.invoke(
-        app,
+    result = glmm(
         [
             "fit",
             "--data",
@@ -95,8 +97,7 @@ def test_fit_gaussian_reml_summary_table(oracle_dir: Path) -> None:
 
 
 def test_missing_column_is_a_clear_error(oracle_dir: Path) -> None:
-    result = runner.invoke(
-        app,
+    result = glmm(
         [
             "fit",
             "--data",
@@ -115,14 +116,13 @@ def test_missing_column_is_a_clear_error(oracle_dir: Path) -> None:
 
 
 def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["fit", "--data", str(tmp_path / "nope.csv"), "--json"])
+    result = glmm(["fit", "--data", str(tmp_path / "nope.csv"), "--json"])
     assert result.exit_code == 2
     assert "not found" in result.output
 
 
 def test_cv_groups_folds_by_participant(oracle_dir: Path) -> None:
-    result = runner.invoke(
-        app,
+    result = glmm(
         [
             "cv",
             "--data",
@@ -154,8 +154,8 @@ def test_magnitude_on_the_log_scale_is_the_gaussian_fit_of_log_y(oracle_dir: Pat
     data = tmp_path / "magnitude.csv"
     data.write_text("\n".join([lines[0]] + [",".join(r) for r in rows]) + "\n")
     common = ["--mode", "random_intercepts", "--predictors", "x", "--reml", "--json"]
-    mag = runner.invoke(app, ["fit", "--data", str(data), "--family", "magnitude", "--log", *common])
-    gau = runner.invoke(app, ["fit", "--data", str(oracle_dir / "gaussian.csv"), "--family", "gaussian", *common])
+    mag = glmm(["fit", "--data", str(data), "--family", "magnitude", "--log", *common])
+    gau = glmm(["fit", "--data", str(oracle_dir / "gaussian.csv"), "--family", "gaussian", *common])
     assert mag.exit_code == 0 and gau.exit_code == 0, mag.output + gau.output
     m, g = json.loads(mag.stdout), json.loads(gau.stdout)
     assert m["fixed"]["x"]["estimate"] == pytest.approx(g["fixed"]["x"]["estimate"], abs=1e-6)
@@ -163,8 +163,7 @@ def test_magnitude_on_the_log_scale_is_the_gaussian_fit_of_log_y(oracle_dir: Pat
 
 
 def test_learning_curve_command(oracle_dir: Path) -> None:
-    result = runner.invoke(
-        app,
+    result = glmm(
         [
             "curve",
             "--data",
@@ -191,8 +190,7 @@ def test_multi_select_fits_one_logit_per_option(oracle_dir: Path, tmp_path: Path
     rows = [r + ("," + ("a" if r.split(",")[k] == "0.5" else "b")) for r in lines[1:]]
     data = tmp_path / "multi.csv"
     data.write_text("\n".join([lines[0] + ",option", *rows]) + "\n")
-    result = runner.invoke(
-        app,
+    result = glmm(
         [
             "fit",
             "--data",
@@ -210,7 +208,7 @@ def test_multi_select_fits_one_logit_per_option(oracle_dir: Path, tmp_path: Path
     out = json.loads(result.stdout)["options"]
     assert set(out) == {"a", "b"} and all(o["n"] == 432 for o in out.values())
     assert set(out["a"]["sd"]) == {"participant:(Intercept)", "item:(Intercept)"}
-    missing = runner.invoke(app, ["fit", "--data", str(data), "--family", "multi_select", "--json"])
+    missing = glmm(["fit", "--data", str(data), "--family", "multi_select", "--json"])
     assert missing.exit_code == 2 and "needs --option" in missing.output
 
 
@@ -223,8 +221,7 @@ def test_forced_choice_command(tmp_path: Path) -> None:
         lines += [f"t{t},p{t % 10},i{(2 * t + j) % 40},{x[j]:.5f},{int(j == chosen)}" for j in range(2)]
     data = tmp_path / "choices.csv"
     data.write_text("\n".join(lines) + "\n")
-    result = runner.invoke(
-        app,
+    result = glmm(
         [
             "fit",
             "--data",

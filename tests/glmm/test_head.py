@@ -9,6 +9,7 @@ import pytest
 from alloop.tools.errors import InputError
 from alloop.tools.glmm.head import GLMMHead
 from alloop.tools.model.heads import HEADS, Design, make_head
+from alloop.tools.run.schema import TaskSpec
 
 
 def _judgments(n_items: int = 60, n_part: int = 12, per_item: int = 4, d: int = 24, seed: int = 0):
@@ -29,7 +30,9 @@ def _judgments(n_items: int = 60, n_part: int = 12, per_item: int = 4, d: int = 
 
 def test_registered_under_glmm() -> None:
     assert HEADS["glmm"] is GLMMHead
-    assert isinstance(make_head("glmm", n_classes=2, random_state=0), GLMMHead)
+    spec = TaskSpec(run="r", task_type="binary", labels=["no", "yes"], model={"effects": "random_intercepts"})
+    head = make_head("glmm", spec, C=None)
+    assert isinstance(head, GLMMHead) and head.get_params()["effects"] == "random_intercepts"
 
 
 def test_random_intercepts_estimated_and_pool_ranked_by_features() -> None:

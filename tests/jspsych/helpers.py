@@ -6,10 +6,14 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from alloop.tools.base import ToolContext
 from alloop.tools.jspsych import npm
+from alloop.tools.jspsych.jatos import JatosClient
 from alloop.tools.run.items import ItemTable
 from alloop.tools.run.rundir import RunDir, RunRoot
 from alloop.tools.run.schema import SelectionRow, TaskSpec
+
+from .jatos_double import TOKEN
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -45,6 +49,11 @@ def make_run(
         ],
     )
     return run_root, run
+
+
+def jatos_context(root: RunRoot, url: str) -> ToolContext:
+    """A tool context whose JATOS clients talk to the double at `url`, with the double's token."""
+    return ToolContext(root=root, jatos_client=lambda _url: JatosClient(url, TOKEN))
 
 
 def npm_cache_ready() -> bool:

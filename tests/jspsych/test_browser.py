@@ -25,13 +25,12 @@ from alloop.tools.build_jspsych import BuildJspsychInput, build_jspsych
 from alloop.tools.export_jzip import ExportJzipInput, export_jzip
 from alloop.tools.jatos_import import JatosImportInput, jatos_import
 from alloop.tools.jspsych.config import ExperimentConfig
-from alloop.tools.jspsych.jatos import JatosClient
 from alloop.tools.jspsych.jzip import study_uuids
 from alloop.tools.pull_jatos import PullJatosInput, pull_jatos
-from alloop.tools.run.rundir import RunDir, RunRoot
+from alloop.tools.run.rundir import RunDir
 
-from .helpers import make_run
-from .jatos_double import TOKEN, JatosDouble
+from .helpers import jatos_context, make_run
+from .jatos_double import JatosDouble
 from .participant import Participant
 
 pytestmark = pytest.mark.browser
@@ -44,15 +43,15 @@ def jatos() -> Any:
 
 
 def publish(tmp_path: Path, jatos: JatosDouble, name: str, task_type: str, labels: list[str],
-            items: list[dict[str, Any]], config: dict[str, Any]) -> tuple[RunRoot, RunDir, JatosClient, str]:
-    """Build, export and import a study; returns the run and a general participant link."""
+            items: list[dict[str, Any]], config: dict[str, Any]) -> tuple[ToolContext, RunDir, str]:
+    """Build, export and import a study; returns a context on the double, the run and a general
+    participant link."""
     root, run = make_run(tmp_path / name, name, task_type, labels, items)
-    ctx = ToolContext(root=root)
+    ctx = jatos_context(root, jatos.url)
     build_jspsych(BuildJspsychInput(run=name, round=1, config=ExperimentConfig.model_validate(config)), ctx)
     export_jzip(ExportJzipInput(run=name, round=1), ctx)
-    client = JatosClient(jatos.url, TOKEN)
-    imported = jatos_import(JatosImportInput(run=name, round=1, link_type="gs"), ctx, client=client)
-    return root, run, client, imported.links[0]
+    imported = jatos_import(JatosImportInput(run=name, round=1, link_type="gs"), ctx)
+    return ctx, run, imported.links[0]
 
 
 def wait_until(condition: Any, what: str, page: Any = None, tries: int = 300) -> None:
@@ -109,7 +108,7 @@ def test_every_task_type_round_trip(case: tuple, tmp_path: Path, jatos: JatosDou
         "practice": [{"fields": {"text": items[0]["text"], **{k: v for k, v in items[0].items() if k == "options"}},
                       "expected": answers[items[0]["id"]] if task_type != "forced_choice" else None}],
     }
-    root, run, client, link = publish(tmp_path, jatos, name, task_type, labels, items, config)
+    ctx, run, link = publish(tmp_path, jatos, name, task_type, labels, items, config)
     practice_answer = answers[items[0]["id"]]
     participant = Participant(
         widget="ordinal_slider" if (task_type, widget) == ("ordinal_scale", "slider") else widget,
@@ -129,8 +128,7 @@ def test_every_task_type_round_trip(case: tuple, tmp_path: Path, jatos: JatosDou
     if task_type != "forced_choice":
         assert participant.feedback and "Expected:" in participant.feedback[0]
 
-    ctx = ToolContext(root=root)
-    pulled = pull_jatos(PullJatosInput(run=run.name, round=1), ctx, client=client)
+    pulled = pull_jatos(PullJatosInput(run=run.name, round=1), ctx)
     events = run.labels()
     assert pulled.n_new == len(answers) == len(events)
     assert {e.item_id: e.label for e in events} == answers
@@ -140,18 +138,18 @@ def test_every_task_type_round_trip(case: tuple, tmp_path: Path, jatos: JatosDou
         assert event.extra["prolific_pid"] == "pp-1"
     assert run.round_file("annotation", 1).is_file()
     # Pulling the same results again adds nothing.
-    assert pull_jatos(PullJatosInput(run=run.name, round=1), ctx, client=client).n_new == 0
+    assert pull_jatos(PullJatosInput(run=run.name, round=1), ctx).n_new == 0
     assert len(run.labels()) == len(answers)
 
 
 def test_self_paced_reading_gives_reading_times(tmp_path: Path, jatos: JatosDouble, new_page: Any) -> None:
     config = {"instructions": [], "trial": {"widget": "spr", "spr_summary": "mean"}}
-    root, run, client, link = publish(tmp_path, jatos, "spr", "magnitude", [], TWO_ITEMS, config)
+    ctx, run, link = publish(tmp_path, jatos, "spr", "magnitude", [], TWO_ITEMS, config)
     participant = Participant(widget="spr", options=[], answer=lambda item_id: None)
     page = new_page()
     assert participant.take(page, link) == "complete"
     page.wait_for_selector("#jatos-end")
-    pull_jatos(PullJatosInput(run=run.name, round=1), ToolContext(root=root), client=client)
+    pull_jatos(PullJatosInput(run=run.name, round=1), ctx)
     events = {e.item_id: e for e in run.labels()}
     assert set(events) == {"s1", "s2"}
     for item in TWO_ITEMS:
@@ -174,7 +172,7 @@ def test_six_participants_at_once_get_balanced_latin_square_lists(
         "distribution": {"strategy": "balanced"},
         "order": {"randomize": True, "no_adjacent_field": "condition", "max_run": 1},
     }
-    root, run, client, link = publish(tmp_path, jatos, "latin", "binary", ["yes", "no"], items, config)
+    ctx, run, link = publish(tmp_path, jatos, "latin", "binary", ["yes", "no"], items, config)
     jatos.start_barrier = threading.Barrier(6, timeout=60)
     conflicts_before = jatos.session_conflicts
     pages = [new_page() for _ in range(6)]
@@ -203,7 +201,7 @@ def test_six_participants_at_once_get_balanced_latin_square_lists(
         assert Counter(conditions) == {"a": 2, "b": 2, "c": 2}
         assert all(x != y for x, y in itertools.pairwise(conditions))  # no two adjacent alike
         assert len({i.split("-")[0] for i in participant.seen}) == 6  # each group once
-    pull_jatos(PullJatosInput(run=run.name, round=1), ToolContext(root=root), client=client)
+    pull_jatos(PullJatosInput(run=run.name, round=1), ctx)
     per_item = Counter(e.item_id for e in run.labels())
     assert len(per_item) == 18 and set(per_item.values()) == {2}
 
@@ -226,7 +224,7 @@ def test_html_in_items_and_labels_is_shown_as_text(
     items = [{"id": "x<1>", "text": HOSTILE}]
     config = {"instructions": ["<script>window.__pwned=3</script> Read <b>carefully</b>."],
               "trial": {"widget": widget, "prompt": "<em>Judge</em>"}}
-    _, _, _, link = publish(tmp_path, jatos, f"html-{widget}", task_type, labels, items, config)
+    _, _, link = publish(tmp_path, jatos, f"html-{widget}", task_type, labels, items, config)
     page = new_page()
     page.goto(link, wait_until="domcontentloaded")
     page.wait_for_selector("#jspsych-instructions-next")
@@ -251,16 +249,16 @@ def test_consent_declined_ends_the_study_without_labels_on_jatos_3_8(tmp_path: P
 
 
 def _consent_declined(tmp_path: Path, jatos: JatosDouble, config: dict, new_page: Any) -> None:
-    root, run, client, link = publish(tmp_path, jatos, "consent", "binary", ["yes", "no"], TWO_ITEMS, config)
+    ctx, run, link = publish(tmp_path, jatos, "consent", "binary", ["yes", "no"], TWO_ITEMS, config)
     participant = Participant(widget="buttons", options=["yes", "no"], answer=lambda i: "yes", consent=False)
     page = new_page()
     assert participant.take(page, link) == "declined"
     page.wait_for_function("document.body.innerText.includes('did not agree')")
     wait_until(lambda: all(r.state == "FAIL" for r in jatos.runs.values()), "the study run to end as FAIL")
-    results = client.component_results(study_uuids(run.name, "round_01")["study"])
+    with ctx.jatos_client(None) as client:
+        results = client.component_results(study_uuids(run.name, "round_01")["study"])
     assert not participant.seen
-    pulled = pull_jatos(PullJatosInput(run=run.name, round=1, only_finished=False), ToolContext(root=root),
-                        client=client)
+    pulled = pull_jatos(PullJatosInput(run=run.name, round=1, only_finished=False), ctx)
     assert pulled.n_new == 0
     assert [r.study_state for r in results] == ["FAIL"]
 
@@ -277,7 +275,7 @@ def test_prolific_code_redirects_and_demographics_are_kept(
         ],
         "attention_checks": [{"fields": {"text": "Please answer 'no' here."}, "expected": "no"}],
     }
-    root, run, client, link = publish(tmp_path, jatos, "prolific", "binary", ["yes", "no"], TWO_ITEMS, config)
+    ctx, run, link = publish(tmp_path, jatos, "prolific", "binary", ["yes", "no"], TWO_ITEMS, config)
     participant = Participant(
         widget="buttons", options=["yes", "no"], answer=lambda i: "no" if i.startswith("attention") else "yes",
         demographics={"age": "31", "native": "English"},
@@ -286,7 +284,7 @@ def test_prolific_code_redirects_and_demographics_are_kept(
     assert participant.take(page, link + "?PROLIFIC_PID=abc") == "complete"
     wait_until(lambda: any("prolific.com" in url for url in page.blocked), "the Prolific redirect", page)
     assert any("app.prolific.com/submissions/complete?cc=C0DE123" in url for url in page.blocked)
-    pull_jatos(PullJatosInput(run=run.name, round=1), ToolContext(root=root), client=client)
+    pull_jatos(PullJatosInput(run=run.name, round=1), ctx)
     events = run.labels()
     assert {e.item_id for e in events} == {"s1", "s2"}  # the attention check is no label
     assert all(e.extra["attention_pass_rate"] == 1.0 for e in events)
@@ -297,7 +295,7 @@ def test_study_full_and_debug_pin(tmp_path: Path, jatos: JatosDouble, new_page: 
     items = [{"id": f"i{i}", "text": f"Item {i}."} for i in range(4)]
     config = {"instructions": [], "lists": {"mode": "split", "n_lists": 2}, "max_participants": 1,
               "distribution": {"strategy": "sequential"}, "allow_debug_param": True}
-    _, _, _, link = publish(tmp_path, jatos, "full", "binary", ["yes", "no"], items, config)
+    _, _, link = publish(tmp_path, jatos, "full", "binary", ["yes", "no"], items, config)
     first = Participant(widget="buttons", options=["yes", "no"], answer=lambda i: "yes")
     assert first.take(new_page(), link) == "complete"
     second = new_page()
@@ -311,7 +309,7 @@ def test_study_full_and_debug_pin(tmp_path: Path, jatos: JatosDouble, new_page: 
 
 def test_minimum_trial_time_blocks_early_answers(tmp_path: Path, jatos: JatosDouble, new_page: Any) -> None:
     config = {"instructions": [], "min_trial_ms": 60000, "trial": {"widget": "keys"}}
-    _, _, _, link = publish(tmp_path, jatos, "mintime", "binary", ["yes", "no"], TWO_ITEMS, config)
+    _, _, link = publish(tmp_path, jatos, "mintime", "binary", ["yes", "no"], TWO_ITEMS, config)
     page = new_page()
     page.goto(link, wait_until="domcontentloaded")
     item = page.wait_for_selector(".alloop-item")
@@ -346,14 +344,14 @@ def test_answers_of_a_participant_who_leaves_half_way_are_kept(
     tmp_path: Path, jatos: JatosDouble, new_page: Any
 ) -> None:
     config = {"instructions": [], "order": {"randomize": False}}
-    root, run, client, link = publish(tmp_path, jatos, "dropout", "binary", ["yes", "no"], TWO_ITEMS, config)
+    ctx, run, link = publish(tmp_path, jatos, "dropout", "binary", ["yes", "no"], TWO_ITEMS, config)
     page = new_page()
     participant = Participant(widget="buttons", options=["yes", "no"], answer=lambda i: "no", stop_after=1)
     assert participant.take(page, link) == "left"
     study = study_uuids(run.name, "round_01")["study"]
-    wait_until(lambda: '"s1"' in client.component_results(study)[0].data, "the first answer to be stored")
+    with ctx.jatos_client(None) as client:
+        wait_until(lambda: '"s1"' in client.component_results(study)[0].data, "the first answer to be stored")
     page.close()
-    ctx = ToolContext(root=root)
-    assert pull_jatos(PullJatosInput(run=run.name, round=1), ctx, client=client).n_new == 0  # not finished
-    kept = pull_jatos(PullJatosInput(run=run.name, round=1, only_finished=False), ctx, client=client)
+    assert pull_jatos(PullJatosInput(run=run.name, round=1), ctx).n_new == 0  # not finished
+    kept = pull_jatos(PullJatosInput(run=run.name, round=1, only_finished=False), ctx)
     assert kept.n_new == 1 and [(e.item_id, e.label) for e in run.labels()] == [("s1", "no")]

@@ -61,6 +61,16 @@ def test_missing_npm_cache_says_how_to_get_it(tmp_path: Path, monkeypatch: pytes
     assert not (tmp_path / "r" / "r" / "experiments" / "round_01").exists()
 
 
+def test_setup_and_builder_default_to_one_npm_cache_in_the_user_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Installed from a wheel the code sits in site-packages, so the cache must not follow it."""
+    from alloop.tools.jspsych import npm
+
+    monkeypatch.delenv("ALLOOP_JSPSYCH_CACHE", raising=False)
+    assert npm.cache_dir() == Path.home() / ".cache" / "alloop" / "jspsych"
+    script = (Path(__file__).resolve().parents[2] / "scripts" / "setup.d" / "30-browser.sh").read_text()
+    assert "CACHE=${ALLOOP_JSPSYCH_CACHE:-$HOME/.cache/alloop/jspsych}" in script
+
+
 def test_latin_square_lists() -> None:
     items = [{"id": f"{g}{c}", "group": g, "condition": c} for g in "123" for c in "ab"]
     lists = make_lists(items, ListConfig(mode="latin_square", group_field="group", condition_field="condition"))

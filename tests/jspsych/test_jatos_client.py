@@ -22,7 +22,7 @@ from alloop.tools.jspsych.jatos import JatosClient, join_results, read_results_z
 from alloop.tools.pull_jatos import PullJatosInput, pull_jatos
 from alloop.tools.run.schema import TaskSpec
 
-from .helpers import make_run
+from .helpers import jatos_context, make_run
 from .jatos_double import TOKEN, JatosDouble
 
 SECRET = "jap_secret_value_123"
@@ -152,22 +152,22 @@ def test_import_update_links_results_and_delete_against_the_double(tmp_path: Pat
     ctx = ToolContext(root=root)
     build_jspsych(BuildJspsychInput(run="flow", round=1, config=ExperimentConfig(jspsych_source="cdn")), ctx)
     exported = export_jzip(ExportJzipInput(run="flow", round=1), ctx)
-    with JatosDouble(version=version) as double:
-        client = JatosClient(double.url, TOKEN)
-        first = jatos_import(JatosImportInput(run="flow", round=1, link_type="gs"), ctx, client=client)
+    with JatosDouble(version=version) as double, JatosClient(double.url, TOKEN) as client:
+        ctx = jatos_context(root, double.url)
+        first = jatos_import(JatosImportInput(run="flow", round=1, link_type="gs"), ctx)
         assert first.study_uuid == exported.study_uuid and first.links[0].startswith(double.url + "/publix/")
         # Exporting and importing again updates the same study (same UUID, same id).
         export_jzip(ExportJzipInput(run="flow", round=1, title="Renamed"), ctx)
-        again = jatos_import(JatosImportInput(run="flow", round=1, link_type="ps", n_links=3), ctx, client=client)
+        again = jatos_import(JatosImportInput(run="flow", round=1, link_type="ps", n_links=3), ctx)
         assert again.study_id == first.study_id and len(again.links) == 3
         studies = client.list_studies()
         assert len(studies) == 1 and studies[0]["title"] == "Renamed"
         assert client.get_study(first.study_uuid)["batches"][0]["id"] >= 1
 
         study_run(double, first.links[0], [trial(0, "a", "yes"), trial(1, "b", "no")])
-        pulled = pull_jatos(PullJatosInput(run="flow", round=1), ctx, client=client)
+        pulled = pull_jatos(PullJatosInput(run="flow", round=1), ctx)
         assert (pulled.n_events, pulled.n_new, pulled.n_participants) == (2, 2, 1)
-        assert pull_jatos(PullJatosInput(run="flow", round=1), ctx, client=client).n_new == 0
+        assert pull_jatos(PullJatosInput(run="flow", round=1), ctx).n_new == 0
         assert {(e.item_id, e.label) for e in run.labels()} == {("a", "yes"), ("b", "no")}
         assert {e.extra["prolific_pid"] for e in run.labels()} == {"x1"}
 

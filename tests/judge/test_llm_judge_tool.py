@@ -162,23 +162,22 @@ def test_a_rubric_that_does_not_render_sends_nothing_and_writes_nothing(make_run
 
 
 def test_judge_figures_go_to_the_judge_columns_and_leave_gold_alone(make_run, sctx):
-    from alloop.tools.run.models import Predictions, save_predictions
+    from alloop.tools.run.models import ModelDir, Predictions
 
     run = make_run()
     gold_row = ResultRow(round=1, model_version="r01-x", gold_n=6, gold_accuracy=0.5, gold_macro_f1=0.4)
     run.upsert_result(gold_row)
     ids = ["h0", "h1", "h2", "h3", "h4", "h5"]
     probs = np.array([[0.1, 0.9]] * 6, dtype=np.float32)  # the model says positive everywhere
-    save_predictions(
-        run,
-        1,
-        Predictions(
+    ModelDir(run, 1).save_predictions(
+        Predictions.from_probabilities(
             pool_ids=np.array([], dtype=str),
             pool_probs=np.zeros((0, 2)),
             heldout_ids=np.array(ids),
             heldout_probs=probs,
             labels=["negative", "positive"],
-        ),
+            model_version="r01-x",
+        )
     )
     out = judge(sctx, use="evaluation", round=1)
     assert out.results_updated
@@ -187,6 +186,29 @@ def test_judge_figures_go_to_the_judge_columns_and_leave_gold_alone(make_run, sc
     for column in ResultRow.columns():
         if column.startswith("gold_"):
             assert getattr(row, column) == getattr(gold_row, column), column
+
+
+def test_an_unreadable_predictions_file_is_an_error_before_any_request(make_run, sctx, sampler):
+    from alloop.tools.run.models import ModelDir
+
+    run = make_run()
+    model = ModelDir(run, 0)
+    model.predictions_path.parent.mkdir(parents=True)
+    model.predictions_path.write_bytes(b"not an npz")
+    with pytest.raises(InputError, match="not a readable"):
+        judge(sctx, use="evaluation")
+    assert sampler.calls == [] and run.judge_rows(0) == []
+
+
+def test_each_judgment_in_the_output_is_a_projection_of_its_record(make_run, sctx):
+    from alloop.tools.llm_judge import ItemJudgment
+
+    run = make_run()
+    out = judge(sctx, use="evaluation", items=["h0", "h3"])
+    assert set(ItemJudgment.model_fields) <= set(JudgeRecord.model_fields)
+    rows = run.judge_rows(0)
+    fields = set(ItemJudgment.model_fields)
+    assert [j.model_dump() for j in out.judgments] == [{k: v for k, v in r.items() if k in fields} for r in rows]
 
 
 def test_without_a_results_row_the_figures_are_returned_not_written(make_run, sctx):

@@ -8,7 +8,8 @@ import pytest
 
 from alloop.tools.base import ToolContext
 from alloop.tools.errors import InputError
-from alloop.tools.judge.backends import BackendConfig, LocalBackend, smollm2_path
+from alloop.tools.judge.backends import BackendConfig, LocalBackend
+from alloop.tools.judge.backends.local import smollm2_path
 from alloop.tools.llm_judge import LlmJudgeInput, llm_judge
 
 pytestmark = pytest.mark.slow
@@ -70,7 +71,7 @@ def test_smollm2_free_text_is_parsed_strictly_and_never_guessed(make_run, ctx):
 def test_a_hugging_face_model_folder_serves_too(make_run, ctx, tmp_path):
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from alloop.tools.judge.backends import _load_local
+    from alloop.tools.judge.backends.local import _load_local
 
     tokenizer, _ = _load_local(smollm2_path())  # SmolLM2's tokenizer, with its chat template
     config = LlamaConfig(

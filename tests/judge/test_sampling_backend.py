@@ -106,7 +106,7 @@ def test_a_sampler_returning_the_wrong_shape_is_an_error(root, make_run):
 def test_requests_can_be_gathered_up_front_and_answered_by_key(root, make_run):
     """The two-phase flow for protocols that batch client requests: plan, ask all, then judge."""
     from alloop.tools.judge.engine import answers_sampler
-    from alloop.tools.llm_judge import sampling_requests
+    from alloop.tools.judge.plan import sampling_requests
 
     run = make_run()
     args = LlmJudgeInput(run="demo", use="evaluation", items=["h0", "h3"])

@@ -11,7 +11,7 @@ import mcp_types as types
 import pytest
 from mcp import Client, StdioServerParameters
 
-from alloop.app import create_server
+from alloop.app import MCP_INPUTS, create_server
 from alloop.tools.registry import TOOLS
 
 MODES = ["auto", "legacy"]
@@ -49,10 +49,15 @@ async def test_lists_every_tool_with_schema_and_annotations(server, mode):
     assert set(tools) >= CORE_TOOLS and set(tools) == {s.name for s in TOOLS}
     status = tools["status"]
     assert status.input_schema["required"] == ["run"]
-    assert status.annotations.read_only_hint is True
+    assert status.annotations.open_world_hint is True  # it asks Argilla for progress when the run pushed there
     assert tools["train_glmm"].annotations.read_only_hint is False
+    assert tools["train_glmm"].annotations.open_world_hint is False
     assert "batch_size" in tools["select_batch"].input_schema["properties"]
     assert tools["select_batch"].output_schema is not None
+
+
+def test_every_tool_with_mcp_only_inputs_is_a_registered_tool():
+    assert set(MCP_INPUTS) <= {s.name for s in TOOLS}
 
 
 @pytest.mark.parametrize("mode", MODES)

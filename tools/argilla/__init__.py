@@ -19,78 +19,15 @@ The tools themselves are alloop.tools.push_to_argilla and alloop.tools.pull_from
 
 from __future__ import annotations
 
-from alloop.tools.argilla.client import (
-    DEFAULT_WORKSPACE,
-    DESTINATION,
-    ENV_KEY,
-    ENV_URL,
-    LIST_PAGE,
-    NO_PROGRESS,
-    Argilla,
-    Target,
-    target_for,
-)
 from alloop.tools.argilla.progress import argilla_progress, progress_from_records
-from alloop.tools.argilla.records import (
-    BULK_TIMEOUT,
-    UPSERT_BATCH,
-    PushResult,
-    push_round,
-    record_payloads,
-    suggestion_value,
-    upsert_records,
-)
-from alloop.tools.argilla.responses import (
-    PullBatch,
-    PullResult,
-    answer_label,
-    events_from_records,
-    new_events,
-    pull_responses,
-    server_time,
-)
-from alloop.tools.argilla.settings import (
-    BASE_METADATA,
-    QUESTION,
-    SCORE_PREFIX,
-    DatasetPlan,
-    FieldPlan,
-    QuestionPlan,
-    _sdk_settings,
-    dataset_plan,
-    describe_questions,
-    ensure_dataset,
-    mismatches,
-    question_plan,
-    score_metadata_name,
-)
+from alloop.tools.argilla.records import push_round, record_payloads, suggestion_value
+from alloop.tools.argilla.responses import answer_label, events_from_records, new_events, pull_responses, server_time
+from alloop.tools.argilla.settings import dataset_plan, mismatches, question_plan, sdk_settings
 
 __all__ = [
-    "BASE_METADATA",
-    "BULK_TIMEOUT",
-    "DEFAULT_WORKSPACE",
-    "DESTINATION",
-    "ENV_KEY",
-    "ENV_URL",
-    "LIST_PAGE",
-    "NO_PROGRESS",
-    "QUESTION",
-    "SCORE_PREFIX",
-    "UPSERT_BATCH",
-    "Argilla",
-    "DatasetPlan",
-    "FieldPlan",
-    "PullBatch",
-    "PullResult",
-    "PushResult",
-    "QuestionPlan",
-    "Target",
-    "_sdk_settings",
     "answer_label",
     "argilla_progress",
     "dataset_plan",
-    "describe_questions",
-    "ensure_dataset",
     "events_from_records",
     "mismatches",
     "new_events",
@@ -99,9 +36,7 @@ __all__ = [
     "push_round",
     "question_plan",
     "record_payloads",
-    "score_metadata_name",
+    "sdk_settings",
     "server_time",
     "suggestion_value",
-    "target_for",
-    "upsert_records",
 ]

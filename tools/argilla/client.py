@@ -14,10 +14,11 @@ import logging
 import os
 import re
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from alloop.tools.base import ProgressFn, no_progress
 from alloop.tools.errors import AlloopError, InputError, ServiceError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -30,7 +31,6 @@ ENV_KEY = "ARGILLA_API_KEY"
 DESTINATION = "argilla"
 DEFAULT_WORKSPACE = "alloop"
 LIST_PAGE = 1000  # the server's largest page for GET /datasets/{id}/records
-NO_PROGRESS: Callable[[float, float | None, str], None] = lambda done, total, message: None  # noqa: E731
 
 _WORKSPACE_OK = re.compile(r"^[A-Za-z0-9_-]+$")
 
@@ -295,9 +295,7 @@ class Argilla:
                     names[str(user["id"])] = user["username"]
         return names, sorted(annotators)
 
-    def list_records(
-        self, dataset_id: str, progress: Callable[[float, float | None, str], None] = NO_PROGRESS
-    ) -> list[dict[str, Any]]:
+    def list_records(self, dataset_id: str, progress: ProgressFn = no_progress) -> list[dict[str, Any]]:
         records: list[dict[str, Any]] = []
         for page in self.paged(
             f"/api/v1/datasets/{dataset_id}/records", "list the dataset's records", {"include": ["responses"]}

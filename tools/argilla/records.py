@@ -12,11 +12,11 @@ import json
 import logging
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from alloop.tools.argilla.client import DESTINATION, NO_PROGRESS, Argilla, target_for
+from alloop.tools.argilla.client import DESTINATION, Argilla, target_for
 from alloop.tools.argilla.settings import (
     QUESTION,
     DatasetPlan,
@@ -26,6 +26,7 @@ from alloop.tools.argilla.settings import (
     ensure_dataset,
     score_metadata_name,
 )
+from alloop.tools.base import ProgressFn, no_progress
 from alloop.tools.errors import AlloopError, InputError, StateError
 from alloop.tools.run.schema import SelectionRow, utc_now
 
@@ -177,7 +178,7 @@ def upsert_records(
     client: Argilla,
     dataset: dict[str, Any],
     payloads: Sequence[dict[str, Any]],
-    progress: Callable[[float, float | None, str], None] = NO_PROGRESS,
+    progress: ProgressFn = no_progress,
 ) -> tuple[int, int]:
     """Send records in bulk, keyed by item id (Argilla's external_id); returns (created, updated).
 
@@ -233,7 +234,7 @@ def push_round(
     dataset: str | None = None,
     workspace: str | None = None,
     annotators: Sequence[str] = (),
-    progress: Callable[[float, float | None, str], None] = NO_PROGRESS,
+    progress: ProgressFn = no_progress,
 ) -> PushResult:
     """Send a round's selection to the run's Argilla dataset (made or checked first)."""
     spec = run.spec()

@@ -12,14 +12,15 @@ the server and writes labels.jsonl.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from alloop.tools.argilla.client import DESTINATION, NO_PROGRESS, Argilla, Target, target_for
+from alloop.tools.argilla.client import DESTINATION, Argilla, Target, target_for
 from alloop.tools.argilla.progress import _item_rounds, progress_from_records
 from alloop.tools.argilla.settings import QUESTION, DatasetPlan, QuestionPlan, _as_number, dataset_plan, mismatches
+from alloop.tools.base import ProgressFn, no_progress
 from alloop.tools.errors import InputError, StateError
 from alloop.tools.run.schema import LabelEvent, utc_now
 
@@ -253,7 +254,7 @@ def pull_responses(
     workspace: str | None = None,
     round_: int | None = None,
     skip_unknown: bool = False,
-    progress: Callable[[float, float | None, str], None] = NO_PROGRESS,
+    progress: ProgressFn = no_progress,
 ) -> PullResult:
     """Bring submitted and discarded responses back as label events (exactly once)."""
     target = target_for(run, dataset, workspace)

@@ -230,7 +230,8 @@ def mismatches(plan: DatasetPlan, questions: Sequence[dict[str, Any]], fields: S
 # --------------------------------------------------------------------------------------------
 
 
-def _sdk_settings(plan: DatasetPlan) -> Any:
+def sdk_settings(plan: DatasetPlan) -> Any:
+    """The plan as the Argilla SDK's `Settings`, for making the dataset with the SDK."""
     import argilla as rg
 
     fields = [rg.TextField(name=f.name, title=f.title, required=True, use_markdown=False) for f in plan.fields]
@@ -299,7 +300,7 @@ def ensure_dataset(
 
             sdk = client.sdk  # first: SDK objects made below bind to the latest client
             ds = rg.Dataset(
-                name=target.dataset, workspace=target.workspace, settings=_sdk_settings(plan), client=sdk
+                name=target.dataset, workspace=target.workspace, settings=sdk_settings(plan), client=sdk
             ).create()
         created = client.dataset(target)
         if created is None:  # pragma: no cover - the server just made it

@@ -6,50 +6,21 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from alloop.tools.errors import InputError
 from alloop.tools.glmm.design import ModelSpec, build_frame, read_csv
 from alloop.tools.glmm.model import GLMMFit, fit
 
 
-def spec_of(
-    family: str,
-    mode: str = "random_intercepts",
-    response: str = "y",
-    participant: str | None = "participant",
-    item: str | None = "item",
-    predictors: tuple[str, ...] = (),
-    slopes: tuple[str, ...] | None = None,
-    correlated: bool = True,
-    reml: bool = False,
-    log_response: bool = False,
-    trial: str | None = None,
-) -> ModelSpec:
-    return ModelSpec(
-        family=family,
-        mode=mode,
-        response=response,
-        participant=participant,
-        item=item,
-        predictors=tuple(predictors),
-        slopes=slopes,
-        correlated=correlated,
-        reml=reml,
-        log_response=log_response,
-        trial=trial,
-    )
-
-
 def fit_csv(path: str | Path, max_iter: int = 1000, **spec: Any) -> GLMMFit:
-    """Read a CSV file and fit the model `spec` describes (see `spec_of`)."""
+    """Read a CSV file and fit the model `spec` describes (the fields of `ModelSpec`)."""
     data = read_csv(path)
-    return fit(build_frame(data, spec_of(**spec), where=str(path)), max_iter=max_iter)
+    return fit(build_frame(data, ModelSpec(**spec), where=str(path)), max_iter=max_iter)
 
 
 def fit_multi_select_csv(path: str | Path, option: str, max_iter: int = 1000, **spec: Any) -> dict[str, GLMMFit]:
     """multi_select: one binary GLMM (one logit) per option, on the rows of that option (one row
     per response and option, the response 1 where the option was selected)."""
     import numpy as np
-
-    from alloop.tools.errors import InputError
 
     data = read_csv(path)
     if option not in data:
@@ -59,16 +30,36 @@ def fit_multi_select_csv(path: str | Path, option: str, max_iter: int = 1000, **
     for value in sorted(set(labels)):
         rows = labels == value
         subset = {k: v[rows] for k, v in data.items()}
-        frame = build_frame(subset, spec_of(**{**spec, "family": "binary"}), where=f"{path} (option {value!r})")
+        frame = build_frame(subset, ModelSpec(**{**spec, "family": "binary"}), where=f"{path} (option {value!r})")
         out[value] = fit(frame, max_iter=max_iter)
     return out
+
+
+def fit_report_csv(
+    path: str | Path, option: str | None = None, plots: str | Path | None = None, max_iter: int = 1000, **spec: Any
+) -> tuple[dict[str, GLMMFit], dict[str, Any]]:
+    """Fit any family on a CSV file: the fits keyed by option ('' for a single model) and their JSON report.
+
+    multi_select needs `option`, the column naming each row's option, and reports
+    `{"options": {option: report}}`. With `plots`, each report lists the PNGs written there
+    (one subfolder per option).
+    """
+    multi = spec.get("family") == "multi_select"
+    if multi and not option:
+        raise InputError("multi_select needs --option, the column naming each row's option")
+    fits = fit_multi_select_csv(path, option, max_iter, **spec) if multi else {"": fit_csv(path, max_iter, **spec)}
+    reports = {key: result.to_json() for key, result in fits.items()}
+    if plots is not None:
+        for key, result in fits.items():
+            reports[key]["plots"] = [str(p) for p in write_plots(result, Path(plots) / key if key else plots)]
+    return fits, {"options": reports} if multi else reports[""]
 
 
 def cv_csv(path: str | Path, folds: int = 5, seed: int = 0, **spec: Any) -> dict[str, Any]:
     """Participant-grouped k-fold cross-validation of the model on a CSV file."""
     from alloop.tools.glmm.evaluation import grouped_cv
 
-    return grouped_cv(read_csv(path), spec_of(**spec), folds=folds, seed=seed, where=str(path))
+    return grouped_cv(read_csv(path), ModelSpec(**spec), folds=folds, seed=seed, where=str(path))
 
 
 def curve_csv(
@@ -77,7 +68,9 @@ def curve_csv(
     """A participant-grouped learning curve of the model on a CSV file."""
     from alloop.tools.glmm.evaluation import learning_curve
 
-    return learning_curve(read_csv(path), spec_of(**spec), fractions=fractions, folds=folds, seed=seed, where=str(path))
+    return learning_curve(
+        read_csv(path), ModelSpec(**spec), fractions=fractions, folds=folds, seed=seed, where=str(path)
+    )
 
 
 def write_plots(result: GLMMFit, folder: str | Path) -> list[Path]:

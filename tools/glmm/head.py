@@ -23,17 +23,25 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
+from sklearn.base import BaseEstimator
 
 from alloop.tools.errors import InputError
 
 if TYPE_CHECKING:
     from alloop.tools.model.heads import Design
+    from alloop.tools.run.schema import TaskSpec
 
 
-class GLMMHead:
-    """fit / predict_proba / card, as every head; learned state in attributes ending in `_`."""
+class GLMMHead(BaseEstimator):
+    """fit / predict_proba / card, as every head; parameters stored as given and checked in
+    `fit` (so `get_params` and `sklearn.base.clone` work), learned state in attributes ending in `_`.
+
+    It re-estimates its variance components from all labels every round, so it has no warm
+    start: train_glmm refuses the fine_tune and new_only strategies for it (`anchorable`).
+    """
 
     name: ClassVar[str] = "glmm"
+    anchorable: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -46,20 +54,39 @@ class GLMMHead:
         C: float | None = None,
         correlated: bool = True,
         max_iter: int = 500,
-        warm_start_from: Any = None,
     ) -> None:
-        if effects not in ("fixed", "random_intercepts", "random_slopes"):
-            raise InputError(f"effects must be fixed, random_intercepts or random_slopes, got {effects!r}")
-        if family not in ("auto", "binary", "ordinal", "categorical"):
-            raise InputError(f"family must be auto, binary, ordinal or categorical, got {family!r}")
         self.n_classes = n_classes
         self.random_state = random_state
         self.effects = effects
         self.family = family
         self.task_type = task_type
-        self.prior_sd = prior_sd if prior_sd is not None else (None if C is None else float(np.sqrt(C)))
+        self.prior_sd = prior_sd
+        self.C = C
         self.correlated = correlated
         self.max_iter = max_iter
+
+    @classmethod
+    def from_spec(cls, spec: TaskSpec, **overrides: Any) -> GLMMHead:
+        """Family from the task type, random effects from spec.model.effects."""
+        params = {
+            "n_classes": len(spec.labels),
+            "random_state": spec.selection.seed,
+            "effects": spec.model.effects,
+            "task_type": spec.task_type,
+        }
+        return cls(**(params | overrides))
+
+    def _check_params(self) -> None:
+        if self.effects not in ("fixed", "random_intercepts", "random_slopes"):
+            raise InputError(f"effects must be fixed, random_intercepts or random_slopes, got {self.effects!r}")
+        if self.family not in ("auto", "binary", "ordinal", "categorical"):
+            raise InputError(f"family must be auto, binary, ordinal or categorical, got {self.family!r}")
+        if self.C is not None and not self.C > 0:
+            raise InputError(f"C must be a positive number, got {self.C!r}")
+        # the logistic head's convention: C is the prior variance of the feature weights
+        self.prior_sd_ = self.prior_sd
+        if self.prior_sd is None and self.C is not None:
+            self.prior_sd_ = float(np.sqrt(self.C))
 
     # -- fitting --------------------------------------------------------------------------
     def _family(self, k_observed: int) -> str:
@@ -91,7 +118,9 @@ class GLMMHead:
             data[role] = values
             roles[role] = role
         if design.predictors is not None and len(design.predictor_names):
-            P = np.asarray(design.predictors, dtype=np.float64).reshape(n, -1)
+            P = np.asarray(design.predictors, dtype=np.float64)
+            if P.ndim != 2 or len(P) != n:
+                raise InputError(f"design predictors have shape {P.shape}, the features {n} rows")
             for j, name in enumerate(design.predictor_names):
                 data[name] = P[:, j]
             roles["predictors"] = tuple(design.predictor_names)
@@ -105,6 +134,7 @@ class GLMMHead:
         from alloop.tools.glmm.model import fit
         from alloop.tools.model.heads import classes_present  # heads imports this module: import at call time
 
+        self._check_params()
         X = np.asarray(X, dtype=np.float64)
         y = np.asarray(y, dtype=np.int64)
         if X.ndim != 2 or len(X) != len(y):
@@ -145,7 +175,7 @@ class GLMMHead:
             )
             cols = dict(data, y=np.asarray([str(v) for v in labels], dtype=object))
             frame = build_frame(
-                cols, spec, where="training labels", levels=levels, features=Xs, feature_prior_sd=self.prior_sd
+                cols, spec, where="training labels", levels=levels, features=Xs, feature_prior_sd=self.prior_sd_
             )
             return fit(frame, max_iter=self.max_iter, polish=False)
 
@@ -206,7 +236,7 @@ class GLMMHead:
             "effects": self.mode_,
             "requested_effects": self.effects,
             "estimation": "Laplace (variance components estimated)",
-            "feature_prior": "estimated" if self.prior_sd is None else f"fixed sd {self.prior_sd:g}",
+            "feature_prior": "estimated" if self.prior_sd_ is None else f"fixed sd {self.prior_sd_:g}",
             "predictors": list(self.predictor_names_),
             "classes_seen": self.classes_.tolist(),
             "prediction": "population level for unseen participants/items, integrated over random effects",

@@ -1,7 +1,7 @@
 """jsPsych from npm at pinned versions: where the cache is, what a study copies or links.
 
-scripts/setup.d/30-browser.sh installs the packages below into `.cache/npm-jspsych` (or
-$ALLOOP_JSPSYCH_CACHE); the builder copies each package's browser build into the study so it
+scripts/setup.d/30-browser.sh installs the packages below into $ALLOOP_JSPSYCH_CACHE, else
+~/.cache/alloop/jspsych; the builder copies each package's browser build into the study so it
 runs offline, or links the same files on a CDN.
 """
 
@@ -58,17 +58,15 @@ CSS_PATH = "css/jspsych.css"
 CSS_CDN_URL = f"{CDN_BASE}jspsych@{JSPSYCH.version}/{CSS_PATH}"
 
 
-def repo_root() -> Path:
-    """The checkout this module lives in (tools/jspsych/ → repository root)."""
-    return Path(__file__).resolve().parents[2]
-
-
 def cache_dir() -> Path:
-    """The npm cache folder: $ALLOOP_JSPSYCH_CACHE, else .cache/npm-jspsych in the checkout."""
+    """The npm cache folder: $ALLOOP_JSPSYCH_CACHE, else ~/.cache/alloop/jspsych.
+
+    A user folder, not one beside the code: installed from a wheel, the code sits in site-packages.
+    """
     configured = os.environ.get(CACHE_ENV)
     if configured:
         return Path(configured).expanduser().resolve()
-    return repo_root() / ".cache" / "npm-jspsych"
+    return Path.home() / ".cache" / "alloop" / "jspsych"
 
 
 def check_cache(cache: Path | None = None) -> Path:

@@ -50,7 +50,7 @@ def parse_result_data(text: str, where: str) -> list[dict[str, Any]]:
     return [row for row in data if isinstance(row, dict)]
 
 
-def check_label(label: Any, spec: TaskSpec, trial: dict[str, Any]) -> str | None:
+def label_problem(label: Any, spec: TaskSpec, trial: dict[str, Any]) -> str | None:
     """Why this label does not fit the task (None: it fits)."""
     task = spec.task_type
     if label is None or label == "" or label == []:
@@ -104,7 +104,7 @@ def trials_to_events(
         label = trial.get("label")
         if isinstance(label, float) and spec.task_type == "magnitude" and label.is_integer():
             label = float(label)
-        reason = check_label(label, spec, trial) if item_id else "no item_id"
+        reason = label_problem(label, spec, trial) if item_id else "no item_id"
         if reason:
             out.skipped.append(f"{external_prefix}:{index} item {item_id!r}: {reason}")
             continue

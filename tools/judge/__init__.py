@@ -4,8 +4,12 @@
 - `rubrics`: versioned Jinja2 rubrics (prompts/judge_<task_type>.md.j2 or a file in the run) and
   the prompt around them, with item text passed as data.
 - `parsing`: strict parsing of answers into the label schema.
+- `items`: which items a call judges, and what the judge sees of each.
+- `plan`: from the tool's arguments to a ready job, and the sampling requests it would send.
 - `engine`: cache, budget, bounded concurrency, retries and timeouts, one record per item.
+- `ledger`: the label events a call's judgments add, and what the judge has spent.
 - `figures`: the judge_* columns of results.tsv, computed apart from gold.
+- `disagreements`: where the judge differs from gold or the human answers, for review.
 The tool itself is alloop.tools.llm_judge.
 """
 

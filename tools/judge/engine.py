@@ -272,20 +272,17 @@ def judge_items(job: JudgeJob, items: Sequence[JudgeItem]) -> list[JudgeRecord]:
             continue  # cancelled after a fatal error: not asked, not recorded
         records.extend(_records(job, unit, outcome))
     if fatal is not None:
-        raise _FatalWithRecords(fatal, records)
+        raise FatalJudgeError(fatal, records)
     return records
 
 
-class _FatalWithRecords(AlloopError):
+class FatalJudgeError(AlloopError):
     """A fatal backend error, carrying the records of the requests that did finish (to be logged)."""
 
     def __init__(self, cause: BaseException, records: list[JudgeRecord]) -> None:
         super().__init__(str(cause))
         self.cause = cause
         self.records = records
-
-
-FatalJudgeError = _FatalWithRecords
 
 
 def _records(job: JudgeJob, unit: _Unit, outcome: _Outcome) -> list[JudgeRecord]:

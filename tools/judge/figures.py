@@ -1,7 +1,7 @@
 """Judge-assisted figures for results.tsv, kept apart from the gold figures by construction.
 
 Nothing here reads labels.jsonl: the judge's labels come from judge_round_XX.jsonl, gold from the
-held-out set's `label` column, and model predictions from the caller (or the round's selection).
+held-out set's `label` column, and model predictions from the round's model folder.
 So no `gold_*` figure can take in a judge label, and no `judge_*` figure claims to be human.
 
 - `judge_n`: items with a valid judge label in the round (any use).
@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from alloop.tools.judge.records import JudgeRecord
+from alloop.tools.run.models import ModelDir
 from alloop.tools.run.rundir import RunDir
 from alloop.tools.run.schema import CLASSIFICATION_TASKS
 
@@ -33,6 +34,20 @@ def judge_labels(run: RunDir, round_: int) -> dict[str, Any]:
         if record.status == "ok" and record.label is not None:
             labels[record.item_id] = record.label
     return labels
+
+
+def round_predictions(run: RunDir, round_: int) -> dict[str, str]:
+    """item id → the round model's predicted label, pool and held-out; empty before score_pool ran.
+
+    A predictions file that is there but unreadable is an error, not an empty answer.
+    """
+    model = ModelDir(run, round_)
+    if not model.has_predictions():
+        return {}
+    preds = model.predictions()
+    out = dict(zip(preds.pool_ids.tolist(), preds.pool_pred.tolist(), strict=True))
+    out.update(zip(preds.heldout_ids.tolist(), preds.heldout_pred.tolist(), strict=True))
+    return out
 
 
 def judge_figures(run: RunDir, round_: int, predictions: Mapping[str, Any] | None = None) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from typing import Any
 
 from alloop.tools.errors import InputError
 from alloop.tools.judge.parsing import ANSWER_FORMAT_VERSION, label_shape
+from alloop.tools.run.rundir import RunDir
 from alloop.tools.run.schema import TaskSpec
 
 _HEADER = re.compile(r"\A\{#-?(?P<body>.*?)-?#\}", re.DOTALL)
@@ -76,6 +77,17 @@ def builtin_rubric(task_type: str) -> Rubric:
     except FileNotFoundError as exc:
         raise InputError(f"no built-in rubric for task type {task_type!r}; pass a rubric file in the run") from exc
     return Rubric.from_text(f"builtin:{task_type}", source, f"alloop/prompts/{filename}")
+
+
+def load_rubric(run: RunDir, path: str | None, task_type: str) -> Rubric:
+    """A rubric file inside the run folder (named by its path there), else the task type's built-in one."""
+    if path is None:
+        return builtin_rubric(task_type)
+    file = run.inside(path)
+    if not file.is_file():
+        raise InputError(f"rubric file {path!r} not found in run {run.name!r}; put the template inside the run folder")
+    relative = file.relative_to(run.path.resolve()).as_posix()
+    return Rubric.from_text(f"run:{relative}", file.read_text(encoding="utf-8"), str(file))
 
 
 def render_rubric(rubric: Rubric, spec: TaskSpec, kind: str, use: str) -> str:
@@ -203,6 +215,7 @@ __all__ = [
     "build_prompt",
     "builtin_rubric",
     "data_message",
+    "load_rubric",
     "render_rubric",
     "sha256",
     "system_prompt",

@@ -120,7 +120,7 @@ class EmbeddingCache:
     """
 
     def __init__(self, run: RunDir, encoder_key: str) -> None:
-        self.folder = run.cache_dir / "embeddings" / encoder_key
+        self.folder = run.embeddings_dir(encoder_key)
         self.vectors_path = self.folder / "vectors.npy"
         self.ids_path = self.folder / "ids.parquet"
 

@@ -2,7 +2,7 @@
 
 A head maps features X (n × d, from the encoder) and, optionally, a `Design` (participants,
 items, design predictors) to class probabilities. The fixed-effects logistic head lives here;
-the mixed-effects GLMM heads register themselves under their own names.
+the mixed-effects GLMM head lives in the glmm package and is listed in `HEADS` beside it.
 """
 
 from __future__ import annotations
@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
+from sklearn.base import BaseEstimator
 
 from alloop.tools.errors import InputError
 from alloop.tools.glmm.head import GLMMHead
+from alloop.tools.run.schema import TaskSpec
 
 
 @dataclass
@@ -26,6 +28,11 @@ class Design:
     items: np.ndarray | None = None
     predictors: np.ndarray | None = None
     predictor_names: tuple[str, ...] = ()
+
+    def subset(self, rows: np.ndarray) -> Design:
+        """The same design for some rows only: every field moves with its rows."""
+        pick = lambda a: None if a is None else np.asarray(a)[rows]  # noqa: E731
+        return Design(pick(self.participants), pick(self.items), pick(self.predictors), self.predictor_names)
 
 
 def classes_present(y: np.ndarray) -> np.ndarray:
@@ -50,6 +57,11 @@ class Head(Protocol):
     """fit / predict_proba, scikit-learn style; learned state in attributes ending in `_`."""
 
     name: ClassVar[str]
+    anchorable: ClassVar[bool]
+    """Whether `fit` takes `anchor=` (a prior centred on the previous round's head)."""
+
+    @classmethod
+    def from_spec(cls, spec: TaskSpec, **overrides: Any) -> Head: ...
 
     def fit(self, X: np.ndarray, y: np.ndarray, design: Design | None = None) -> Head: ...
 
@@ -62,75 +74,169 @@ class Head(Protocol):
         ...
 
 
-class LogisticHead:
+def _check_rows(X: np.ndarray, y: np.ndarray, design: Design | None) -> None:
+    """Features, labels and design rows must describe the same rows."""
+    if X.ndim != 2 or len(X) != len(y):
+        raise InputError(f"features must be n × d with n = {len(y)} labels, got shape {X.shape}")
+    if design is not None and design.predictors is not None and len(design.predictors) != len(y):
+        raise InputError(f"design predictors have {len(design.predictors)} rows, the labels {len(y)}")
+
+
+def _anchor_problem(head: LogisticHead, anchor: LogisticHead, n_features: int) -> str:
+    """Why a previous head cannot anchor this fit ("" when it can)."""
+    if not isinstance(anchor, LogisticHead):
+        return f"the previous head is {getattr(anchor, 'name', type(anchor).__name__)}, not logistic"
+    if not np.array_equal(anchor.classes_, head.classes_):
+        return f"the previous head saw classes {anchor.classes_.tolist()}, these labels {head.classes_.tolist()}"
+    if anchor.model_.coef_.shape[1] != n_features:
+        return "the previous head had other features or design predictors"
+    return ""
+
+
+def anchored_logistic_fit(X: np.ndarray, y: np.ndarray, C: float, anchor: Any) -> Any:
+    """Logistic regression whose Gaussian prior is centred on `anchor`'s weights, not on 0.
+
+    Minimizes C·Σ loss + ‖W − W_anchor‖² / 2 (scikit-learn's objective with a moved prior
+    mean; the intercept is unpenalized, as there). scikit-learn has no prior mean or offset,
+    hence this short L-BFGS; with a zero anchor it gives scikit-learn's fit (tested).
+    Returns a fitted `LogisticRegression`, so prediction is scikit-learn's own.
+    """
+    from scipy.optimize import minimize
+    from scipy.special import expit, log_softmax, softmax
+    from sklearn.linear_model import LogisticRegression
+
+    classes = np.unique(y)
+    W0 = np.asarray(anchor.coef_, dtype=np.float64)
+    k, d = W0.shape
+    target = (y == classes[1]).astype(np.float64)[:, None] if k == 1 else (y[:, None] == classes[None, :]) * 1.0
+
+    def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        W, b = theta[: k * d].reshape(k, d), theta[k * d :]
+        Z = X @ W.T + b
+        if k == 1:
+            loss = np.logaddexp(0.0, Z) - target * Z
+            residual = expit(Z) - target
+        else:
+            loss = -(target * log_softmax(Z, axis=1))
+            residual = softmax(Z, axis=1) - target
+        gW = C * residual.T @ X + (W - W0)
+        gb = C * residual.sum(axis=0)
+        value = C * float(loss.sum()) + 0.5 * float(((W - W0) ** 2).sum())
+        return value, np.concatenate([gW.ravel(), gb])
+
+    start = np.concatenate([W0.ravel(), np.asarray(anchor.intercept_, dtype=np.float64)])
+    result = minimize(objective, start, jac=True, method="L-BFGS-B", options={"maxiter": 2000})
+    model = LogisticRegression(C=C)
+    model.classes_ = classes
+    model.coef_ = result.x[: k * d].reshape(k, d)
+    model.intercept_ = result.x[k * d :]
+    model.n_features_in_ = d
+    model.n_iter_ = np.asarray([result.nit])
+    return model
+
+
+class LogisticHead(BaseEstimator):
     """Multinomial logistic regression with a Gaussian prior (L2), temperature-calibrated.
 
-    The temperature is fit on out-of-fold probabilities, so confidence means what it says even
-    with a few dozen labels; with too few labels per class it stays at 1.
+    Parameters are stored as given and checked in `fit` (scikit-learn's convention, so
+    `get_params` and `sklearn.base.clone` work). `C` is the prior variance of the weights.
+
+    - Calibration: one temperature fitted by NLL on out-of-fold logits (`calibration_folds`
+      stratified folds), its log shrunk toward 0 by n / (n + `temperature_shrinkage`) so a few
+      dozen labels cannot push it to an extreme; `calibration_` says what was done and why.
+    - Classes the labels have not shown yet get the probability a uniform Dirichlet prior on
+      the class shares gives them, 1 / (n + k), never exactly 0.
+    - `fit(..., anchor=previous_head)` centres the prior on the previous round's weights
+      (penalty ‖w − w_prev‖² / 2C, a sequential MAP update): the fine_tune and new_only
+      training strategies. The out-of-fold predictions also give `cv_macro_f1_`, a figure for
+      decisions that never reads the held-out gold set.
     """
 
     name: ClassVar[str] = "logistic"
+    anchorable: ClassVar[bool] = True
 
     def __init__(
         self,
         C: float = 10.0,
         n_classes: int | None = None,
         random_state: int = 0,
-        warm_start_from: LogisticHead | None = None,
+        calibration_folds: int = 3,
+        temperature_shrinkage: float = 50.0,
     ) -> None:
         self.C = C
         self.n_classes = n_classes
         self.random_state = random_state
-        self.warm_start_from = warm_start_from
+        self.calibration_folds = calibration_folds
+        self.temperature_shrinkage = temperature_shrinkage
 
-    def fit(self, X: np.ndarray, y: np.ndarray, design: Design | None = None) -> LogisticHead:
-        from sklearn.linear_model import LogisticRegression
+    @classmethod
+    def from_spec(cls, spec: TaskSpec, **overrides: Any) -> LogisticHead:
+        return cls(n_classes=len(spec.labels), random_state=spec.selection.seed, **overrides)
 
+    def fit(
+        self, X: np.ndarray, y: np.ndarray, design: Design | None = None, anchor: LogisticHead | None = None
+    ) -> LogisticHead:
+        if not self.C > 0:
+            raise InputError(f"C must be a positive number, got {self.C!r}")
         y = np.asarray(y, dtype=np.int64)
+        _check_rows(X, y, design)
         X = self._with_predictors(X, design, fit=True)
         k = self.n_classes or int(y.max()) + 1
         present = classes_present(y)
         self.classes_ = present
         self.n_classes_ = k
-        self.model_ = LogisticRegression(C=self.C, max_iter=2000, random_state=self.random_state)
-        previous = self.warm_start_from
-        self.warm_started_ = bool(previous is not None and np.array_equal(previous.model_.classes_, present))
-        if self.warm_started_:
-            # Fine-tune: start the optimizer from the previous round's weights.
-            self.model_.set_params(warm_start=True)
-            self.model_.coef_ = previous.model_.coef_.copy()
-            self.model_.intercept_ = previous.model_.intercept_.copy()
-        self.model_.fit(X, y)
-        self.warm_start_from = None  # do not pickle the whole chain of earlier rounds
-        self.temperature_ = self._fit_temperature(X, y)
+        self.n_train_ = len(y)
+        self.anchor_note_ = _anchor_problem(self, anchor, X.shape[1]) if anchor is not None else "no anchor"
+        self.anchored_ = anchor is not None and self.anchor_note_ == ""
+        self.anchor_model_ = anchor.model_ if self.anchored_ else None
+        self.model_ = self._fit_weights(X, y)
+        self.temperature_, self.calibration_, self.cv_macro_f1_ = self._calibrate(X, y)
+        self.anchor_model_ = None  # do not pickle the chain of earlier rounds
         return self
 
-    def _fit_temperature(self, X: np.ndarray, y: np.ndarray) -> float:
+    def _fit_weights(self, X: np.ndarray, y: np.ndarray) -> Any:
+        from sklearn.linear_model import LogisticRegression
+
+        if self.anchor_model_ is not None:
+            return anchored_logistic_fit(X, y, self.C, self.anchor_model_)
+        return LogisticRegression(C=self.C, max_iter=2000, random_state=self.random_state).fit(X, y)
+
+    def _calibrate(self, X: np.ndarray, y: np.ndarray) -> tuple[float, dict[str, Any], float | None]:
+        """Temperature from out-of-fold logits, shrunk toward 1; and the out-of-fold macro-F1."""
         from scipy.optimize import minimize_scalar
-        from sklearn.base import clone
+        from sklearn.metrics import f1_score
         from sklearn.model_selection import StratifiedKFold
 
         counts = np.bincount(y)
-        folds = int(min(5, counts[counts > 0].min()))
+        folds = int(min(self.calibration_folds, counts[counts > 0].min()))
         if folds < 2:
-            return 1.0
+            return 1.0, {"fitted": False, "reason": "a class has a single label: no out-of-fold logits"}, None
         logits = np.zeros((len(y), self.n_classes_))
         splitter = StratifiedKFold(folds, shuffle=True, random_state=self.random_state)
         for train, test in splitter.split(X, y):
-            if len(np.unique(y[train])) < len(self.classes_):
-                return 1.0
-            fold_model = clone(self.model_).fit(X[train], y[train])
+            fold_model = self._fit_weights(X[train], y[train])
             logits[test] = self._scatter(fold_model.decision_function(X[test]), fold_model.classes_, len(test))
+        position = np.searchsorted(self.classes_, y)
+        seen = logits[:, self.classes_]
+        cv_f1 = float(f1_score(position, seen.argmax(axis=1), average="macro"))
 
         def nll(log_t: float) -> float:
-            z = logits[:, self.classes_] / np.exp(log_t)
+            z = seen / np.exp(log_t)
             z -= z.max(axis=1, keepdims=True)
             logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-            position = np.searchsorted(self.classes_, y)
             return float(-logp[np.arange(len(y)), position].mean())
 
-        result = minimize_scalar(nll, bounds=(-3, 3), method="bounded")
-        return float(np.exp(result.x))
+        fitted = float(minimize_scalar(nll, bounds=(-3, 3), method="bounded").x)
+        shrink = len(y) / (len(y) + self.temperature_shrinkage)
+        temperature = float(np.exp(fitted * shrink))
+        note = {
+            "fitted": True,
+            "folds": folds,
+            "temperature_fitted": round(float(np.exp(fitted)), 4),
+            "shrinkage": round(shrink, 4),
+            "at_bound": bool(abs(fitted) > 2.99),
+        }
+        return temperature, note, cv_f1
 
     def _scatter(self, decision: np.ndarray, classes: np.ndarray, n: int) -> np.ndarray:
         """Decision values laid out over all k classes (binary gives one column: ±z/2)."""
@@ -157,11 +263,16 @@ class LogisticHead:
 
     def predict_proba(self, X: np.ndarray, design: Design | None = None) -> np.ndarray:
         X = self._with_predictors(X, design)
-        logits = self._scatter(self.model_.decision_function(X), self.model_.classes_, len(X))
-        z = logits / self.temperature_
+        logits = self.model_.decision_function(X)
+        z = self._scatter(logits, self.model_.classes_, len(X))[:, self.classes_] / self.temperature_
         z = z - z.max(axis=1, keepdims=True)
         p = np.exp(z)
-        return p / p.sum(axis=1, keepdims=True)
+        p /= p.sum(axis=1, keepdims=True)
+        unseen = self.n_classes_ - len(self.classes_)
+        floor = 1.0 / (self.n_train_ + self.n_classes_)
+        out = np.full((len(X), self.n_classes_), floor if unseen else 0.0)
+        out[:, self.classes_] = p * (1.0 - unseen * floor)
+        return out
 
     def card(self) -> dict[str, Any]:
         return {
@@ -169,8 +280,14 @@ class LogisticHead:
             "effects": "fixed",
             "C": self.C,
             "temperature": round(self.temperature_, 4),
-            "warm_started": self.warm_started_,
+            "calibration": self.calibration_,
+            "anchored_to_previous": self.anchored_,
+            "anchor_note": self.anchor_note_,
+            "cv_macro_f1": None if self.cv_macro_f1_ is None else round(self.cv_macro_f1_, 4),
             "classes_seen": self.classes_.tolist(),
+            "unseen_class_probability": round(1.0 / (self.n_train_ + self.n_classes_), 4)
+            if len(self.classes_) < self.n_classes_
+            else None,
             "predictors": list(self.predictor_names_),
         }
 
@@ -179,12 +296,13 @@ HEADS: dict[str, type] = {"logistic": LogisticHead, "glmm": GLMMHead}
 """Head families by name; spec.model.head picks one."""
 
 
-def make_head(name: str, **params: Any) -> Head:
+def make_head(name: str, spec: TaskSpec, **overrides: Any) -> Head:
+    """The named head set up for the spec; `overrides` (None values ignored) replace its defaults."""
     try:
         cls = HEADS[name]
     except KeyError:
         raise InputError(f"unknown head {name!r}; choose one of {sorted(HEADS)}") from None
-    return cls(**params)
+    return cls.from_spec(spec, **{key: value for key, value in overrides.items() if value is not None})
 
 
 def save_head(head: Head, path: Path) -> None:

@@ -1,23 +1,51 @@
-"""Held-out evaluation written under gold_* columns: only human gold ever reaches it."""
+"""Held-out evaluation written under gold_* columns: only human gold ever reaches it.
+
+Classification figures follow scikit-learn's convention over the label schema (`labels=` the
+schema, `zero_division=0`): a class the model predicts but gold lacks still counts in macro-F1.
+Per-class F1 is written as null for a class absent from gold (not 0, which reads "never right").
+Ordinal scales also get the errors in scale points (MAE, RMSE) and Spearman's ρ.
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 
-def classification_metrics(gold: Sequence[str], predicted: Sequence[str], labels: Sequence[str]) -> dict:
-    """Accuracy, macro-F1 over the schema's labels, and F1 per label."""
-    from sklearn.metrics import accuracy_score, f1_score
+def gold_label_metrics(
+    gold: Sequence[str], predicted: Sequence[str], labels: Sequence[str], ordinal: bool = False
+) -> dict[str, Any]:
+    """gold_* figures of predicted labels against gold labels (one `Metric` column each)."""
+    from sklearn.metrics import accuracy_score, f1_score, mean_absolute_error, root_mean_squared_error
 
     gold_a, pred_a = np.asarray(gold, dtype=object), np.asarray(predicted, dtype=object)
-    per_class = f1_score(gold_a, pred_a, labels=list(labels), average=None, zero_division=0)
-    present = [i for i, label in enumerate(labels) if label in set(gold)]
-    return {
+    labels = list(labels)
+    per_class = f1_score(gold_a, pred_a, labels=labels, average=None, zero_division=0)
+    in_gold = set(gold_a.tolist())
+    figures: dict[str, Any] = {
         "gold_n": len(gold_a),
         "gold_accuracy": float(accuracy_score(gold_a, pred_a)),
-        "gold_macro_f1": float(np.mean(per_class[present])) if present else 0.0,
-        "gold_f1_by_class": json.dumps({label: round(float(f), 4) for label, f in zip(labels, per_class, strict=True)}),
+        "gold_macro_f1": float(f1_score(gold_a, pred_a, labels=labels, average="macro", zero_division=0)),
+        "gold_f1_by_class": json.dumps(
+            {
+                label: round(float(f), 4) if label in in_gold else None
+                for label, f in zip(labels, per_class, strict=True)
+            }
+        ),
     }
+    if ordinal:
+        from scipy.stats import spearmanr
+
+        position = {label: i for i, label in enumerate(labels)}
+        g = np.asarray([position[v] for v in gold_a], dtype=float)
+        p = np.asarray([position[v] for v in pred_a], dtype=float)
+        rho = spearmanr(g, p).statistic if len(g) > 1 and g.std() > 0 and p.std() > 0 else None
+        figures |= {
+            "gold_mae": float(mean_absolute_error(g, p)),
+            "gold_rmse": float(root_mean_squared_error(g, p)),
+            "gold_spearman": None if rho is None or not np.isfinite(rho) else float(rho),
+        }
+    return figures

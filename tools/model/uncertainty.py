@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-MEASURES = ("least_confidence", "margin", "entropy")
-
 
 def uncertainty(probs: np.ndarray) -> dict[str, np.ndarray]:
     """Per-row measures: least confidence 1−max p, margin p₁−p₂ (small = unsure), entropy in nats."""

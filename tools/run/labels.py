@@ -25,6 +25,19 @@ def live_events(events: Iterable[LabelEvent]) -> list[LabelEvent]:
     return [e for e in events if e.event_id not in superseded]
 
 
+def current_labels(events: Sequence[LabelEvent]) -> dict[tuple[str, str, bool], LabelEvent]:
+    """The standing label per (item, annotator, is_judge): the latest, minus superseded and
+    discarded ones. A judge and a person never share a key, whatever their names."""
+    standing: dict[tuple[str, str, bool], LabelEvent] = {}
+    for event in live_events(events):
+        key = (event.item_id, event.annotator, event.source == "judge")
+        if event.status == "discarded":
+            standing.pop(key, None)
+            continue
+        standing[key] = event
+    return standing
+
+
 def check_label(spec: TaskSpec, label: object, where: str) -> str | float | list[str]:
     """A label in the spec's schema, or an error that names the allowed values."""
     allowed = spec.labels

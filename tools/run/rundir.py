@@ -26,6 +26,7 @@ from alloop.tools.errors import (
     PathEscapeError,
     RunNotFoundError,
     StateError,
+    describe_validation,
 )
 from alloop.tools.run.items import ItemTable
 from alloop.tools.run.schema import LabelEvent, ResultRow, SelectionRow, TaskSpec, utc_now
@@ -98,9 +99,7 @@ def parse_rows(model: type[M], rows: Sequence[dict[str, Any]], where: str) -> li
         try:
             parsed.append(model.model_validate(row))
         except ValidationError as exc:
-            first = exc.errors()[0]
-            field = ".".join(str(part) for part in first["loc"]) or "(row)"
-            raise InputError(f"{where}:{number}: field {field!r}: {first['msg']}") from exc
+            raise InputError(describe_validation(exc, f"{where}:{number}", first_only=True)) from exc
     return parsed
 
 
@@ -267,9 +266,7 @@ class RunDir:
         try:
             return TaskSpec.model_validate_json(self.spec_path.read_text(encoding="utf-8"))
         except ValidationError as exc:
-            first = exc.errors()[0]
-            field = ".".join(str(p) for p in first["loc"])
-            raise InputError(f"{self.spec_path}: field {field!r}: {first['msg']}") from exc
+            raise InputError(describe_validation(exc, str(self.spec_path), first_only=True)) from exc
 
     def write_spec(self, spec: TaskSpec, reason: str) -> TaskSpec:
         """Replace spec.json with a new version; the old one goes to spec_history.jsonl."""
@@ -346,6 +343,11 @@ class RunDir:
 
     def selection_rounds(self) -> list[int]:
         return sorted(int(p.stem.rsplit("_", 1)[1]) for p in self.path.glob("selection_round_[0-9][0-9].jsonl"))
+
+    def latest_selection_round(self, default: int = 0) -> int:
+        """The newest round with a selection file, or `default` when nothing was selected yet."""
+        rounds = self.selection_rounds()
+        return rounds[-1] if rounds else default
 
     # -- destinations --------------------------------------------------------------------
     @property

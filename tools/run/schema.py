@@ -32,12 +32,16 @@ LabelSource = Literal["seed", "human", "import", "judge", "simulated"]
 Destination = Literal["file", "argilla", "jatos", "simulated"]
 EffectsMode = Literal["fixed", "random_intercepts", "random_slopes"]
 TrainingStrategy = Literal["retrain", "fine_tune", "new_only", "hybrid"]
+DecisionFigure = Literal["cv_macro_f1", "gold_macro_f1"]
+"""The figure a training decision reads; gold only when the spec asks, as it is also what is reported."""
 JudgeUse = Literal["evaluation", "prioritization", "adjudication", "pseudo_labeling"]
 JudgeBackend = Literal["anthropic", "sampling", "local"]
 LabeledState = Literal["none", "partial", "full"]
 PredictionUnit = Literal["item", "response"]
 Metric = Literal["macro_f1", "accuracy", "mae", "spearman", "rmse"]
 """The figure a spec optimises; each has a `gold_<metric>` column in results.tsv."""
+SCALE_METRICS: frozenset[str] = frozenset({"mae", "rmse", "spearman"})
+SCALE_TASKS: frozenset[str] = frozenset({"ordinal_scale", "magnitude"})
 AgreementMetric = Literal["krippendorff_alpha", "fleiss_kappa", "cohens_kappa", "percent"]
 
 
@@ -114,6 +118,10 @@ class ModelSpec(_Strict):
     training_strategy: TrainingStrategy = "retrain"
     hybrid_epsilon: float = Field(0.01, gt=0, description="Hybrid: fine-tune once ΔF1 < ε ...")
     hybrid_rounds: int = Field(2, ge=1, description="... for this many rounds.")
+    decision_figure: DecisionFigure = Field(
+        "cv_macro_f1",
+        description="What the hybrid switch reads: out-of-fold macro-F1 on the labeled items, or held-out gold.",
+    )
     max_length: int = Field(256, ge=8, le=8192, description="Encoder token limit.")
 
 
@@ -177,6 +185,11 @@ class TaskSpec(_Strict):
             raise ValueError(f"task_type {self.task_type!r} needs at least two labels, got {self.labels}")
         if self.task_type == "binary" and len(self.labels) != 2:
             raise ValueError(f"task_type 'binary' needs exactly two labels, got {self.labels}")
+        if self.metric in SCALE_METRICS and self.task_type not in SCALE_TASKS:
+            raise ValueError(
+                f"metric {self.metric!r} measures distances on a scale; task_type {self.task_type!r} has none: "
+                "use macro_f1 or accuracy"
+            )
         return self
 
 
@@ -243,7 +256,11 @@ class ResultRow(_Strict):
     gold_macro_f1: float | None = None
     gold_f1_by_class: str = Field("", description="JSON object: label → F1 on held-out gold.")
     gold_mae: float | None = None
+    gold_rmse: float | None = None
     gold_spearman: float | None = None
+    cv_macro_f1: float | None = Field(
+        None, description="Out-of-fold macro-F1 on the labeled items: the figure decisions read, never gold."
+    )
     judge_n: int | None = None
     judge_agreement_with_gold: float | None = None
     judge_accuracy: float | None = None

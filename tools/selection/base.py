@@ -23,7 +23,11 @@ class SelectionProblem:
     """Everything a strategy may look at; arrays are aligned over the unlabeled candidates.
 
     `reference` holds unit-norm embeddings of items a batch must not duplicate: labeled,
-    held-out and already-selected items.
+    held-out and already-selected items. `covered` holds only the labeled and selected pool
+    items: coverage (k-center) is measured from them, never from the held-out set. The seed
+    strategies also read `known_vectors`/`known_labels` (items whose labels are known before
+    the seed), `texts` (of the candidates) and `keywords` (label → words). A strategy writes
+    what it wants said in `report` (e.g. `duplicates_skipped`).
     """
 
     n: int
@@ -32,7 +36,14 @@ class SelectionProblem:
     embeddings: np.ndarray | None = None
     probs: np.ndarray | None = None
     reference: np.ndarray | None = None
+    covered: np.ndarray | None = None
+    known_vectors: np.ndarray | None = None
+    known_labels: list[str] | None = None
+    texts: list[str] | None = None
+    keywords: dict[str, list[str]] | None = None
+    labels: list[str] = field(default_factory=list)
     options: dict = field(default_factory=dict)
+    report: dict = field(default_factory=dict)
 
 
 class Strategy(Protocol):
@@ -46,5 +57,12 @@ class Strategy(Protocol):
 def check_requirements(strategy: Strategy, problem: SelectionProblem) -> None:
     missing = [r for r in sorted(strategy.requires) if getattr(problem, r) is None]
     if missing:
-        hint = "run score_pool first" if "probs" in missing else "embed the pool first"
-        raise InputError(f"strategy {strategy.name!r} needs {', '.join(missing)}; {hint}")
+        hints = "; ".join(dict.fromkeys(_HINTS.get(r, f"give {r}") for r in missing))
+        raise InputError(f"strategy {strategy.name!r} needs {', '.join(missing)}; {hints}")
+
+
+_HINTS = {
+    "probs": "run score_pool first",
+    "embeddings": "embed the pool first",
+    "keywords": "give keywords as {label: [words, ...]}",
+}

@@ -11,29 +11,35 @@ from typing import ClassVar
 import numpy as np
 
 from alloop.tools.selection.base import Picked, SelectionProblem
-from alloop.tools.selection.duplicates import CHUNK
+from alloop.tools.selection.duplicates import max_similarity
 
 
 def k_center_greedy(
     embeddings: np.ndarray,
-    reference: np.ndarray | None,
+    covered: np.ndarray | None,
     n: int,
     duplicate_threshold: float,
     rng: np.random.Generator,
+    reference: np.ndarray | None = None,
 ) -> tuple[list[int], list[float]]:
-    """Positions picked and each one's cosine distance to the covered set when picked."""
+    """Positions picked and each one's cosine distance to the covered set when picked.
+
+    Coverage starts from `covered`; candidates that duplicate `reference` (a superset of the
+    covered items, e.g. with the held-out set) are masked out but do not count as covered.
+    """
     size = len(embeddings)
     nearest = np.full(size, 2.0, dtype=np.float32)  # cosine distance to the covered set
-    if reference is not None and len(reference):
-        for start in range(0, size, CHUNK):
-            sims = embeddings[start : start + CHUNK] @ reference.T
-            nearest[start : start + CHUNK] = 1.0 - sims.max(axis=1)
+    if covered is not None and len(covered):
+        nearest = 1.0 - max_similarity(embeddings, covered)
     limit = 1.0 - duplicate_threshold
     nearest[nearest <= limit] = -1.0  # duplicates of the covered set are never picked
+    if reference is not None and len(reference):
+        nearest[max_similarity(embeddings, reference) >= duplicate_threshold] = -1.0
     picked: list[int] = []
     distances: list[float] = []
-    if reference is None or not len(reference):
-        first = int(rng.integers(size))
+    allowed = np.flatnonzero(nearest >= 0)
+    if (covered is None or not len(covered)) and len(allowed) and n > 0:
+        first = int(allowed[rng.integers(len(allowed))])
         picked.append(first)
         distances.append(float("nan"))
         nearest = np.minimum(nearest, 1.0 - embeddings @ embeddings[first])
@@ -55,7 +61,7 @@ class KCenterGreedy:
 
     def select(self, problem: SelectionProblem) -> list[Picked]:
         picked, distances = k_center_greedy(
-            problem.embeddings, problem.reference, problem.n, problem.duplicate_threshold, problem.rng
+            problem.embeddings, problem.covered, problem.n, problem.duplicate_threshold, problem.rng, problem.reference
         )
         return [
             Picked(

@@ -22,7 +22,12 @@ class UncertainThenDiverse:
         key = entropy + problem.rng.random(len(entropy)) * 1e-9
         shortlist = top_k_order(key, min(len(key), factor * problem.n))
         picked, distances = k_center_greedy(
-            problem.embeddings[shortlist], problem.reference, problem.n, problem.duplicate_threshold, problem.rng
+            problem.embeddings[shortlist],
+            problem.covered,
+            problem.n,
+            problem.duplicate_threshold,
+            problem.rng,
+            problem.reference,
         )
         return [
             Picked(

@@ -25,7 +25,10 @@ class RandomSampling:
     def select(self, problem: SelectionProblem) -> list[Picked]:
         size = len(problem.embeddings) if problem.embeddings is not None else len(problem.probs)
         order = problem.rng.permutation(size)
-        chosen, _ = take_distinct(order, problem.embeddings, problem.reference, problem.n, problem.duplicate_threshold)
+        chosen, skipped = take_distinct(
+            order, problem.embeddings, problem.reference, problem.n, problem.duplicate_threshold
+        )
+        problem.report["duplicates_skipped"] = skipped
         return [Picked(p, f"random draw {rank} of {size} unlabeled") for rank, p in enumerate(chosen, 1)]
 
 
@@ -41,20 +44,19 @@ class UncertaintySampling:
         # Ties (common with few labels) are broken at random, seeded, not by pool order.
         key = key + problem.rng.random(len(key)) * 1e-9
         order = top_k_order(key, min(len(key), max(8 * problem.n, 256)))
-        chosen, _ = take_distinct(order, problem.embeddings, problem.reference, problem.n, problem.duplicate_threshold)
+        chosen, skipped = take_distinct(
+            order, problem.embeddings, problem.reference, problem.n, problem.duplicate_threshold
+        )
         if len(chosen) < problem.n:  # the head was all duplicates: fall back to the full ranking
-            chosen, _ = take_distinct(
-                np.argsort(-key, kind="stable"),
-                problem.embeddings,
-                problem.reference,
-                problem.n,
-                problem.duplicate_threshold,
+            order = np.argsort(-key, kind="stable")
+            chosen, skipped = take_distinct(
+                order, problem.embeddings, problem.reference, problem.n, problem.duplicate_threshold
             )
+        problem.report["duplicates_skipped"] = skipped
+        # take_distinct walked exactly the first chosen + skipped entries of the ranking
+        rank_of = {int(p): rank for rank, p in enumerate(order[: len(chosen) + skipped], 1)}
         total = len(key)
-        return [
-            Picked(p, f"{self.measure} {values[p]:.3f}, rank {rank} of {total} unlabeled")
-            for rank, p in enumerate(chosen, 1)
-        ]
+        return [Picked(p, f"{self.measure} {values[p]:.3f}, rank {rank_of[p]} of {total} unlabeled") for p in chosen]
 
 
 class LeastConfidence(UncertaintySampling):

@@ -1,0 +1,55 @@
+"""Which pool items a batch may contain, and the vectors a batch is measured against.
+
+Two different sets, kept apart on purpose:
+- `covered`: pool items already labeled or selected. k-center measures coverage from them.
+- `duplicates_of`: those plus the held-out set. A candidate this close to any of them is never
+  picked (a near-copy of a test item would leak it into training), but the held-out set does
+  not count as covered: it must not steer which regions of the pool get labeled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from alloop.tools.run.items import ItemTable
+from alloop.tools.run.labels import answered_items
+from alloop.tools.run.rundir import RunDir
+
+
+def excluded_items(run: RunDir, current_round: int) -> set[str]:
+    """Items a batch may never contain: answered, held-out, or selected in an earlier round."""
+    excluded = answered_items(run.labels())
+    heldout = run.heldout()
+    if heldout is not None:
+        excluded |= set(heldout.ids)
+    for round_ in run.selection_rounds():
+        if round_ != current_round:
+            excluded |= {row.item_id for row in run.selection(round_)}
+    return excluded
+
+
+@dataclass
+class Candidates:
+    """The unlabeled pool items a batch may draw from, with the two reference sets."""
+
+    positions: np.ndarray
+    """Pool positions of the candidates."""
+    covered: np.ndarray
+    """Unit vectors of labeled and selected pool items."""
+    duplicates_of: np.ndarray
+    """Unit vectors of covered items and the held-out set."""
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+
+def pool_candidates(
+    run: RunDir, current_round: int, pool: ItemTable, pool_x: np.ndarray, heldout_x: np.ndarray | None
+) -> Candidates:
+    excluded = excluded_items(run, current_round)
+    is_candidate = np.fromiter((i not in excluded for i in pool.ids), dtype=bool, count=len(pool))
+    covered = pool_x[~is_candidate]
+    duplicates_of = covered if heldout_x is None else np.concatenate([covered, heldout_x])
+    return Candidates(np.flatnonzero(is_candidate), covered, duplicates_of)

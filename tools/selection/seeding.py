@@ -1,0 +1,129 @@
+"""Seed strategies (round 0): the selection interface, for a run with no model yet.
+
+Each picks `problem.n` candidates from `problem.embeddings` (unit vectors of the unlabeled
+candidates, already freed of near-duplicates of labeled and held-out items) and says why.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import ClassVar
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from alloop.tools.errors import InputError, StateError
+from alloop.tools.selection.base import Picked, SelectionProblem
+from alloop.tools.selection.duplicates import take_distinct
+
+KMEANS_SAMPLE = 20000
+
+
+def _balanced(groups: dict[str, np.ndarray], rng: np.random.Generator) -> list[tuple[int, str]]:
+    """Every member of every group, round-robin over the groups so no class dominates the head."""
+    pools = {g: list(rng.permutation(members)) for g, members in groups.items() if len(members)}
+    order: list[tuple[int, str]] = []
+    while any(pools.values()):
+        for group, members in pools.items():
+            if members:
+                order.append((int(members.pop()), group))
+    return order
+
+
+def _distinct(order: list[tuple[int, str]], problem: SelectionProblem) -> list[tuple[int, str]]:
+    """The first n picks of a balanced order that are not near-duplicates of each other."""
+    group = dict(order)
+    positions = np.asarray([p for p, _ in order], dtype=np.int64)
+    chosen, _ = take_distinct(positions, problem.embeddings, None, problem.n, problem.duplicate_threshold)
+    return [(p, group[p]) for p in chosen]
+
+
+class RandomSeed:
+    name: ClassVar[str] = "random"
+    requires: ClassVar[frozenset[str]] = frozenset({"embeddings"})
+
+    def select(self, problem: SelectionProblem) -> list[Picked]:
+        order = problem.rng.permutation(len(problem.embeddings))
+        chosen, _ = take_distinct(order, problem.embeddings, None, problem.n, problem.duplicate_threshold)
+        return [Picked(p, "random draw") for p in chosen]
+
+
+class DiverseSeed:
+    """The item nearest each of n k-means centroids (k-means on a sample for large pools)."""
+
+    name: ClassVar[str] = "diverse"
+    requires: ClassVar[frozenset[str]] = frozenset({"embeddings"})
+
+    def select(self, problem: SelectionProblem) -> list[Picked]:
+        from sklearn.cluster import KMeans
+
+        x, n, seed = problem.embeddings, problem.n, int(problem.options.get("seed", 0))
+        rng = np.random.default_rng(seed)
+        sample = rng.choice(len(x), size=min(len(x), KMEANS_SAMPLE), replace=False)
+        km = KMeans(n_clusters=n, n_init=3, random_state=seed).fit(x[sample])
+        order = np.argsort(-(x @ km.cluster_centers_.T), axis=0)  # unit vectors: larger is nearer
+        chosen: list[int] = []
+        for c in range(n):
+            chosen.append(next(int(i) for i in order[:, c] if int(i) not in chosen))
+        sizes = np.bincount(km.labels_, minlength=n)
+        return [
+            Picked(p, f"diverse: nearest item to cluster {c} ({sizes[c]} of {len(sample)} sampled items)")
+            for c, p in enumerate(chosen)
+        ]
+
+
+class StratifiedSeed:
+    """Balanced over classes guessed from the labels known so far (nearest labeled centroid)."""
+
+    name: ClassVar[str] = "stratified"
+    requires: ClassVar[frozenset[str]] = frozenset({"embeddings", "known_vectors", "known_labels"})
+
+    def select(self, problem: SelectionProblem) -> list[Picked]:
+        known = np.asarray(problem.known_labels, dtype=object)
+        classes = [c for c in problem.labels if c in set(known.tolist())]
+        if len(classes) < 2:
+            raise StateError("'stratified' needs some known labels of at least two classes; use 'diverse' or 'keyword'")
+        centroids = np.stack([problem.known_vectors[known == c].mean(0) for c in classes])
+        guess = np.asarray(classes)[(problem.embeddings @ centroids.T).argmax(axis=1)]
+        order = _balanced({c: np.flatnonzero(guess == c) for c in classes}, problem.rng)
+        return [
+            Picked(p, f"stratified: provisional class {g!r} (nearest labeled centroid)")
+            for p, g in _distinct(order, problem)
+        ]
+
+
+class KeywordSeed:
+    """Items matching each class's keywords, balanced; a distinct random fill when too few match."""
+
+    name: ClassVar[str] = "keyword"
+    requires: ClassVar[frozenset[str]] = frozenset({"embeddings", "texts", "keywords"})
+
+    def select(self, problem: SelectionProblem) -> list[Picked]:
+        unknown = [label for label in problem.keywords if label not in problem.labels]
+        if unknown:
+            raise InputError(f"keywords given for {unknown}, which are not in the label schema {problem.labels}")
+        column = pa.array(problem.texts, pa.string())
+        groups = {}
+        for label, words in problem.keywords.items():
+            if words:
+                pattern = r"(?i)\b(" + "|".join(re.escape(w) for w in words) + r")\b"
+                matches = pc.match_substring_regex(column, pattern).to_numpy(zero_copy_only=False)
+                groups[label] = np.flatnonzero(matches)
+        problem.report["keywords_without_match"] = [g for g in problem.keywords if not len(groups.get(g, []))]
+        picks = [(p, f"keyword match for {g!r}") for p, g in _distinct(_balanced(groups, problem.rng), problem)]
+        if len(picks) < problem.n:
+            taken = {p for p, _ in picks}
+            order = np.asarray([i for i in problem.rng.permutation(len(problem.texts)) if int(i) not in taken])
+            fill, _ = take_distinct(
+                order,
+                problem.embeddings,
+                problem.embeddings[sorted(taken)],
+                problem.n - len(picks),
+                problem.duplicate_threshold,
+            )
+            picks += [(p, "random fill (keywords matched too few items)") for p in fill]
+        return [Picked(p, reason) for p, reason in picks]
+
+
+SEED_STRATEGIES: dict[str, type] = {cls.name: cls for cls in (RandomSeed, DiverseSeed, StratifiedSeed, KeywordSeed)}
