@@ -84,10 +84,10 @@ def sdk_records(run, rows):
 def peer_dataset(client, run, name):
     import argilla as rg
 
-    from alloop.tools.argilla import _sdk_settings
+    from alloop.tools.argilla import sdk_settings
 
     plan = dataset_plan(run.spec(), ["entropy", "margin"])
-    return rg.Dataset(name=name, workspace="alloop", settings=_sdk_settings(plan), client=client).create()
+    return rg.Dataset(name=name, workspace="alloop", settings=sdk_settings(plan), client=client).create()
 
 
 def annotate_all(url: str, keys: dict[str, str], dataset_id: str, owner_key: str) -> None:

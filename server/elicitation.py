@@ -8,7 +8,7 @@ client without elicitation, or a person who declines, gets the open questions ba
 from __future__ import annotations
 
 import inspect
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from mcp.server.elicitation import AcceptedElicitation, CancelledElicitation, DeclinedElicitation
 from mcp.server.mcpserver import Context
@@ -21,15 +21,16 @@ from alloop.tools.interview_spec import InterviewInput, preview_open_questions
 from alloop.tools.run.rundir import RunRoot
 from alloop.tools.run.schema import Destination, JudgeUse, LabeledState, Metric, PredictionUnit, TaskType
 
+JudgeAnswer = Literal[("no", *get_args(JudgeUse))]
+"""One flat choice: an elicitation form takes a single enum, not a union of them."""
+
 
 class InterviewForm(BaseModel):
     """The interview as a form; every field optional, lists as comma-separated text."""
 
     pool: str | None = Field(None, description="Pool JSONL file, relative to the run root")
     heldout: str | None = Field(None, description="Held-out JSONL with gold labels, or split:0.2")
-    task_type: (
-TaskType | None
-    ) = None
+    task_type: TaskType | None = None
     labels: str | None = Field(None, description="Labels in order, comma-separated")
     labeled_state: LabeledState | None = None
     prediction_unit: PredictionUnit | None = None
@@ -41,7 +42,7 @@ TaskType | None
     max_cost: float | None = None
     plateau_epsilon: float | None = None
     destination: Destination | None = None
-    judge: Literal["no"] | JudgeUse | None = None
+    judge: JudgeAnswer | None = None
 
 
 Outcome = AcceptedElicitation[InterviewForm] | DeclinedElicitation | CancelledElicitation

@@ -53,16 +53,9 @@ def ctx(root) -> ToolContext:
 
 
 def make_run(ctx: ToolContext, files: dict[str, Path], name: str = "bbc", **answers) -> str:
+    answers = {"task_type": "categorical", "labels": BBC_LABELS, "batch_size": 10} | answers
     interview_spec(
-        InterviewInput(
-            run=name,
-            pool=str(files["pool"]),
-            heldout=str(files["heldout"]),
-            task_type="categorical",
-            labels=BBC_LABELS,
-            batch_size=10,
-            **answers,
-        ),
+        InterviewInput(run=name, pool=str(files["pool"]), heldout=str(files["heldout"]), **answers),
         ctx,
     )
     return name

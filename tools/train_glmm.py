@@ -13,7 +13,7 @@ from alloop.tools.base import RunArgs, ToolContext, ToolSpec
 from alloop.tools.errors import InputError, StateError
 from alloop.tools.model.encoders import embed_table, run_encoder
 from alloop.tools.model.heads import Design, item_design, load_head, make_head, save_head
-from alloop.tools.model.metrics import gold_label_metrics
+from alloop.tools.model.metrics import label_metrics
 from alloop.tools.run.labels import HUMAN_SOURCES, answered_items, live_events, training_labels
 from alloop.tools.run.models import ModelDir, data_hash, model_rounds, next_training_round, resolve_round
 from alloop.tools.run.rundir import RunDir
@@ -63,7 +63,7 @@ class StrategyChoice:
 def _choose_strategy(spec: TaskSpec, requested: str, run: RunDir, previous: int | None) -> StrategyChoice:
     """Hybrid retrains until |ΔF1| < ε for k consecutive rounds, then fine-tunes for good.
 
-    ΔF1 is read from `spec.model.decision_figure` (out-of-fold F1 on the labeled items by
+    ΔF1 is read from `spec.model.decision_source` (out-of-fold F1 on the labeled items by
     default, so the held-out gold set never steers training).
     """
     if previous is None:
@@ -72,7 +72,7 @@ def _choose_strategy(spec: TaskSpec, requested: str, run: RunDir, previous: int 
         return StrategyChoice(requested, anchor_round=None if requested == "retrain" else previous)
     if ModelDir(run, previous).card().get("training_strategy") == "fine_tune":
         return StrategyChoice("fine_tune", "hybrid: switched to fine_tune in an earlier round", previous)
-    figure = spec.model.decision_figure
+    figure = f"{spec.model.decision_source}_macro_f1"
     scores = [getattr(r, figure) for r in run.results() if r.round <= previous and getattr(r, figure) is not None]
     k, eps = spec.model.hybrid_rounds, spec.model.hybrid_epsilon
     deltas = np.abs(np.diff(scores))[-k:] if len(scores) > k else np.array([])
@@ -107,6 +107,16 @@ def _design(spec: TaskSpec, run: RunDir, exclude: set[str]) -> tuple[list[str], 
         predictor_names=tuple(names),
     )
     return item_ids, [str(e.label) for e in rows], design, 0
+
+
+def _cross_validated(spec: TaskSpec, head: Any, labels: list[str]) -> dict[str, Any]:
+    """cv_* figures from the head's out-of-fold predictions ({} when it has none)."""
+    oof = getattr(head, "oof_predictions_", None)
+    if oof is None:
+        return {}
+    predicted = [spec.labels[int(c)] for c in oof]
+    figures = label_metrics(labels, predicted, spec.labels, ordinal=spec.task_type == "ordinal_scale", prefix="cv")
+    return {k: None if v is None else round(v, 6) for k, v in figures.items() if k not in ("cv_n", "cv_f1_by_class")}
 
 
 def _newest_rows(
@@ -180,13 +190,13 @@ def train_glmm(args: TrainInput, ctx: ToolContext) -> TrainOutput:
             hx = embed_table(run, heldout, spec.text_fields, encoder, ctx.progress)
             probs = head.predict_proba(hx, item_design(heldout, spec.model.predictors))
             predicted = np.asarray(spec.labels, dtype=object)[probs.argmax(axis=1)]
-            gold = gold_label_metrics(
+            gold = label_metrics(
                 [str(v) for v in heldout.column("label")],
                 list(predicted),
                 spec.labels,
                 ordinal=spec.task_type == "ordinal_scale",
             )
-        cv_f1 = getattr(head, "cv_macro_f1_", None)
+        cv = _cross_validated(spec, head, [labels[i] for i in rows])
 
         version = f"r{round_:02d}-{data_hash(item_ids, labels)[:8]}"
         counts = {label: int((y == i).sum()) for label, i in index.items()}
@@ -201,8 +211,8 @@ def train_glmm(args: TrainInput, ctx: ToolContext) -> TrainOutput:
             "requested_strategy": requested,
             "strategy_note": choice.note,
             "warm_start_from_round": choice.anchor_round if getattr(head, "anchored_", False) else None,
-            "decision_figure": spec.model.decision_figure,
-            "cv_macro_f1": None if cv_f1 is None else round(cv_f1, 4),
+            "decision_source": spec.model.decision_source,
+            "cv": cv,
             "n_labeled": len(item_ids),
             "label_counts": counts,
             "trained_on": {
@@ -223,7 +233,8 @@ def train_glmm(args: TrainInput, ctx: ToolContext) -> TrainOutput:
                 round=round_,
                 model_version=version,
                 training_strategy=choice.applied,
-                cv_macro_f1=None if cv_f1 is None else round(cv_f1, 4),
+                decision_source=spec.model.decision_source,
+                **cv,
                 n_labeled=len(item_ids),
                 n_pool=len(pool) - len(set(item_ids)),
                 n_pseudo_labeled=n_pseudo,

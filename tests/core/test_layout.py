@@ -16,7 +16,7 @@ from pathlib import Path
 TOOLS = Path(__file__).resolve().parents[2] / "tools"
 CONTRACT_FILES = {"__init__", "base", "errors", "registry"}
 ADAPTER_LIBRARIES = {"mcp", "typer", "rich"}
-SERVER_MODULES = {"app", "cli", "cli_agreement", "cli_extra", "cli_glmm", "elicitation", "sampling", "__main__"}
+SERVER_MODULES = {"app", "cli", "cli_agreement", "cli_glmm", "elicitation", "sampling", "__main__"}
 RUN_PATH = re.compile(r"\b(?:run|rundir|run_dir|self\.run)\.path\s*(?:/|\.joinpath\b)")
 
 

@@ -181,10 +181,10 @@ def test_hybrid_switch_reads_the_cross_validated_f1_not_gold(looped_copy, ctx):
     switched = train_glmm(TrainInput(run=looped_copy, round=3, training_strategy="hybrid"), ctx)
 
     assert switched.training_strategy == "fine_tune", switched.strategy_note
-    assert "cv_macro_f1" in switched.strategy_note and switched.card["decision_figure"] == "cv_macro_f1"
+    assert "cv_macro_f1" in switched.strategy_note and switched.card["decision_source"] == "cv"
 
     spec = run.spec()
-    asks_gold = spec.model.model_copy(update={"decision_figure": "gold_macro_f1"})
+    asks_gold = spec.model.model_copy(update={"decision_source": "gold"})
     run.write_spec(spec.model_copy(update={"model": asks_gold}), "test")
     by_gold = train_glmm(TrainInput(run=looped_copy, round=3, training_strategy="hybrid"), ctx)
     assert by_gold.training_strategy == "retrain" and "gold_macro_f1" in by_gold.strategy_note

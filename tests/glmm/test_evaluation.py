@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from alloop.tools.glmm.api import write_plots
-from alloop.tools.glmm.design import ModelSpec, build_frame
+from alloop.tools.glmm.design import GLMMSpec, build_frame
 from alloop.tools.glmm.evaluation import (
     calibration_error,
     classification_metrics,
@@ -65,7 +65,7 @@ def test_participant_folds_never_share_a_participant(binary_data: dict) -> None:
 
 
 def test_grouped_cv_ordinal(ordinal_data: dict) -> None:
-    report = grouped_cv(ordinal_data, ModelSpec("ordinal", predictors=("x", "c")), folds=3, seed=0)
+    report = grouped_cv(ordinal_data, GLMMSpec("ordinal", predictors=("x", "c")), folds=3, seed=0)
     assert report["all_converged"] and report["n"] == 600 and len(report["per_fold"]) == 3
     m = report["metrics"]
     assert {"accuracy", "f1_macro", "f1_micro", "log_loss", "calibration_error", "mae", "spearman"} <= set(m)
@@ -73,14 +73,14 @@ def test_grouped_cv_ordinal(ordinal_data: dict) -> None:
 
 
 def test_learning_curve_gaussian(gaussian_data: dict) -> None:
-    rows = learning_curve(gaussian_data, ModelSpec("gaussian", predictors=("x",)), fractions=(0.3, 1.0), folds=3)
+    rows = learning_curve(gaussian_data, GLMMSpec("gaussian", predictors=("x",)), fractions=(0.3, 1.0), folds=3)
     assert [r["fraction"] for r in rows] == [0.3, 1.0]
     assert rows[0]["n_train"] < rows[1]["n_train"]
     assert {"rmse", "rmse_sd", "r2", "participants"} <= set(rows[0])
 
 
 def test_summary_table_and_variance_components(binary_data: dict) -> None:
-    result = fit(build_frame(binary_data, ModelSpec("binary", mode="random_slopes", predictors=("x",))))
+    result = fit(build_frame(binary_data, GLMMSpec("binary", mode="random_slopes", predictors=("x",))))
     text = summary_table(result)
     for part in ("fit by Laplace", "Random effects:", "participant", "Fixed effects:", "(Intercept)", "+0."):
         assert part in text
@@ -93,7 +93,7 @@ def test_summary_table_and_variance_components(binary_data: dict) -> None:
 
 
 def test_posterior_predictive_check_and_plots(ordinal_data: dict, tmp_path: Path) -> None:
-    result = fit(build_frame(ordinal_data, ModelSpec("ordinal", predictors=("x",))))
+    result = fit(build_frame(ordinal_data, GLMMSpec("ordinal", predictors=("x",))))
     sims = simulate(result, n_sims=50, seed=1)
     assert sims.shape == (50, 600) and set(np.unique(sims)) <= set(range(7))
     check = ppc_summary(result, n_sims=200)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from alloop.tools.errors import InputError
-from alloop.tools.glmm.design import ModelSpec, build_frame
+from alloop.tools.glmm.design import GLMMSpec, build_frame
 from alloop.tools.glmm.model import fit
 
 
@@ -40,7 +40,7 @@ def test_two_options_equal_logistic_regression_on_differences() -> None:
     from sklearn.linear_model import LogisticRegression
 
     data = _choices(options=2)
-    result = fit(build_frame(data, ModelSpec("forced_choice", mode="fixed", trial="trial", predictors=("x", "z"))))
+    result = fit(build_frame(data, GLMMSpec("forced_choice", mode="fixed", trial="trial", predictors=("x", "z"))))
     X = np.column_stack([data["x"].astype(float), data["z"].astype(float)])
     diff = X[0::2] - X[1::2]
     first = data["y"][0::2].astype(int)
@@ -51,7 +51,7 @@ def test_two_options_equal_logistic_regression_on_differences() -> None:
 
 def test_random_slopes_and_item_intercepts_recover_the_simulation() -> None:
     data = _choices()
-    spec = ModelSpec("forced_choice", mode="random_slopes", trial="trial", predictors=("x", "z"), slopes=("x",))
+    spec = GLMMSpec("forced_choice", mode="random_slopes", trial="trial", predictors=("x", "z"), slopes=("x",))
     result = fit(build_frame(data, spec))
     report = result.to_json()
     assert report["converged"] and set(report["sd"]) == {"participant:x", "item:(Intercept)"}
@@ -69,21 +69,21 @@ def test_trials_must_be_complete_with_one_choice() -> None:
     data = _choices(n_part=3, n_trial=4)
     short = {k: v[1:] for k, v in data.items()}
     with pytest.raises(InputError, match="same number"):
-        build_frame(short, ModelSpec("forced_choice", mode="fixed", trial="trial", predictors=("x",)))
+        build_frame(short, GLMMSpec("forced_choice", mode="fixed", trial="trial", predictors=("x",)))
     two = dict(data)
     two["y"] = data["y"].copy()
     two["y"][:3] = 1
     with pytest.raises(InputError, match="exactly one row"):
-        build_frame(two, ModelSpec("forced_choice", mode="fixed", trial="trial", predictors=("x",)))
+        build_frame(two, GLMMSpec("forced_choice", mode="fixed", trial="trial", predictors=("x",)))
     with pytest.raises(InputError, match="needs a trial column"):
-        ModelSpec("forced_choice")
+        GLMMSpec("forced_choice")
 
 
 def test_grouped_cv_and_predictive_check_for_choices() -> None:
     from alloop.tools.glmm.evaluation import grouped_cv, ppc_summary
 
     data = _choices(n_part=12, n_trial=15)
-    spec = ModelSpec("forced_choice", mode="random_intercepts", trial="trial", predictors=("x", "z"))
+    spec = GLMMSpec("forced_choice", mode="random_intercepts", trial="trial", predictors=("x", "z"))
     report = grouped_cv(data, spec, folds=3)
     assert report["n"] == 12 * 15 * 3 and report["metrics"]["n"] == 12 * 15
     assert report["metrics"]["accuracy"] > 1 / 3  # better than guessing among three

@@ -7,14 +7,14 @@ from pathlib import Path
 from typing import Any
 
 from alloop.tools.errors import InputError
-from alloop.tools.glmm.design import ModelSpec, build_frame, read_csv
+from alloop.tools.glmm.design import GLMMSpec, build_frame, read_csv
 from alloop.tools.glmm.model import GLMMFit, fit
 
 
 def fit_csv(path: str | Path, max_iter: int = 1000, **spec: Any) -> GLMMFit:
-    """Read a CSV file and fit the model `spec` describes (the fields of `ModelSpec`)."""
+    """Read a CSV file and fit the model `spec` describes (the fields of `GLMMSpec`)."""
     data = read_csv(path)
-    return fit(build_frame(data, ModelSpec(**spec), where=str(path)), max_iter=max_iter)
+    return fit(build_frame(data, GLMMSpec(**spec), where=str(path)), max_iter=max_iter)
 
 
 def fit_multi_select_csv(path: str | Path, option: str, max_iter: int = 1000, **spec: Any) -> dict[str, GLMMFit]:
@@ -30,7 +30,7 @@ def fit_multi_select_csv(path: str | Path, option: str, max_iter: int = 1000, **
     for value in sorted(set(labels)):
         rows = labels == value
         subset = {k: v[rows] for k, v in data.items()}
-        frame = build_frame(subset, ModelSpec(**{**spec, "family": "binary"}), where=f"{path} (option {value!r})")
+        frame = build_frame(subset, GLMMSpec(**{**spec, "family": "binary"}), where=f"{path} (option {value!r})")
         out[value] = fit(frame, max_iter=max_iter)
     return out
 
@@ -59,7 +59,7 @@ def cv_csv(path: str | Path, folds: int = 5, seed: int = 0, **spec: Any) -> dict
     """Participant-grouped k-fold cross-validation of the model on a CSV file."""
     from alloop.tools.glmm.evaluation import grouped_cv
 
-    return grouped_cv(read_csv(path), ModelSpec(**spec), folds=folds, seed=seed, where=str(path))
+    return grouped_cv(read_csv(path), GLMMSpec(**spec), folds=folds, seed=seed, where=str(path))
 
 
 def curve_csv(
@@ -69,7 +69,7 @@ def curve_csv(
     from alloop.tools.glmm.evaluation import learning_curve
 
     return learning_curve(
-        read_csv(path), ModelSpec(**spec), fractions=fractions, folds=folds, seed=seed, where=str(path)
+        read_csv(path), GLMMSpec(**spec), fractions=fractions, folds=folds, seed=seed, where=str(path)
     )
 
 

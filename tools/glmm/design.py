@@ -1,6 +1,6 @@
 """Model frames: the response, the fixed-effects matrix and the random-effects terms.
 
-A `ModelSpec` says what to fit (family, mode, columns); `build_frame` checks a table of columns
+A `GLMMSpec` says what to fit (family, mode, columns); `build_frame` checks a table of columns
 against it and returns a `ModelFrame` of numpy arrays, with an error that names the column,
 row and fix for anything a researcher can get wrong (a missing column, a response outside the
 family's range, a constant predictor, a grouping factor with one level).
@@ -27,7 +27,7 @@ INTERCEPT = "(Intercept)"
 
 
 @dataclass(frozen=True)
-class ModelSpec:
+class GLMMSpec:
     """What to fit. Grouping roles are always called `participant` and `item` in the output."""
 
     family: str
@@ -86,7 +86,7 @@ class Term:
 
 @dataclass
 class ModelFrame:
-    spec: ModelSpec
+    spec: GLMMSpec
     y: np.ndarray  # float (gaussian), 0/1 (binary), 0..K-1 (ordinal, categorical)
     X: np.ndarray  # n × p
     x_names: tuple[str, ...]
@@ -165,8 +165,8 @@ def _column(data: Mapping[str, np.ndarray], name: str, role: str, where: str) ->
     return np.asarray(data[name], dtype=object)
 
 
-def _response(
-    spec: ModelSpec, raw: np.ndarray, where: str, levels: Sequence[str] | None = None
+def encode_response(
+    spec: GLMMSpec, raw: np.ndarray, where: str, levels: Sequence[str] | None = None
 ) -> tuple[np.ndarray, tuple[str, ...]]:
     name = spec.response
     if spec.family in ("gaussian", "magnitude"):
@@ -234,7 +234,7 @@ def _is_number(s: str) -> bool:
 
 def build_frame(
     data: Mapping[str, Sequence | np.ndarray],
-    spec: ModelSpec,
+    spec: GLMMSpec,
     where: str = "data",
     levels: Sequence[str] | None = None,
     features: np.ndarray | None = None,
@@ -253,8 +253,8 @@ def build_frame(
     warnings: list[str] = []
     trials = None
     if spec.family == "forced_choice":
-        data, trials = _by_trial(data, spec, where)
-    y, levels = _response(spec, _column(data, spec.response, "response", where), where, levels)
+        data, trials = order_by_trial(data, spec, where)
+    y, levels = encode_response(spec, _column(data, spec.response, "response", where), where, levels)
     n = len(y)
 
     preds: dict[str, np.ndarray] = {}
@@ -346,7 +346,7 @@ def build_frame(
     return ModelFrame(spec, y, X, tuple(x_names), terms, levels, warnings)
 
 
-def _by_trial(data: dict[str, np.ndarray], spec: ModelSpec, where: str) -> tuple[dict[str, np.ndarray], int]:
+def order_by_trial(data: dict[str, np.ndarray], spec: GLMMSpec, where: str) -> tuple[dict[str, np.ndarray], int]:
     """Rows grouped trial by trial (trials in order of first appearance, options in file order),
     with every trial checked to have the same number of options and exactly one chosen."""
     trial = _labels(_column(data, spec.trial, "trial", where), spec.trial, where)
@@ -420,7 +420,7 @@ def new_design(
     data = {k: np.asarray(v, dtype=object) for k, v in data.items()}
     spec = frame.spec
     if spec.family == "forced_choice":
-        data, _ = _by_trial(data, spec, where)
+        data, _ = order_by_trial(data, spec, where)
     n = len(next(iter(data.values()))) if data else (0 if features is None else len(features))
     preds = {p: _numeric(_column(data, p, "predictors", where), p, where) for p in spec.predictors}
     intercept = spec.family not in ("ordinal", "forced_choice")

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from alloop.tools.errors import InputError
-from alloop.tools.glmm.design import ModelSpec, _by_trial, _response, build_frame
+from alloop.tools.glmm.design import GLMMSpec, build_frame, encode_response, order_by_trial
 from alloop.tools.glmm.model import GLMMFit, fit
 
 EPS = 1e-15
@@ -89,14 +89,14 @@ def gaussian_metrics(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     }
 
 
-def _observed(spec: ModelSpec, data: Mapping[str, Any], levels: Sequence[str] | None, where: str) -> np.ndarray:
+def _observed(spec: GLMMSpec, data: Mapping[str, Any], levels: Sequence[str] | None, where: str) -> np.ndarray:
     """The response as the model codes it: values, class indices, or (forced_choice) the
     position of the chosen option within each trial."""
     if spec.family == "forced_choice":
-        ordered, options = _by_trial({k: np.asarray(v, dtype=object) for k, v in data.items()}, spec, where)
-        chosen, _ = _response(spec, ordered[spec.response], where)
+        ordered, options = order_by_trial({k: np.asarray(v, dtype=object) for k, v in data.items()}, spec, where)
+        chosen, _ = encode_response(spec, ordered[spec.response], where)
         return chosen.reshape(-1, options).argmax(axis=1)
-    y, _ = _response(spec, np.asarray(data[spec.response], dtype=object), where, levels)
+    y, _ = encode_response(spec, np.asarray(data[spec.response], dtype=object), where, levels)
     return y
 
 
@@ -129,10 +129,10 @@ def _subset(data: Mapping[str, Any], rows: np.ndarray) -> dict[str, np.ndarray]:
     return {k: np.asarray(v, dtype=object)[rows] for k, v in data.items()}
 
 
-def _full_levels(data: Mapping[str, Any], spec: ModelSpec, where: str) -> tuple[str, ...] | None:
+def _full_levels(data: Mapping[str, Any], spec: GLMMSpec, where: str) -> tuple[str, ...] | None:
     if spec.family not in ("ordinal", "categorical"):
         return None
-    _, levels = _response(spec, np.asarray(data[spec.response], dtype=object), where)
+    _, levels = encode_response(spec, np.asarray(data[spec.response], dtype=object), where)
     return levels
 
 
@@ -142,7 +142,7 @@ def _mean_metrics(rows: list[dict[str, float]]) -> dict[str, float]:
 
 
 def grouped_cv(
-    data: Mapping[str, Any], spec: ModelSpec, folds: int = 5, seed: int = 0, where: str = "data"
+    data: Mapping[str, Any], spec: GLMMSpec, folds: int = 5, seed: int = 0, where: str = "data"
 ) -> dict[str, Any]:
     """k-fold cross-validation grouped by participant; metrics pooled over the held-out rows."""
     if spec.participant is None or spec.participant not in data:
@@ -186,7 +186,7 @@ def grouped_cv(
 
 def learning_curve(
     data: Mapping[str, Any],
-    spec: ModelSpec,
+    spec: GLMMSpec,
     fractions: Sequence[float] = (0.25, 0.5, 0.75, 1.0),
     folds: int = 5,
     seed: int = 0,

@@ -10,9 +10,36 @@ n × m × m blocks.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 BIG = 1e4  # stands in for ±∞ in the padded thresholds; exp(−1e4) underflows to exactly 0
+
+
+class Family(Protocol):
+    """The contract of a non-Gaussian family: what the Laplace fit and prediction call.
+
+    `eta` holds the linear predictors (n, or n·m row after row for m > 1 per observation), `y`
+    the coded responses, `alpha` the `n_aux` extra parameters (thresholds) or None.
+    """
+
+    name: str
+    n_aux: int
+    """How many extra parameters (alpha) the family estimates beside the fixed effects."""
+
+    def loglik(self, eta: Tensor, y: Tensor, alpha: Tensor | None = None) -> Tensor:
+        """log p(y | η) per observation."""
+        ...
+
+    def derivs(self, eta: Tensor, y: Tensor, alpha: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """g = ∂ log p/∂η and W = −∂² log p/∂η² (n, or n × m × m blocks)."""
+        ...
+
+    def prob(self, eta: Tensor, alpha: Tensor | None = None) -> Tensor:
+        """P(y = k | η) as an n × K table."""
+        ...
 
 
 class Binary:

@@ -130,7 +130,7 @@ class GLMMHead(BaseEstimator):
         return data, roles
 
     def fit(self, X: np.ndarray, y: np.ndarray, design: Design | None = None) -> GLMMHead:
-        from alloop.tools.glmm.design import ModelSpec, build_frame
+        from alloop.tools.glmm.design import GLMMSpec, build_frame
         from alloop.tools.glmm.model import fit
         from alloop.tools.model.heads import classes_present  # heads imports this module: import at call time
 
@@ -164,7 +164,7 @@ class GLMMHead(BaseEstimator):
         self.family_ = self._family(len(present))
 
         def one(labels: np.ndarray, family: str, levels: list[str] | None = None) -> Any:
-            spec = ModelSpec(
+            spec = GLMMSpec(
                 family=family,
                 mode=mode,
                 response="y",

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from alloop.tools.glmm.design import ModelFrame
+from alloop.tools.glmm.families import Family
 
 
 def _torch() -> Any:
@@ -36,7 +37,7 @@ def _torch() -> Any:
 class Problem:
     """The frame's arrays as float64 tensors, with the θ layout of its terms."""
 
-    def __init__(self, frame: ModelFrame, family: Any = None) -> None:
+    def __init__(self, frame: ModelFrame, family: Family | None = None) -> None:
         torch = _torch()
         f64 = torch.float64
         self.frame = frame

@@ -13,7 +13,7 @@ from typing import Self
 from pydantic import Field, ValidationError, model_validator
 
 from alloop.tools.base import RunArgs
-from alloop.tools.errors import InputError
+from alloop.tools.errors import InputError, describe_validation
 from alloop.tools.jspsych.config import ExperimentConfig
 from alloop.tools.run.rundir import RunDir
 
@@ -66,9 +66,7 @@ def load_config(run: RunDir, config: ExperimentConfig, config_file: str | None) 
     try:
         return ExperimentConfig.model_validate_json(path.read_text(encoding="utf-8"))
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(file)"
-        raise InputError(f"{path}: field {where!r}: {first['msg']}") from exc
+        raise InputError(describe_validation(exc, str(path), first_only=True)) from exc
 
 
 def batch_items(run: RunDir, round_: int | None, item_ids: list[str] | None) -> tuple[list[dict], dict]:

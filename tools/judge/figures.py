@@ -14,10 +14,11 @@ So no `gold_*` figure can take in a judge label, and no `judge_*` figure claims 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
+from alloop.tools.agreement import cohens_kappa
+from alloop.tools.agreement.statistics import finite
 from alloop.tools.judge.records import JudgeRecord
 from alloop.tools.run.models import ModelDir
 from alloop.tools.run.rundir import RunDir
@@ -83,13 +84,7 @@ def judge_figures(run: RunDir, round_: int, predictions: Mapping[str, Any] | Non
 
 
 def _kappa(a: list[str], b: list[str], labels: list[str], ordinal: bool) -> float | None:
+    """Cohen's κ of the judge against gold (linear weights on an ordinal scale); None where undefined."""
     if len(a) < 2:
         return None
-    import warnings
-
-    from sklearn.metrics import cohen_kappa_score
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        value = cohen_kappa_score(a, b, labels=list(labels), weights="linear" if ordinal else None)
-    return None if value is None or math.isnan(value) else float(value)
+    return finite(cohens_kappa(a, b, domain=labels, level="ordinal" if ordinal else "nominal"))

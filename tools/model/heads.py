@@ -148,8 +148,8 @@ class LogisticHead(BaseEstimator):
       the class shares gives them, 1 / (n + k), never exactly 0.
     - `fit(..., anchor=previous_head)` centres the prior on the previous round's weights
       (penalty ‖w − w_prev‖² / 2C, a sequential MAP update): the fine_tune and new_only
-      training strategies. The out-of-fold predictions also give `cv_macro_f1_`, a figure for
-      decisions that never reads the held-out gold set.
+      training strategies. The out-of-fold predictions (`oof_predictions_`) give the cv_*
+      figures that decisions read, so the held-out gold set never steers them.
     """
 
     name: ClassVar[str] = "logistic"
@@ -190,7 +190,7 @@ class LogisticHead(BaseEstimator):
         self.anchored_ = anchor is not None and self.anchor_note_ == ""
         self.anchor_model_ = anchor.model_ if self.anchored_ else None
         self.model_ = self._fit_weights(X, y)
-        self.temperature_, self.calibration_, self.cv_macro_f1_ = self._calibrate(X, y)
+        self.temperature_, self.calibration_, self.oof_predictions_ = self._calibrate(X, y)
         self.anchor_model_ = None  # do not pickle the chain of earlier rounds
         return self
 
@@ -201,10 +201,9 @@ class LogisticHead(BaseEstimator):
             return anchored_logistic_fit(X, y, self.C, self.anchor_model_)
         return LogisticRegression(C=self.C, max_iter=2000, random_state=self.random_state).fit(X, y)
 
-    def _calibrate(self, X: np.ndarray, y: np.ndarray) -> tuple[float, dict[str, Any], float | None]:
-        """Temperature from out-of-fold logits, shrunk toward 1; and the out-of-fold macro-F1."""
+    def _calibrate(self, X: np.ndarray, y: np.ndarray) -> tuple[float, dict[str, Any], np.ndarray | None]:
+        """Temperature from out-of-fold logits, shrunk toward 1; and the out-of-fold predicted classes."""
         from scipy.optimize import minimize_scalar
-        from sklearn.metrics import f1_score
         from sklearn.model_selection import StratifiedKFold
 
         counts = np.bincount(y)
@@ -218,7 +217,7 @@ class LogisticHead(BaseEstimator):
             logits[test] = self._scatter(fold_model.decision_function(X[test]), fold_model.classes_, len(test))
         position = np.searchsorted(self.classes_, y)
         seen = logits[:, self.classes_]
-        cv_f1 = float(f1_score(position, seen.argmax(axis=1), average="macro"))
+        oof = self.classes_[seen.argmax(axis=1)]
 
         def nll(log_t: float) -> float:
             z = seen / np.exp(log_t)
@@ -236,7 +235,7 @@ class LogisticHead(BaseEstimator):
             "shrinkage": round(shrink, 4),
             "at_bound": bool(abs(fitted) > 2.99),
         }
-        return temperature, note, cv_f1
+        return temperature, note, oof
 
     def _scatter(self, decision: np.ndarray, classes: np.ndarray, n: int) -> np.ndarray:
         """Decision values laid out over all k classes (binary gives one column: ±z/2)."""
@@ -283,7 +282,6 @@ class LogisticHead(BaseEstimator):
             "calibration": self.calibration_,
             "anchored_to_previous": self.anchored_,
             "anchor_note": self.anchor_note_,
-            "cv_macro_f1": None if self.cv_macro_f1_ is None else round(self.cv_macro_f1_, 4),
             "classes_seen": self.classes_.tolist(),
             "unseen_class_probability": round(1.0 / (self.n_train_ + self.n_classes_), 4)
             if len(self.classes_) < self.n_classes_

@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 
 
-def gold_label_metrics(
-    gold: Sequence[str], predicted: Sequence[str], labels: Sequence[str], ordinal: bool = False
+def label_metrics(
+    gold: Sequence[str], predicted: Sequence[str], labels: Sequence[str], ordinal: bool = False, prefix: str = "gold"
 ) -> dict[str, Any]:
-    """gold_* figures of predicted labels against gold labels (one `Metric` column each)."""
+    """`<prefix>_*` figures of predicted labels against true labels (one `Metric` column each)."""
     from sklearn.metrics import accuracy_score, f1_score, mean_absolute_error, root_mean_squared_error
 
     gold_a, pred_a = np.asarray(gold, dtype=object), np.asarray(predicted, dtype=object)
@@ -26,10 +26,10 @@ def gold_label_metrics(
     per_class = f1_score(gold_a, pred_a, labels=labels, average=None, zero_division=0)
     in_gold = set(gold_a.tolist())
     figures: dict[str, Any] = {
-        "gold_n": len(gold_a),
-        "gold_accuracy": float(accuracy_score(gold_a, pred_a)),
-        "gold_macro_f1": float(f1_score(gold_a, pred_a, labels=labels, average="macro", zero_division=0)),
-        "gold_f1_by_class": json.dumps(
+        f"{prefix}_n": len(gold_a),
+        f"{prefix}_accuracy": float(accuracy_score(gold_a, pred_a)),
+        f"{prefix}_macro_f1": float(f1_score(gold_a, pred_a, labels=labels, average="macro", zero_division=0)),
+        f"{prefix}_f1_by_class": json.dumps(
             {
                 label: round(float(f), 4) if label in in_gold else None
                 for label, f in zip(labels, per_class, strict=True)
@@ -44,8 +44,8 @@ def gold_label_metrics(
         p = np.asarray([position[v] for v in pred_a], dtype=float)
         rho = spearmanr(g, p).statistic if len(g) > 1 and g.std() > 0 and p.std() > 0 else None
         figures |= {
-            "gold_mae": float(mean_absolute_error(g, p)),
-            "gold_rmse": float(root_mean_squared_error(g, p)),
-            "gold_spearman": None if rho is None or not np.isfinite(rho) else float(rho),
+            f"{prefix}_mae": float(mean_absolute_error(g, p)),
+            f"{prefix}_rmse": float(root_mean_squared_error(g, p)),
+            f"{prefix}_spearman": None if rho is None or not np.isfinite(rho) else float(rho),
         }
     return figures

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -32,14 +32,17 @@ LabelSource = Literal["seed", "human", "import", "judge", "simulated"]
 Destination = Literal["file", "argilla", "jatos", "simulated"]
 EffectsMode = Literal["fixed", "random_intercepts", "random_slopes"]
 TrainingStrategy = Literal["retrain", "fine_tune", "new_only", "hybrid"]
-DecisionFigure = Literal["cv_macro_f1", "gold_macro_f1"]
-"""The figure a training decision reads; gold only when the spec asks, as it is also what is reported."""
+DecisionSource = Literal["cv", "gold"]
+"""Where the figures that decisions read (hybrid switch, plateau rule) come from: out-of-fold
+predictions on the labeled items, or the held-out gold set, which is also what is reported."""
 JudgeUse = Literal["evaluation", "prioritization", "adjudication", "pseudo_labeling"]
 JudgeBackend = Literal["anthropic", "sampling", "local"]
 LabeledState = Literal["none", "partial", "full"]
 PredictionUnit = Literal["item", "response"]
 Metric = Literal["macro_f1", "accuracy", "mae", "spearman", "rmse"]
 """The figure a spec optimises; each has a `gold_<metric>` column in results.tsv."""
+METRIC_COLUMNS: dict[str, str] = {metric: f"gold_{metric}" for metric in get_args(Metric)}
+CV_METRIC_COLUMNS: dict[str, str] = {metric: f"cv_{metric}" for metric in get_args(Metric)}
 SCALE_METRICS: frozenset[str] = frozenset({"mae", "rmse", "spearman"})
 SCALE_TASKS: frozenset[str] = frozenset({"ordinal_scale", "magnitude"})
 AgreementMetric = Literal["krippendorff_alpha", "fleiss_kappa", "cohens_kappa", "percent"]
@@ -118,9 +121,10 @@ class ModelSpec(_Strict):
     training_strategy: TrainingStrategy = "retrain"
     hybrid_epsilon: float = Field(0.01, gt=0, description="Hybrid: fine-tune once ΔF1 < ε ...")
     hybrid_rounds: int = Field(2, ge=1, description="... for this many rounds.")
-    decision_figure: DecisionFigure = Field(
-        "cv_macro_f1",
-        description="What the hybrid switch reads: out-of-fold macro-F1 on the labeled items, or held-out gold.",
+    decision_source: DecisionSource = Field(
+        "cv",
+        description="What the hybrid switch and the plateau rule read: cv (out-of-fold on the labeled items) "
+        "or gold (the held-out set, also used for reporting).",
     )
     max_length: int = Field(256, ge=8, le=8192, description="Encoder token limit.")
 
@@ -258,9 +262,12 @@ class ResultRow(_Strict):
     gold_mae: float | None = None
     gold_rmse: float | None = None
     gold_spearman: float | None = None
-    cv_macro_f1: float | None = Field(
-        None, description="Out-of-fold macro-F1 on the labeled items: the figure decisions read, never gold."
-    )
+    cv_accuracy: float | None = Field(None, description="cv_*: out-of-fold on the labeled items, never gold.")
+    cv_macro_f1: float | None = None
+    cv_mae: float | None = None
+    cv_rmse: float | None = None
+    cv_spearman: float | None = None
+    decision_source: str = Field("", description="cv or gold: which figures this round's decisions read.")
     judge_n: int | None = None
     judge_agreement_with_gold: float | None = None
     judge_accuracy: float | None = None

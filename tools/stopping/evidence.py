@@ -15,8 +15,8 @@ from alloop.tools.agreement import cohens_kappa
 from alloop.tools.agreement.statistics import finite
 from alloop.tools.run.models import ModelDir, model_rounds
 from alloop.tools.run.rundir import RunDir
-from alloop.tools.run.schema import TaskSpec
-from alloop.tools.stopping.rules import METRIC_COLUMNS, PredictionChange, StoppingEvidence
+from alloop.tools.run.schema import CV_METRIC_COLUMNS, METRIC_COLUMNS, ResultRow, TaskSpec
+from alloop.tools.stopping.rules import PredictionChange, StoppingEvidence
 
 SPENT_SOURCES = frozenset({"human", "simulated"})
 """Label sources that spend the annotation budget."""
@@ -44,16 +44,23 @@ def prediction_changes(run: RunDir, round_: int, k: int) -> list[PredictionChang
     return changes
 
 
+def _series(rows: list[ResultRow], source: str, metric: str) -> list[tuple[int, float]]:
+    """(round, value) of one figure: the `gold_*` or `cv_*` column of the metric."""
+    column = (METRIC_COLUMNS if source == "gold" else CV_METRIC_COLUMNS).get(metric)
+    values = ((row.round, getattr(row, column)) for row in rows) if column else ()
+    return [(r, float(v)) for r, v in values if v is not None]
+
+
 def gather_evidence(run: RunDir, spec: TaskSpec, round_: int, now: datetime) -> StoppingEvidence:
     """What the rules read, except agreement: labels spent, metric history, prediction changes."""
     events = run.labels()
     spent = sum(1 for e in events if e.source in SPENT_SOURCES and e.status == "submitted")
-    column = METRIC_COLUMNS.get(spec.metric)
-    history: list[tuple[int, float]] = []
-    for row in run.results():
-        value = getattr(row, column) if column else None
-        if value is not None and row.round <= round_:
-            history.append((row.round, float(value)))
+    rows = [row for row in run.results() if row.round <= round_]
+    source = spec.model.decision_source
+    history = _series(rows, source, spec.metric)
+    if source == "cv" and not history and _series(rows, "gold", spec.metric):
+        source = "gold"  # the head gives no out-of-fold figures (e.g. glmm): the held-out ones it is
+        history = _series(rows, "gold", spec.metric)
     changes: list[PredictionChange] = []
     note = ""
     if spec.stopping.stability_kappa is not None:
@@ -68,6 +75,7 @@ def gather_evidence(run: RunDir, spec: TaskSpec, round_: int, now: datetime) -> 
         n_human_labels=spent,
         prediction_note=note,
         metric=spec.metric,
+        metric_source=source,
         metric_history=history,
         prediction_changes=changes,
         started=_parse_time(spec.created),

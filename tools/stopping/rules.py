@@ -10,8 +10,11 @@ Rules (each off when its setting is None):
   r ≥ 1 the r-th trained model, so round r is the r-th active-learning round);
 - `label_budget`: human labels given (sources `human` and `simulated`; seeds, imports and judge
   output cost no annotation) reached `budget.max_examples`, or their cost reached `max_cost`;
-- `plateau`: the held-out metric (macro-F1 by default, for any number of classes) changed by
-  less than ε between successive rounds, k times in a row;
+- `plateau`: the spec's metric (macro-F1 by default, for any number of classes) changed by
+  less than ε between successive rounds, k times in a row; read out-of-fold on the labeled
+  items (`model.decision_source: cv`, the default) so the held-out set that is reported does
+  not also decide when to stop, or on the held-out set where the spec asks (`gold`) or the
+  head gives no out-of-fold figures;
 - `stable_predictions`: Cohen's κ between successive rounds' predictions on the pool (the items
   both rounds scored) was at least the threshold, k times in a row;
 - `human_agreement`: model–human agreement reached an absolute threshold, or the human–human
@@ -33,12 +36,6 @@ from pydantic import BaseModel, Field
 from alloop.tools.run.schema import TaskSpec
 
 RuleStatus = Literal["off", "waiting", "go", "stop"]
-METRIC_COLUMNS: dict[str, str] = {
-    "macro_f1": "gold_macro_f1",
-    "accuracy": "gold_accuracy",
-    "mae": "gold_mae",
-    "spearman": "gold_spearman",
-}
 
 
 class RuleState(BaseModel):
@@ -87,6 +84,8 @@ class StoppingEvidence:
     round: int
     n_human_labels: int = 0
     metric: str = "macro_f1"
+    metric_source: str = "gold"
+    """gold: the held-out set; cv: out-of-fold on the labeled items."""
     metric_history: list[tuple[int, float]] = field(default_factory=list)
     prediction_changes: list[PredictionChange] = field(default_factory=list)
     agreement: AgreementEvidence | None = None
@@ -202,6 +201,10 @@ class LabelBudget(StoppingRule):
         return self._state(stop, "; ".join(reasons), **facts)
 
 
+def _source(evidence: StoppingEvidence) -> str:
+    return "cross-validated" if evidence.metric_source == "cv" else "held-out"
+
+
 class Plateau(StoppingRule):
     name = "plateau"
 
@@ -215,17 +218,11 @@ class Plateau(StoppingRule):
 
     def _evaluate(self, evidence: StoppingEvidence) -> RuleState:
         assert self.epsilon is not None
-        if evidence.metric not in METRIC_COLUMNS:
-            return self._state(
-                None,
-                f"results.tsv has no gold column for metric {evidence.metric!r}; the plateau rule reads "
-                f"one of {', '.join(METRIC_COLUMNS)}",
-                metric=evidence.metric,
-            )
         history = sorted((r, v) for r, v in evidence.metric_history if r <= evidence.round)
         deltas = [{"from": a[0], "to": b[0], "delta": b[1] - a[1]} for a, b in itertools.pairwise(history)]
         facts = {
             "metric": evidence.metric,
+            "source": evidence.metric_source,
             "epsilon": self.epsilon,
             "rounds": self.rounds,
             "history": [{"round": r, "value": v} for r, v in history],
@@ -234,7 +231,7 @@ class Plateau(StoppingRule):
         if len(deltas) < self.rounds:
             return self._state(
                 None,
-                f"{len(history)} rounds with a held-out {evidence.metric}; the plateau rule needs "
+                f"{len(history)} rounds with a {_source(evidence)} {evidence.metric}; the plateau rule needs "
                 f"{self.rounds + 1} to see {self.rounds} changes",
                 **facts,
             )
@@ -243,12 +240,12 @@ class Plateau(StoppingRule):
         largest = max(abs(d["delta"]) for d in recent)
         if flat:
             reason = (
-                f"held-out {evidence.metric} changed by less than {self.epsilon:g} in each of the last "
+                f"{_source(evidence)} {evidence.metric} changed by less than {self.epsilon:g} in each of the last "
                 f"{self.rounds} rounds (largest |Δ| {largest:.4g})"
             )
         else:
             reason = (
-                f"held-out {evidence.metric} still moves: largest |Δ| {largest:.4g} ≥ {self.epsilon:g} "
+                f"{_source(evidence)} {evidence.metric} still moves: largest |Δ| {largest:.4g} ≥ {self.epsilon:g} "
                 f"in the last {self.rounds} rounds"
             )
         return self._state(flat, reason, **facts)
