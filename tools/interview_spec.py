@@ -285,8 +285,10 @@ def interview_spec(args: InterviewInput, ctx: ToolContext) -> InterviewOutput:
     existing = _existing_labels(spec, pool_rows, args.pool)
     pool = ItemTable.from_rows([{k: v for k, v in r.items() if k != "label"} for r in pool_rows], args.pool)
     pool.texts(spec.text_fields)
+    pool.numeric(spec.model.predictors)  # a design predictor must be a number in every row, checked now
     heldout = ItemTable.from_rows(heldout_rows, args.heldout or "heldout") if heldout_rows else None
     if heldout is not None:
+        heldout.numeric(spec.model.predictors)  # evaluation predicts held-out items from them too
         overlap = set(pool.ids) & set(heldout.ids)
         if overlap:
             raise InputError(

@@ -19,14 +19,15 @@ from alloop.tools.selection.candidates import pool_candidates
 from alloop.tools.selection.duplicates import max_similarity
 from alloop.tools.selection.seeding import SEED_STRATEGIES
 
-SeedStrategy = Literal["existing", "random", "diverse", "stratified", "keyword"]
+SeedStrategy = Literal["existing", "random", "diverse", "typical", "stratified", "keyword"]
 
 
 class SeedInput(RunArgs):
     strategy: SeedStrategy = Field(
         "diverse",
-        description="existing (confirm imported labels), random, diverse (embedding clusters), "
-        "stratified (balanced over classes guessed from partly known labels), keyword.",
+        description="existing (confirm imported labels), random, diverse (embedding clusters), typical "
+        "(TypiClust: the densest item of each cluster), stratified (balanced over classes guessed from partly "
+        "known labels), keyword.",
     )
     size: int | None = Field(None, ge=1, description="Seed items; default: the spec's batch size.")
     keywords: dict[str, list[str]] | None = Field(None, description="keyword strategy: label → keywords.")

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from alloop.tools.errors import InputError
+from alloop.tools.run.rundir import parse_jsonl
 from alloop.tools.run.schema import LabelEvent, TaskSpec
 
 
@@ -35,13 +36,7 @@ def parse_result_data(text: str, where: str) -> list[dict[str, Any]]:
         data = json.loads(text)
     except json.JSONDecodeError:
         data = []
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{where}:{number}: result data is not JSON ({exc.msg})") from exc
+        for row in parse_jsonl(text.splitlines(), where, objects_only=False):
             data.extend(row if isinstance(row, list) else [row])
     if isinstance(data, dict):
         data = [data]

@@ -194,12 +194,20 @@ class LogisticHead(BaseEstimator):
         self.anchor_model_ = None  # do not pickle the chain of earlier rounds
         return self
 
-    def _fit_weights(self, X: np.ndarray, y: np.ndarray) -> Any:
+    def _fit_weights(self, X: np.ndarray, y: np.ndarray, start: Any = None) -> Any:
+        """The weights on these rows; `start` (a fit on a superset) warm-starts the optimizer.
+
+        The out-of-fold fits start from the full fit: same optimum, a fraction of the iterations.
+        """
         from sklearn.linear_model import LogisticRegression
 
         if self.anchor_model_ is not None:
             return anchored_logistic_fit(X, y, self.C, self.anchor_model_)
-        return LogisticRegression(C=self.C, max_iter=2000, random_state=self.random_state).fit(X, y)
+        model = LogisticRegression(C=self.C, max_iter=2000, random_state=self.random_state)
+        if start is not None:
+            model.set_params(warm_start=True)
+            model.coef_, model.intercept_ = start.coef_.copy(), start.intercept_.copy()
+        return model.fit(X, y)
 
     def _calibrate(self, X: np.ndarray, y: np.ndarray) -> tuple[float, dict[str, Any], np.ndarray | None]:
         """Temperature from out-of-fold logits, shrunk toward 1; and the out-of-fold predicted classes."""
@@ -213,7 +221,7 @@ class LogisticHead(BaseEstimator):
         logits = np.zeros((len(y), self.n_classes_))
         splitter = StratifiedKFold(folds, shuffle=True, random_state=self.random_state)
         for train, test in splitter.split(X, y):
-            fold_model = self._fit_weights(X[train], y[train])
+            fold_model = self._fit_weights(X[train], y[train], start=self.model_)
             logits[test] = self._scatter(fold_model.decision_function(X[test]), fold_model.classes_, len(test))
         position = np.searchsorted(self.classes_, y)
         seen = logits[:, self.classes_]

@@ -73,23 +73,31 @@ def dump_jsonl(rows: Iterable[BaseModel | dict[str, Any]]) -> str:
     return "".join(line + "\n" for line in lines)
 
 
+def parse_jsonl(lines: Iterable[str], where: str | Path, objects_only: bool = True) -> list[Any]:
+    """The JSON value of each non-blank line; a malformed line is an error naming where and which line.
+
+    The one JSON-lines parser: run files, annotation files and JATOS result data all read through it.
+    """
+    rows: list[Any] = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{where}:{number}: not valid JSON ({exc.msg}); fix or remove that line") from exc
+        if objects_only and not isinstance(row, dict):
+            raise InputError(f"{where}:{number}: expected a JSON object per line, got {type(row).__name__}")
+        rows.append(row)
+    return rows
+
+
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     """Rows of a JSONL file; a malformed line is an error naming the file and line."""
     if not path.is_file():
         raise InputError(f"{path}: no such file")
-    rows: list[dict[str, Any]] = []
     with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{path}:{number}: not valid JSON ({exc.msg}); fix or remove that line") from exc
-            if not isinstance(row, dict):
-                raise InputError(f"{path}:{number}: expected a JSON object per line, got {type(row).__name__}")
-            rows.append(row)
-    return rows
+        return parse_jsonl(handle, path)
 
 
 def parse_rows(model: type[M], rows: Sequence[dict[str, Any]], where: str) -> list[M]:

@@ -18,6 +18,7 @@ from alloop.tools.selection.base import Picked, SelectionProblem
 from alloop.tools.selection.duplicates import take_distinct
 
 KMEANS_SAMPLE = 20000
+TYPICALITY_NEIGHBOURS = 20
 
 
 def _balanced(groups: dict[str, np.ndarray], rng: np.random.Generator) -> list[tuple[int, str]]:
@@ -73,6 +74,40 @@ class DiverseSeed:
         ]
 
 
+class TypicalSeed:
+    """TypiClust (Hacohen et al. 2022): the most typical item of each of n k-means clusters.
+
+    Typicality is the inverse mean cosine distance to an item's `TYPICALITY_NEIGHBOURS`
+    nearest neighbours within its cluster, so a seed item stands for a dense region rather than
+    an outlier that happens to sit near a centroid. Clusters are ranked largest first.
+    """
+
+    name: ClassVar[str] = "typical"
+    requires: ClassVar[frozenset[str]] = frozenset({"embeddings"})
+
+    def select(self, problem: SelectionProblem) -> list[Picked]:
+        from sklearn.cluster import KMeans
+
+        x, n, seed = problem.embeddings, problem.n, int(problem.options.get("seed", 0))
+        rng = np.random.default_rng(seed)
+        sample = rng.choice(len(x), size=min(len(x), KMEANS_SAMPLE), replace=False)
+        km = KMeans(n_clusters=n, n_init=3, random_state=seed).fit(x[sample])
+        cluster = km.predict(x)
+        sizes = np.bincount(cluster, minlength=n)
+        picks: list[Picked] = []
+        for c in np.argsort(-sizes, kind="stable"):
+            members = np.flatnonzero(cluster == c)
+            if not len(members):
+                continue
+            k = min(TYPICALITY_NEIGHBOURS, len(members) - 1)
+            sims = x[members] @ x[members].T
+            nearest = -np.sort(-sims, axis=1)[:, 1 : k + 1] if k else np.ones((len(members), 1))
+            typicality = 1.0 / (1e-6 + (1.0 - nearest).mean(axis=1))
+            best = int(members[np.argmax(typicality)])
+            picks.append(Picked(best, f"typical: densest item of cluster {c} ({sizes[c]} items)"))
+        return picks[:n]
+
+
 class StratifiedSeed:
     """Balanced over classes guessed from the labels known so far (nearest labeled centroid)."""
 
@@ -126,4 +161,6 @@ class KeywordSeed:
         return [Picked(p, reason) for p, reason in picks]
 
 
-SEED_STRATEGIES: dict[str, type] = {cls.name: cls for cls in (RandomSeed, DiverseSeed, StratifiedSeed, KeywordSeed)}
+SEED_STRATEGIES: dict[str, type] = {
+    cls.name: cls for cls in (RandomSeed, DiverseSeed, TypicalSeed, StratifiedSeed, KeywordSeed)
+}
