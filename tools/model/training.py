@@ -1,0 +1,101 @@
+"""What a training round decides and trains on: its rows, its strategy, its cross-validated figures.
+
+The four strategies act on the head's prior: retrain centres it on 0; fine_tune (all labels) and
+new_only (the newest batch) centre it on the previous round's weights; hybrid retrains until
+the decision figure settles, then fine-tunes for good. A decision figure is out-of-fold on the
+labeled items unless the spec asks for held-out gold (`model.decision_source`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from alloop.tools.model.heads import Design, item_design
+from alloop.tools.model.metrics import label_metrics
+from alloop.tools.run.labels import HUMAN_SOURCES, live_events, training_labels
+from alloop.tools.run.models import ModelDir
+from alloop.tools.run.rundir import RunDir
+from alloop.tools.run.schema import TaskSpec
+
+
+@dataclass
+class StrategyChoice:
+    """The training strategy applied this round, and why (for the card)."""
+
+    applied: str
+    note: str = ""
+    anchor_round: int | None = None
+
+
+def choose_strategy(spec: TaskSpec, requested: str, run: RunDir, previous: int | None) -> StrategyChoice:
+    """Hybrid retrains until |ΔF1| < ε for k consecutive rounds, then fine-tunes for good.
+
+    ΔF1 is read from `spec.model.decision_source` (out-of-fold F1 on the labeled items by
+    default, so the held-out gold set never steers training).
+    """
+    if previous is None:
+        return StrategyChoice("retrain", f"{requested}: round 1 has no earlier model" if requested != "retrain" else "")
+    if requested != "hybrid":
+        return StrategyChoice(requested, anchor_round=None if requested == "retrain" else previous)
+    if ModelDir(run, previous).card().get("training_strategy") == "fine_tune":
+        return StrategyChoice("fine_tune", "hybrid: switched to fine_tune in an earlier round", previous)
+    figure = f"{spec.model.decision_source}_macro_f1"
+    scores = [getattr(r, figure) for r in run.results() if r.round <= previous and getattr(r, figure) is not None]
+    k, eps = spec.model.hybrid_rounds, spec.model.hybrid_epsilon
+    deltas = np.abs(np.diff(scores))[-k:] if len(scores) > k else np.array([])
+    if len(deltas) == k and bool((deltas < eps).all()):
+        shown = ", ".join(f"{d:.4f}" for d in deltas)
+        return StrategyChoice("fine_tune", f"hybrid: |Δ{figure}| {shown} < {eps:g} for {k} rounds", previous)
+    return StrategyChoice("retrain", f"hybrid: retrain until |Δ{figure}| < {eps:g} for {k} rounds")
+
+
+def training_rows(spec: TaskSpec, run: RunDir, exclude: set[str]) -> tuple[list[str], list[str], Design | None, int]:
+    """Rows to train on: one per item (majority label) or, per response, one per human answer.
+
+    Design predictors (spec.model.predictors, numeric pool fields) go with every row; per
+    response, so do the participant (the label's annotator) and the item.
+    """
+    events = run.labels()
+    names = spec.model.predictors
+    if spec.prediction_unit == "item":
+        tl = training_labels(spec, events, exclude)
+        return tl.item_ids, tl.labels, item_design(run.pool(), names, run.pool().positions(tl.item_ids)), tl.n_pseudo
+    rows = [
+        e
+        for e in live_events(events)
+        if e.status == "submitted" and e.source in HUMAN_SOURCES and e.item_id not in exclude
+    ]
+    item_ids = [e.item_id for e in rows]
+    predictors = item_design(run.pool(), names, run.pool().positions(item_ids))
+    design = Design(
+        participants=np.asarray([e.annotator for e in rows], dtype=object),
+        items=np.asarray(item_ids, dtype=object),
+        predictors=predictors.predictors if predictors else None,
+        predictor_names=tuple(names),
+    )
+    return item_ids, [str(e.label) for e in rows], design, 0
+
+
+def cross_validated(spec: TaskSpec, head: Any, labels: list[str]) -> dict[str, Any]:
+    """cv_* figures from the head's out-of-fold predictions ({} when it has none)."""
+    oof = getattr(head, "oof_predictions_", None)
+    if oof is None:
+        return {}
+    predicted = [spec.labels[int(c)] for c in oof]
+    figures = label_metrics(labels, predicted, spec.labels, ordinal=spec.task_type == "ordinal_scale", prefix="cv")
+    return {k: None if v is None else round(v, 6) for k, v in figures.items() if k not in ("cv_n", "cv_f1_by_class")}
+
+
+def newest_rows(
+    run: RunDir, item_ids: list[str], y: np.ndarray, anchor: Any, since: int
+) -> tuple[np.ndarray | None, str]:
+    """Rows labeled since the anchor's round, or None (and why) when they cannot train alone."""
+    events_round = {e.item_id: e.round for e in run.labels() if e.source != "judge"}
+    rows = np.flatnonzero([events_round.get(i, 0) >= since for i in item_ids])
+    missing = sorted(set(anchor.classes_.tolist()) - set(y[rows].tolist()))
+    if len(rows) == 0 or missing:
+        return None, f"new_only fell back to fine_tune: the newest batch lacks class index(es) {missing or 'all'}"
+    return rows, ""
