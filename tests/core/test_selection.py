@@ -98,3 +98,58 @@ def test_a_strategy_says_what_it_needs():
         check_requirements(get_strategy("entropy"), p)
     with pytest.raises(InputError, match="unknown strategy 'best'"):
         get_strategy("best")
+
+
+def test_the_heldout_set_masks_its_twins_but_does_not_count_as_covered():
+    """Audit #6: held-out vectors steered k-center away from the regions the test set occupies."""
+    p = problem(n=6, size=150, seed=5)
+    labeled, heldout = p.embeddings[:3], p.embeddings[3:40]
+    candidates = p.embeddings[40:]
+    twin = unit(heldout[:1] + 1e-4)
+    pool = np.concatenate([candidates, twin])
+
+    with_heldout, _ = k_center_greedy(pool, labeled, 6, 0.98, np.random.default_rng(0), reference=heldout)
+    labeled_only, _ = k_center_greedy(candidates, labeled, 6, 0.98, np.random.default_rng(0))
+
+    assert with_heldout == labeled_only  # coverage reads the labeled items alone
+    assert len(pool) - 1 not in with_heldout  # the held-out item's twin is never picked
+
+
+def test_uncertainty_reasons_give_the_true_rank_and_count_the_skipped_twins():
+    """Audit #11: the rank was the position among the picks after duplicates were skipped."""
+    base = problem(size=40).embeddings
+    embeddings = unit(np.concatenate([base[:1] + 1e-4, base]))  # row 0 is the twin of row 1
+    probs = np.tile([[0.9, 0.1]], (41, 1)).astype(np.float32)
+    probs[0], probs[1] = [0.5, 0.5], [0.52, 0.48]  # the twins are the two most uncertain
+    p = SelectionProblem(
+        n=2, rng=np.random.default_rng(0), duplicate_threshold=0.98, embeddings=embeddings, probs=probs
+    )
+
+    picked = get_strategy("least_confidence").select(p)
+
+    assert [x.position for x in picked][0] == 0 and 1 not in [x.position for x in picked]
+    assert "rank 1 of 41" in picked[0].reason and "rank 3 of 41" in picked[1].reason
+    assert p.report["duplicates_skipped"] == 1
+
+
+def test_the_keyword_seed_fills_up_without_near_duplicates():
+    """Audit #12: the random fill after too few keyword matches skipped the duplicate filter."""
+    from alloop.tools.selection.seeding import KeywordSeed
+
+    base = problem(size=20).embeddings
+    embeddings = unit(np.concatenate([base, base + 1e-4]))  # every item twice
+    texts = ["goal scored"] + ["plain text"] * 39
+    p = SelectionProblem(
+        n=15,
+        rng=np.random.default_rng(0),
+        duplicate_threshold=0.98,
+        embeddings=embeddings,
+        texts=texts,
+        keywords={"sport": ["goal"]},
+        labels=["sport", "other"],
+    )
+
+    picked = [x.position for x in KeywordSeed().select(p)]
+
+    vectors = embeddings[picked]
+    assert len(picked) == 15 and (vectors @ vectors.T - np.eye(15)).max() < 0.98
