@@ -48,6 +48,7 @@ import sys
 import tempfile
 import time
 import traceback
+import warnings
 import zipfile
 from collections import Counter
 from importlib import util
@@ -350,15 +351,18 @@ def small_text_run(
         "least_confidence": LeastConfidence,
         "breaking_ties": BreakingTies,
         "entropy": PredictionEntropy,
-        "coreset": lambda: GreedyCoreset(distance_metric="cosine"),
+        # euclidean on unit vectors orders candidates as cosine does; small-text's cosine path takes
+        # arccos of similarities that rounding puts just above 1 (NaN distances)
+        "coreset": lambda: GreedyCoreset(distance_metric="euclidean", normalize=True),
     }
+    warnings.filterwarnings("ignore", message="Default distance metric has changed", module="small_text")
     np.random.seed(seed)  # RandomSampling draws from numpy's global generator
     index = {label: i for i, label in enumerate(data.labels)}
     y = np.asarray([index[r["label"]] for r in data.pool], dtype=np.int64)
     position = {r["id"]: i for i, r in enumerate(data.pool)}
     gold_heldout = [r["label"] for r in data.heldout]
     factory = VectorFactory(LogisticRegression(C=10, max_iter=2000), len(data.labels))
-    learner = PoolBasedActiveLearner(factory, queries[strategy](), SklearnDataset(data.pool_x, y))
+    learner = PoolBasedActiveLearner(factory, queries[strategy](), SklearnDataset(data.pool_x, y, target_labels=np.arange(len(data.labels))))
     initial = np.asarray([position[i] for i in seed_ids], dtype=np.int64)
 
     def f1() -> float:

@@ -111,6 +111,34 @@ class JudgeSpec(_Strict):
         return self
 
 
+EncoderTrainingKind = Literal["frozen", "full", "lora", "contrastive"]
+
+
+class EncoderTrainingSpec(_Strict):
+    """How the encoder itself learns from the labels; `frozen` keeps the pretrained weights.
+
+    full trains every weight, lora trains low-rank adapters (peft), contrastive follows SetFit
+    (contrastive pairs, then the head). Defaults suit a few hundred labels on a CPU.
+    """
+
+    kind: EncoderTrainingKind = "frozen"
+    epochs: int = Field(4, ge=1, le=100, description="Most passes over the training labels.")
+    learning_rate: float = Field(5e-5, gt=0, le=1)
+    batch_size: int = Field(16, ge=1, le=1024)
+    max_length: int = Field(128, ge=8, le=8192, description="Token limit while training.")
+    validation_fraction: float = Field(
+        0.2, ge=0, lt=0.9, description="Share of the labeled items held back for early stopping (never gold)."
+    )
+    patience: int = Field(1, ge=0, description="Epochs without a better validation macro-F1 before stopping.")
+    lora_rank: int = Field(8, ge=1, le=512)
+    lora_alpha: int = Field(16, ge=1)
+    lora_dropout: float = Field(0.1, ge=0, lt=1)
+    lora_target_modules: list[str] = Field(
+        default_factory=lambda: ["query", "value"], description="Module names the adapters attach to."
+    )
+    contrastive_pairs: int = Field(20, ge=1, le=1000, description="Contrastive pairs per labeled item (SetFit).")
+
+
 class ModelSpec(_Strict):
     """The round's model: an encoder and a head, with its effects and training strategy."""
 
@@ -127,6 +155,7 @@ class ModelSpec(_Strict):
         "or gold (the held-out set, also used for reporting).",
     )
     max_length: int = Field(256, ge=8, le=8192, description="Encoder token limit.")
+    encoder_training: EncoderTrainingSpec = Field(default_factory=EncoderTrainingSpec)
 
 
 class SelectionSpec(_Strict):
