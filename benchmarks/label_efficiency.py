@@ -38,7 +38,6 @@ import argparse
 import csv
 import hashlib
 import html
-import io
 import json
 import os
 import platform
@@ -129,7 +128,9 @@ def load_conv(heldout_share: float = 0.4, seed: int = 0) -> tuple[list[dict], li
         for p, paragraph in enumerate(speech["text"].split("\n")):
             text = paragraph.strip()
             if len(text) >= 80:
-                items.append({"id": f"s{s:03d}p{p:03d}", "text": text, "label": speech["party"], "speaker": speech["speaker"]})
+                items.append(
+                    {"id": f"s{s:03d}p{p:03d}", "text": text, "label": speech["party"], "speaker": speech["speaker"]}
+                )
     rng = np.random.default_rng(seed)
     held_speakers: set[tuple[str, str]] = set()
     for party in sorted({i["label"] for i in items}):
@@ -139,7 +140,9 @@ def load_conv(heldout_share: float = 0.4, seed: int = 0) -> tuple[list[dict], li
             if taken + sizes[speaker] <= target:
                 held_speakers.add((party, str(speaker)))
                 taken += sizes[speaker]
-    pool = [{k: i[k] for k in ("id", "text", "label")} for i in items if (i["label"], i["speaker"]) not in held_speakers]
+    pool = [
+        {k: i[k] for k in ("id", "text", "label")} for i in items if (i["label"], i["speaker"]) not in held_speakers
+    ]
     held = [{k: i[k] for k in ("id", "text", "label")} for i in items if (i["label"], i["speaker"]) in held_speakers]
     return pool, held, ["democrat", "republican"]
 
@@ -362,13 +365,17 @@ def small_text_run(
     position = {r["id"]: i for i, r in enumerate(data.pool)}
     gold_heldout = [r["label"] for r in data.heldout]
     factory = VectorFactory(LogisticRegression(C=10, max_iter=2000), len(data.labels))
-    learner = PoolBasedActiveLearner(factory, queries[strategy](), SklearnDataset(data.pool_x, y, target_labels=np.arange(len(data.labels))))
+    learner = PoolBasedActiveLearner(
+        factory, queries[strategy](), SklearnDataset(data.pool_x, y, target_labels=np.arange(len(data.labels)))
+    )
     initial = np.asarray([position[i] for i in seed_ids], dtype=np.int64)
 
     def f1() -> float:
         # the estimator's own classes_, so a class missing from the labels cannot shift the columns
         predicted = learner.classifier.model.predict(data.heldout_x)
-        return round(label_metrics(gold_heldout, [data.labels[int(p)] for p in predicted], data.labels)["gold_macro_f1"], 4)
+        return round(
+            label_metrics(gold_heldout, [data.labels[int(p)] for p in predicted], data.labels)["gold_macro_f1"], 4
+        )
 
     started = time.perf_counter()
     learner.initialize_data(initial, y[initial])
@@ -449,7 +456,8 @@ def markdown(runs: list[dict], meta: dict) -> str:
             peer = PEERS.get(strategy)
             lines.append(
                 f"| {strategy} | {cell(dataset, 'alloop', base_seed, strategy, 'auc')} | "
-                f"{cell(dataset, 'alloop', base_seed, strategy, 'final')} | {SMALL_TEXT_NAMES.get(peer, '–') if peer else '–'} | "
+                f"{cell(dataset, 'alloop', base_seed, strategy, 'final')} | "
+                f"{SMALL_TEXT_NAMES[peer] if peer else '–'} | "
                 f"{cell(dataset, 'small-text', base_seed, peer, 'auc') if peer else '–'} | "
                 f"{cell(dataset, 'small-text', base_seed, peer, 'final') if peer else '–'} |"
             )
@@ -467,7 +475,9 @@ def markdown(runs: list[dict], meta: dict) -> str:
             diffs.append(s["auc_mean"] - r["auc_mean"] if s and r else None)
         known = [d for d in diffs if d is not None]
         row = " | ".join(f"{d:+.3f}" if d is not None else "–" for d in diffs)
-        lines.append(f"| {strategy} | {row} | {statistics.fmean(known):+.3f} |" if known else f"| {strategy} | {row} | – |")
+        lines.append(
+            f"| {strategy} | {row} | {statistics.fmean(known):+.3f} |" if known else f"| {strategy} | {row} | – |"
+        )
     lines.append("")
 
     # seed strategies
@@ -480,8 +490,15 @@ def markdown(runs: list[dict], meta: dict) -> str:
                 s = summary.get(f"{dataset}|alloop|{seeding}|{strategy}")
                 if not s:
                     continue
-                first = [r["f1"][0] for r in runs if r.get("side") == "alloop" and r["dataset"] == dataset
-                         and r["seed_strategy"] == seeding and r["strategy"] == strategy and "error" not in r]
+                first = [
+                    r["f1"][0]
+                    for r in runs
+                    if r.get("side") == "alloop"
+                    and r["dataset"] == dataset
+                    and r["seed_strategy"] == seeding
+                    and r["strategy"] == strategy
+                    and "error" not in r
+                ]
                 peer = PEERS.get(strategy)
                 lines.append(
                     f"| {dataset} | {seeding} | {strategy} | {_ms(s['auc'])} | {_ms(s['final'])} | "
@@ -490,15 +507,24 @@ def markdown(runs: list[dict], meta: dict) -> str:
     lines.append("")
 
     # seed class shares
-    lines.append("### Class share of the seed sets (all seeds pooled; min / max share of the smallest class per seed)\n")
-    lines.append("| data set | seed | class shares (pool) | seed sets | smallest class per seed | seeds missing a class |")
+    lines.append(
+        "### Class share of the seed sets (all seeds pooled; min / max share of the smallest class per seed)\n"
+    )
+    lines.append(
+        "| data set | seed | class shares (pool) | seed sets | smallest class per seed | seeds missing a class |"
+    )
     lines.append("|---|---|---|---|---|---|")
     for dataset in datasets:
         info = meta["data"][dataset]
         for seeding in meta["seed_strategies"]:
             by_seed = {}
             for r in runs:
-                if r.get("side") == "alloop" and r["dataset"] == dataset and r["seed_strategy"] == seeding and "error" not in r:
+                if (
+                    r.get("side") == "alloop"
+                    and r["dataset"] == dataset
+                    and r["seed_strategy"] == seeding
+                    and "error" not in r
+                ):
                     by_seed.setdefault(r["seed"], r["seed_counts"])
             if not by_seed:
                 continue
@@ -516,6 +542,31 @@ def markdown(runs: list[dict], meta: dict) -> str:
             )
     lines.append(f"\nClass order: {'; '.join(f'{d}: ' + ', '.join(meta['data'][d]['labels']) for d in datasets)}.\n")
 
+    # sanity: same seed items and estimator give the same first model on both sides
+    gaps = []
+    for r in runs:
+        if r.get("side") != "small-text" or "error" in r:
+            continue
+        twin = next(
+            (
+                a
+                for a in runs
+                if a.get("side") == "alloop"
+                and "error" not in a
+                and a["dataset"] == r["dataset"]
+                and a["seed_strategy"] == r["seed_strategy"]
+                and a["seed"] == r["seed"]
+            ),
+            None,
+        )
+        if twin:
+            gaps.append(abs(twin["f1"][0] - r["f1"][0]))
+    if gaps:
+        lines.append(
+            f"Check: at 20 labels (same seed items, same estimator) alloop's and small-text's macro-F1 differ by at "
+            f"most {max(gaps):.4f} over {len(gaps)} paired runs.\n"
+        )
+
     # time
     lines.append("### alloop seconds per round (train + score + select), mean over rounds and runs\n")
     lines.append("| data set | " + " | ".join(meta["strategies"]) + " | small-text whole run (random / coreset) |")
@@ -523,11 +574,24 @@ def markdown(runs: list[dict], meta: dict) -> str:
     for dataset in datasets:
         cells = []
         for strategy in meta["strategies"]:
-            secs = [s for r in runs if r.get("side") == "alloop" and r["dataset"] == dataset and r["strategy"] == strategy
-                    and "error" not in r for s in r["round_seconds"]]
+            secs = [
+                s
+                for r in runs
+                if r.get("side") == "alloop"
+                and r["dataset"] == dataset
+                and r["strategy"] == strategy
+                and "error" not in r
+                for s in r["round_seconds"]
+            ]
             cells.append(f"{statistics.fmean(secs):.2f}" if secs else "–")
-        st = {k: [r["seconds"] for r in runs if r.get("side") == "small-text" and r["dataset"] == dataset
-                  and r["strategy"] == k and "error" not in r] for k in ("random", "coreset")}
+        st = {
+            k: [
+                r["seconds"]
+                for r in runs
+                if r.get("side") == "small-text" and r["dataset"] == dataset and r["strategy"] == k and "error" not in r
+            ]
+            for k in ("random", "coreset")
+        }
         st_cell = " / ".join(f"{statistics.fmean(v):.1f} s" if v else "–" for v in st.values())
         lines.append(f"| {dataset} | " + " | ".join(cells) + f" | {st_cell} |")
     return "\n".join(lines) + "\n"
@@ -550,10 +614,20 @@ def main() -> None:
     parser.add_argument("--datasets", nargs="+", default=DATASETS, choices=DATASETS)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--strategies", nargs="+", default=SELECTION, choices=SELECTION)
-    parser.add_argument("--seed-strategies", nargs="+", default=SEEDING, choices=SEEDING,
-                        help="the first is used for the selection-strategy grid")
-    parser.add_argument("--seed-compare-with", nargs="+", default=SEED_COMPARE_WITH, choices=SELECTION,
-                        help="selection strategies run with every seed strategy")
+    parser.add_argument(
+        "--seed-strategies",
+        nargs="+",
+        default=SEEDING,
+        choices=SEEDING,
+        help="the first is used for the selection-strategy grid",
+    )
+    parser.add_argument(
+        "--seed-compare-with",
+        nargs="+",
+        default=SEED_COMPARE_WITH,
+        choices=SELECTION,
+        help="selection strategies run with every seed strategy",
+    )
     parser.add_argument("--small-text", nargs="*", default=SMALL_TEXT, choices=SMALL_TEXT)
     parser.add_argument("--rounds", type=int, default=10, help="batches after the seed (evaluations = rounds + 1)")
     parser.add_argument("--batch", type=int, default=20)
@@ -561,15 +635,19 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smoke run: seed 0, 3 rounds, random/margin/hybrid")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--workdir", type=Path, default=None, help="keep the run directories here (default: temp)")
-    parser.add_argument("--embed-cache", type=Path, default=Path.home() / ".cache" / "alloop" / "bench-embeddings",
-                        help="keep each data set's vectors here between invocations ('' to disable)")
+    parser.add_argument(
+        "--embed-cache",
+        type=Path,
+        default=Path.home() / ".cache" / "alloop" / "bench-embeddings",
+        help="keep each data set's vectors here between invocations ('' to disable)",
+    )
     args = parser.parse_args()
     if args.quick:
         args.seeds, args.rounds = args.seeds[:1], 3
         args.strategies = [s for s in args.strategies if s in ("random", "margin", "hybrid")]
         args.small_text = [s for s in args.small_text if s in ("random", "breaking_ties", "coreset")]
     if args.out == DEFAULT_OUT and args.quick:
-        args.out = DEFAULT_OUT.with_name("label_efficiency_quick.json")
+        args.out = Path(tempfile.gettempdir()) / "label_efficiency_quick.json"  # a smoke run is not a result
 
     pairs = plan(args)
     meta: dict[str, Any] = {
@@ -614,12 +692,20 @@ def main() -> None:
                     done += 1
                     for attempt in (1, 2):  # others edit alloop meanwhile: one retry after a minute
                         try:
-                            row = alloop_run(root, data, seeding, strategy, seed, args.rounds, args.batch, args.seed_size)
+                            row = alloop_run(
+                                root, data, seeding, strategy, seed, args.rounds, args.batch, args.seed_size
+                            )
                             break
-                        except Exception as exc:  # noqa: BLE001 - a benchmark records and goes on
+                        except Exception as exc:
                             traceback.print_exc()
-                            row = {"dataset": dataset, "side": "alloop", "seed_strategy": seeding,
-                                   "strategy": strategy, "seed": seed, "error": f"{type(exc).__name__}: {exc}"}
+                            row = {
+                                "dataset": dataset,
+                                "side": "alloop",
+                                "seed_strategy": seeding,
+                                "strategy": strategy,
+                                "seed": seed,
+                                "error": f"{type(exc).__name__}: {exc}",
+                            }
                             if attempt == 1:
                                 time.sleep(60)
                     runs.append(row)
@@ -634,27 +720,39 @@ def main() -> None:
                         )
                     save()
                 for seeding, ids in seed_ids.items():
-                    compare = args.small_text if seeding == args.seed_strategies[0] else [
-                        PEERS[s] for s in args.seed_compare_with if s in PEERS and PEERS[s] in args.small_text
-                    ]
+                    compare = (
+                        args.small_text
+                        if seeding == args.seed_strategies[0]
+                        else [PEERS[s] for s in args.seed_compare_with if s in PEERS and PEERS[s] in args.small_text]
+                    )
                     for strategy in compare:
                         try:
                             row = small_text_run(data, strategy, ids, seed, seeding, args.rounds, args.batch)
-                        except Exception as exc:  # noqa: BLE001
+                        except Exception as exc:
                             traceback.print_exc()
-                            row = {"dataset": dataset, "side": "small-text", "seed_strategy": seeding,
-                                   "strategy": strategy, "seed": seed, "error": f"{type(exc).__name__}: {exc}"}
+                            row = {
+                                "dataset": dataset,
+                                "side": "small-text",
+                                "seed_strategy": seeding,
+                                "strategy": strategy,
+                                "seed": seed,
+                                "error": f"{type(exc).__name__}: {exc}",
+                            }
                         runs.append(row)
                         if "error" not in row:
-                            print(f"    small-text {dataset} seed={seeding} {strategy} s{seed}: "
-                                  f"AUC {statistics.fmean(row['f1']):.3f} final {row['f1'][-1]:.3f} "
-                                  f"({row['seconds']:.1f} s)", flush=True)
+                            print(
+                                f"    small-text {dataset} seed={seeding} {strategy} s{seed}: "
+                                f"AUC {statistics.fmean(row['f1']):.3f} final {row['f1'][-1]:.3f} "
+                                f"({row['seconds']:.1f} s)",
+                                flush=True,
+                            )
                     save()
         meta["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
         save()
     table = markdown(runs, meta)
     args.out.with_suffix(".md").write_text(
-        f"Command: `{meta['command']}`\n\nWall time: {meta['wall_seconds'] / 60:.1f} min on {meta['machine']}.\n\n{table}"
+        f"Command: `{meta['command']}`\n\n"
+        f"Wall time: {meta['wall_seconds'] / 60:.1f} min on {meta['machine']}.\n\n{table}"
     )
     print()
     print(table)

@@ -47,7 +47,7 @@ def score_pool(args: ScoreInput, ctx: ToolContext) -> ScoreOutput:
         card = model.card()
         started = time.perf_counter()
         head = load_head(model.head_path)
-        encoder = run_encoder(run)
+        encoder = run_encoder(run, round_)  # the encoder this round trained, or the pretrained one
         pool = run.pool()
         x = embed_table(run, pool, spec.text_fields, encoder, ctx.progress)
         probs = np.empty((len(pool), len(spec.labels)), dtype=np.float32)

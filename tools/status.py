@@ -70,6 +70,8 @@ def status(args: StatusInput, ctx: ToolContext) -> StatusOutput:
             step = waiting
         elif pending:
             step = f"collect labels for round {latest} ({pending} pending): {COLLECT[spec.destination]}"
+        elif last is not None and last.final:
+            step, done = f"done: round {last.round} is the final model; write the report (write_report)", True
         elif last is not None and last.stop_decision == "stop":
             step, done = f"stop: {last.stop_reasons}; write the report (write_report)", True
         elif not models or models[-1] <= latest:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 import time
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -10,13 +12,13 @@ from pydantic import BaseModel, Field
 
 from alloop.tools.base import RunArgs, ToolContext, ToolSpec
 from alloop.tools.errors import InputError, StateError
-from alloop.tools.model.encoders import embed_table, run_encoder
+from alloop.tools.model.encoders import HFEncoder, embed_table, resolve_encoder, run_encoder
 from alloop.tools.model.heads import item_design, load_head, make_head, save_head
 from alloop.tools.model.metrics import label_metrics
 from alloop.tools.model.training import StrategyChoice, choose_strategy, cross_validated, newest_rows, training_rows
 from alloop.tools.run.labels import answered_items
 from alloop.tools.run.models import ModelDir, data_hash, model_rounds, next_training_round, resolve_round
-from alloop.tools.run.schema import LABELED_TASKS, ResultRow, TrainingStrategy
+from alloop.tools.run.schema import LABELED_TASKS, EncoderTrainingKind, ResultRow, TrainingStrategy
 
 
 class TrainInput(RunArgs):
@@ -33,6 +35,16 @@ class TrainInput(RunArgs):
         description="Prior variance of the feature weights; default the head's own (logistic 10, glmm estimated).",
     )
     round: int | None = Field(None, ge=1, description="Redo this round instead of training the next.")
+    encoder_training: EncoderTrainingKind | None = Field(
+        None,
+        description="frozen (embeddings of the pretrained encoder), full, lora or contrastive (the encoder learns "
+        "too; slower: minutes on a CPU); default from spec.json (model.encoder_training.kind).",
+    )
+    final: bool = Field(
+        False,
+        description="Train the final model on every label (with encoder_training, e.g. lora: the PRepAL recipe) "
+        "and mark it final in the card, results.tsv and the report.",
+    )
 
 
 class TrainOutput(BaseModel):
@@ -76,14 +88,12 @@ def train_glmm(args: TrainInput, ctx: ToolContext) -> TrainOutput:
         y = np.asarray([index[label] for label in labels], dtype=np.int64)
 
         started = time.perf_counter()
-        encoder = run_encoder(run)
-        pool = run.pool()
-        pool_x = embed_table(run, pool, spec.text_fields, encoder, ctx.progress)
-        x = pool_x[pool.positions(item_ids)]
-
         requested = args.training_strategy or spec.model.training_strategy
+        training = spec.model.encoder_training
+        if args.encoder_training is not None:
+            training = training.model_copy(update={"kind": args.encoder_training})
         head = make_head(args.head or spec.model.head, spec, C=args.C)
-        if requested != "retrain" and not head.anchorable:
+        if requested != "retrain" and not head.anchorable and training.kind == "frozen":
             raise InputError(
                 f"head {head.name!r} re-estimates its variance components from all labels every round, so "
                 f"training_strategy {requested!r} has no meaning for it; use retrain"
@@ -98,15 +108,53 @@ def train_glmm(args: TrainInput, ctx: ToolContext) -> TrainOutput:
                 choice = StrategyChoice("fine_tune", note, choice.anchor_round)
             else:
                 rows = newest
-        row_design = design.subset(rows) if design is not None else None
-        head.fit(x[rows], y[rows], row_design, **({"anchor": anchor} if anchor is not None else {}))
-        if anchor is not None and not head.anchored_:
-            choice = StrategyChoice("retrain", f"{choice.applied} fell back to retrain: {head.anchor_note_}")
-        train_seconds = time.perf_counter() - started
+        pool = run.pool()
+        model = ModelDir(run, round_)
+        encoder_card: dict[str, Any] = {"kind": "frozen"}
+        staging = None
+        try:
+            if training.kind == "frozen":
+                encoder = run_encoder(run)
+            else:  # the strategy acts on the encoder; the head is refitted on its new embeddings
+                init = ModelDir(run, choice.anchor_round).encoder_weights() if choice.anchor_round else None
+                from alloop.tools.model.finetune import train_encoder  # torch and peft load only when used
+
+                staging = model.encoder_staging()
+                texts = pool.texts(spec.text_fields)
+                positions = pool.positions([item_ids[i] for i in rows])
+                result = train_encoder(
+                    [texts[p] for p in positions],
+                    y[rows].tolist(),
+                    len(spec.labels),
+                    training,
+                    base=resolve_encoder(spec.model.encoder),
+                    out=staging,
+                    init=init,
+                    seed=spec.selection.seed,
+                    progress=ctx.progress,
+                )
+                encoder_card = {
+                    "kind": training.kind,
+                    "init_round": choice.anchor_round if init else None,
+                    **asdict(result),
+                }
+                encoder = HFEncoder(spec.model.encoder, spec.model.max_length, weights=staging)
+                anchor = None
+            pool_x = embed_table(run, pool, spec.text_fields, encoder, ctx.progress)
+            x = pool_x[pool.positions(item_ids)]
+            row_design = design.subset(rows) if design is not None else None
+            head.fit(x[rows], y[rows], row_design, **({"anchor": anchor} if anchor is not None else {}))
+            if anchor is not None and not head.anchored_:
+                choice = StrategyChoice("retrain", f"{choice.applied} fell back to retrain: {head.anchor_note_}")
+            train_seconds = time.perf_counter() - started
+            hx = embed_table(run, heldout, spec.text_fields, encoder, ctx.progress) if heldout is not None else None
+        except BaseException:
+            if staging is not None:
+                shutil.rmtree(staging, ignore_errors=True)  # a failed or killed training leaves nothing
+            raise
 
         gold: dict[str, Any] = {}
         if heldout is not None:
-            hx = embed_table(run, heldout, spec.text_fields, encoder, ctx.progress)
             probs = head.predict_proba(hx, item_design(heldout, spec.model.predictors))
             predicted = np.asarray(spec.labels, dtype=object)[probs.argmax(axis=1)]
             gold = label_metrics(
@@ -124,6 +172,9 @@ def train_glmm(args: TrainInput, ctx: ToolContext) -> TrainOutput:
             "model_version": version,
             "encoder": spec.model.encoder,
             "encoder_key": encoder.key,
+            "encoder_version": encoder.version,
+            "encoder_training": encoder_card,
+            "final": args.final,
             "head": head.card(),
             "effects": spec.model.effects,
             "training_strategy": choice.applied,
@@ -143,8 +194,11 @@ def train_glmm(args: TrainInput, ctx: ToolContext) -> TrainOutput:
             "spec_version": spec.spec_version,
             "gold": gold,
         }
-        model = ModelDir(run, round_)
         model.drop_predictions()  # scores of an earlier model of this round must not outlive it
+        if staging is not None:
+            model.publish_encoder(staging)
+        else:
+            model.drop_encoder()
         save_head(head, model.head_path)
         model.write_card(card)
         run.upsert_result(
@@ -153,6 +207,8 @@ def train_glmm(args: TrainInput, ctx: ToolContext) -> TrainOutput:
                 model_version=version,
                 training_strategy=choice.applied,
                 decision_source=spec.model.decision_source,
+                encoder_training=training.kind,
+                final=args.final,
                 **cv,
                 n_labeled=len(item_ids),
                 n_pool=len(pool) - len(set(item_ids)),

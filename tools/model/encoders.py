@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 from alloop.tools.base import ProgressFn, no_progress
 from alloop.tools.errors import InputError
 from alloop.tools.run.items import ItemTable
+from alloop.tools.run.models import ModelDir
 from alloop.tools.run.rundir import RunDir, atomic_write_bytes
 
 log = logging.getLogger(__name__)
@@ -40,27 +41,40 @@ def resolve_encoder(name: str) -> str:
 
 
 class HFEncoder:
-    """Mean-pooled, L2-normalized sentence embeddings from a Hugging Face encoder."""
+    """Mean-pooled, L2-normalized sentence embeddings from a Hugging Face encoder.
 
-    def __init__(self, name: str = DEFAULT_ENCODER, max_length: int = 256, batch_size: int = 64) -> None:
+    `weights` is a folder a training round wrote (full weights or a LoRA adapter over `name`);
+    its digest enters the cache key, so each encoder version embeds an item once and an
+    unchanged encoder never re-embeds.
+    """
+
+    def __init__(
+        self, name: str = DEFAULT_ENCODER, max_length: int = 256, batch_size: int = 64, weights: Path | None = None
+    ) -> None:
         self.name = name
         self.max_length = max_length
         self.batch_size = batch_size
+        self.weights = weights
         self.location = resolve_encoder(name)
-        digest = hashlib.sha256(f"{self.location}|{max_length}|meanpool|l2".encode()).hexdigest()[:10]
+        self.version = "pretrained" if weights is None else _weights_digest(weights)
+        digest = hashlib.sha256(f"{self.location}|{max_length}|meanpool|l2|{self.version}".encode()).hexdigest()[:10]
         slug = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name).name or name)[:40]
-        self.key = f"{slug}-{digest}"
+        self.key = f"{slug}-{digest}" if weights is None else f"{slug}-{self.version[:8]}-{digest}"
         self._model: Any = None
         self._tokenizer: Any = None
 
     def _load(self) -> None:
         if self._model is not None:
             return
-        import torch
         from transformers import AutoModel, AutoTokenizer
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # stderr stays readable in the CLI and the server log
+        if self.weights is not None:
+            from alloop.tools.model.finetune import load_encoder
+
+            self._model, self._tokenizer = load_encoder(self.weights, self.location)
+            return
         try:
             self._tokenizer = AutoTokenizer.from_pretrained(self.location)
             self._model = AutoModel.from_pretrained(self.location).eval()
@@ -69,7 +83,6 @@ class HFEncoder:
                 f"encoder {self.name!r} could not be loaded ({exc.__class__.__name__}: {exc}); give a local "
                 f"model folder or an installed model (default {DEFAULT_ENCODER!r} loads offline)"
             ) from exc
-        torch.set_grad_enabled(False)
 
     @property
     def dim(self) -> int:
@@ -106,10 +119,24 @@ class HFEncoder:
         return out
 
 
+def get_encoder(name: str, max_length: int, weights: Path | None = None) -> HFEncoder:
+    """One loaded encoder per (name, length, weights version) per process: the server reuses it across rounds.
+
+    The version (a digest of the weights) is part of the key, so a retrained round's new weights in
+    the same folder are never served from the old entry.
+    """
+    return _loaded_encoder(name, max_length, weights, None if weights is None else _weights_digest(weights))
+
+
 @lru_cache(maxsize=4)
-def get_encoder(name: str, max_length: int) -> HFEncoder:
-    """One loaded encoder per (name, length) per process: the server reuses it across rounds."""
-    return HFEncoder(name, max_length)
+def _loaded_encoder(name: str, max_length: int, weights: Path | None, version: str | None) -> HFEncoder:
+    return HFEncoder(name, max_length, weights=weights)
+
+
+def _weights_digest(folder: Path) -> str:
+    from alloop.tools.model.finetune import encoder_digest
+
+    return encoder_digest(folder)
 
 
 class EmbeddingCache:
@@ -175,6 +202,8 @@ def embed_table(
     return np.asarray(cached[rows], dtype=np.float32)
 
 
-def run_encoder(run: RunDir) -> HFEncoder:
+def run_encoder(run: RunDir, round_: int | None = None) -> HFEncoder:
+    """The encoder a round's model reads: the weights that round trained, else the pretrained encoder."""
     spec = run.spec()
-    return get_encoder(spec.model.encoder, spec.model.max_length)
+    weights = ModelDir(run, round_).encoder_weights() if round_ is not None else None
+    return get_encoder(spec.model.encoder, spec.model.max_length, weights)

@@ -80,6 +80,15 @@ def report_markdown(run: RunDir, plot: str | None) -> str:
     for row in rows:
         data = row.model_dump()
         lines.append("| " + " | ".join(_fmt(data[c]) for c in SUMMARY_COLUMNS) + " |")
+    final = [r for r in rows if r.final]
+    if final:
+        row = final[-1]
+        lines += [
+            "",
+            f"**Final model: round {row.round}** ({row.model_version}), trained once on all {row.n_labeled} labels "
+            f"with encoder training `{row.encoder_training or 'frozen'}`: held-out gold macro-F1 "
+            f"{_fmt(row.gold_macro_f1)}, accuracy {_fmt(row.gold_accuracy)}.",
+        ]
     if plot:
         lines += ["", f"![learning curve]({plot})"]
     if rows and rows[-1].gold_f1_by_class:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -89,6 +91,30 @@ class ModelDir:
     @property
     def predictions_path(self) -> Path:
         return self.path / "predictions.npz"
+
+    @property
+    def encoder_dir(self) -> Path:
+        """The encoder weights this round trained (absent when the encoder stayed frozen)."""
+        return self.path / "encoder"
+
+    def encoder_weights(self) -> Path | None:
+        return self.encoder_dir if self.encoder_dir.is_dir() else None
+
+    def encoder_staging(self) -> Path:
+        """A fresh folder for a training run; `publish_encoder` moves it in place when training succeeded."""
+        self.run.models_dir.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=f".round_{self.round:02d}_encoder.", dir=self.run.models_dir))
+
+    def publish_encoder(self, staging: Path) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        if self.encoder_dir.exists():
+            shutil.rmtree(self.encoder_dir)
+        staging.rename(self.encoder_dir)
+
+    def drop_encoder(self) -> None:
+        """A retrained round with a frozen encoder must not keep an earlier run's weights."""
+        if self.encoder_dir.exists():
+            shutil.rmtree(self.encoder_dir)
 
     def has_card(self) -> bool:
         return self.card_path.is_file()

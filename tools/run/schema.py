@@ -297,6 +297,8 @@ class ResultRow(_Strict):
     cv_rmse: float | None = None
     cv_spearman: float | None = None
     decision_source: str = Field("", description="cv or gold: which figures this round's decisions read.")
+    encoder_training: str = Field("", description="frozen, full, lora or contrastive: how the encoder learned.")
+    final: bool = Field(False, description="The final model: trained once on every label (PRepAL).")
     judge_n: int | None = None
     judge_agreement_with_gold: float | None = None
     judge_accuracy: float | None = None
