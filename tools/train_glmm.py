@@ -74,6 +74,8 @@ def train_glmm(args: TrainInput, ctx: ToolContext) -> TrainOutput:
         if spec.task_type not in LABELED_TASKS:
             raise InputError(f"train_glmm trains label heads; task_type {spec.task_type!r} has no label schema")
         next_round = next_training_round(run)
+        if args.final:  # a round of its own after the loop's last model, so the loop's curve stays whole
+            next_round = max([next_round - 1, *model_rounds(run)]) + 1
         round_ = resolve_round(args.round, next_round)
         if round_ > next_round:
             raise StateError(f"round {round_} is ahead of the run; the next round to train is {next_round}")

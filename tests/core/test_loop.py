@@ -19,6 +19,7 @@ from alloop.tools.select_batch import SelectInput, select_batch
 from alloop.tools.simulate_annotator import SimulateAnnotatorInput, simulate_annotator
 from alloop.tools.status import StatusInput, status
 from alloop.tools.train_glmm import TrainInput, train_glmm
+from alloop.tools.write_report import ReportInput, write_report
 
 
 def test_three_round_loop_writes_a_readable_run(looped_run):
@@ -263,3 +264,15 @@ def test_stratified_seed_balances_over_partly_known_labels(bbc_slice, ctx, tmp_p
 def test_training_before_any_label_says_what_to_do(bbc_run, ctx):
     with pytest.raises(StateError, match="no labels yet: run seed_set"):
         train_glmm(TrainInput(run=bbc_run), ctx)
+
+
+def test_a_final_model_gets_its_own_round_and_is_marked_everywhere(looped_copy, ctx):
+    """PRepAL: frozen representations in the loop, then one model on every label, marked final."""
+    final = train_glmm(TrainInput(run=looped_copy, final=True), ctx)
+
+    run = ctx.root.run(looped_copy)
+    assert final.round == 4 and final.card["final"] is True and final.n_labeled == 30
+    assert [r.final for r in run.results()] == [False, False, False, True]
+    assert status(StatusInput(run=looped_copy), ctx).next_step.startswith("done: round 4 is the final model")
+    write_report(ReportInput(run=looped_copy), ctx)
+    assert "**Final model: round 4**" in run.report_path.read_text()
