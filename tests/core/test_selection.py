@@ -127,7 +127,7 @@ def test_uncertainty_reasons_give_the_true_rank_and_count_the_skipped_twins():
 
     picked = get_strategy("least_confidence").select(p)
 
-    assert [x.position for x in picked][0] == 0 and 1 not in [x.position for x in picked]
+    assert picked[0].position == 0 and 1 not in [x.position for x in picked]
     assert "rank 1 of 41" in picked[0].reason and "rank 3 of 41" in picked[1].reason
     assert p.report["duplicates_skipped"] == 1
 
