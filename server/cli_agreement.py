@@ -11,6 +11,7 @@ from pathlib import Path
 import typer
 
 from alloop.tools import agreement as ag
+from alloop.tools.run.schema import AgreementMetric
 
 
 def _fmt(value: float | None) -> str:
@@ -19,7 +20,7 @@ def _fmt(value: float | None) -> str:
 
 def agreement_command(
     annotations: Path = typer.Option(..., "--annotations", help="JSONL, one {unit, coder, value} a line."),
-    metric: ag.Metric = typer.Option("krippendorff_alpha", "--metric"),
+    metric: AgreementMetric = typer.Option("krippendorff_alpha", "--metric"),
     level: ag.Level = typer.Option("nominal", "--level", help="Level of measurement."),
     bootstrap: int = typer.Option(0, "--bootstrap", min=0, help="Resamples over units for the interval."),
     labels: str | None = typer.Option(

@@ -17,6 +17,7 @@ from typing import Annotated, Literal
 import typer
 
 from alloop.tools.errors import InputError
+from alloop.tools.run.schema import EffectsMode
 
 app = typer.Typer(
     name="glmm",
@@ -27,7 +28,7 @@ app = typer.Typer(
 )
 
 FamilyName = Literal["binary", "ordinal", "categorical", "gaussian", "magnitude", "forced_choice", "multi_select"]
-ModeName = Literal["fixed", "random_intercepts", "random_slopes"]
+ModeName = EffectsMode
 
 # The options every command shares: the data and the model.
 DataOption = Annotated[Path, typer.Option(help="CSV file, one response per row.")]

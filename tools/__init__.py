@@ -1,1 +1,1 @@
-"""alloop.tools: one module per tool, plus the domain modules they share (no MCP here)."""
+"""alloop.tools: the tools (files here) over the domain packages (folders here); no MCP, Typer or rich."""

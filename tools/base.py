@@ -10,13 +10,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
 from alloop.tools.errors import PathEscapeError
-from alloop.tools.jspsych.jatos import JatosClient
 from alloop.tools.run.rundir import RunRoot
+
+if TYPE_CHECKING:
+    from alloop.tools.jspsych.jatos import JatosClient
 
 ProgressFn = Callable[[float, float | None, str], None]
 """progress(done, total, message): the MCP server sends notifications, the CLI draws a bar."""
@@ -24,6 +26,13 @@ ProgressFn = Callable[[float, float | None, str], None]
 
 def no_progress(done: float, total: float | None, message: str) -> None:
     """The progress sink when nobody listens."""
+
+
+def default_jatos_client(url: str | None) -> JatosClient:
+    """The real JATOS client (token from $JATOS_TOKEN); imported on use, so the contract stays light."""
+    from alloop.tools.jspsych.jatos import JatosClient
+
+    return JatosClient(url)
 
 
 def utc_clock() -> datetime:
@@ -43,7 +52,7 @@ class ToolContext:
     root: RunRoot
     progress: ProgressFn = no_progress
     sampler: Callable[..., Any] | None = None
-    jatos_client: Callable[[str | None], JatosClient] = JatosClient
+    jatos_client: Callable[[str | None], JatosClient] = default_jatos_client
     inputs_anywhere: bool = False
     """True for a person at the CLI; over MCP, input files must lie inside the run root."""
     now: Callable[[], datetime] = utc_clock

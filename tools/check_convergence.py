@@ -4,18 +4,20 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from alloop.tools.agreement import Level, Metric
+from alloop.tools.agreement import Level
 from alloop.tools.agreement.convergence import HumanAgreementReport, JudgeAssistedReport, level_for, measure_agreement
 from alloop.tools.base import RunArgs, ToolContext, ToolSpec
-from alloop.tools.errors import StateError
-from alloop.tools.run.models import ModelDir
+from alloop.tools.run.models import ModelDir, latest_result_round
+from alloop.tools.run.schema import AgreementMetric
 from alloop.tools.stopping.evidence import gather_evidence
 from alloop.tools.stopping.rules import AgreementEvidence, RuleState, decide, rules_from_spec
 
 
 class CheckConvergenceInput(RunArgs):
     round: int | None = Field(None, ge=0, le=99, description="Round to judge; default the latest in results.tsv.")
-    metric: Metric | None = Field(None, description="Agreement metric; default spec.stopping.agreement_metric.")
+    metric: AgreementMetric | None = Field(
+        None, description="Agreement metric; default spec.stopping.agreement_metric."
+    )
     level: Level | None = Field(
         None, description="Level of measurement; default from the task type (nominal, ordinal or interval)."
     )
@@ -89,12 +91,7 @@ def check_convergence(args: CheckConvergenceInput, ctx: ToolContext) -> CheckCon
     """
     run = ctx.root.run(args.run)
     spec = run.spec()
-    round_ = args.round
-    if round_ is None:
-        results = run.results()
-        if not results:
-            raise StateError(f"run {run.name!r} has no rounds in results.tsv yet; train a round first")
-        round_ = max(r.round for r in results)
+    round_ = args.round if args.round is not None else latest_result_round(run)
     metric = args.metric or spec.stopping.agreement_metric
     level = level_for(spec, args.level)
     predictions = ModelDir(run, round_).predictions()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 from pydantic import BaseModel, Field, ValidationError
@@ -44,14 +44,14 @@ QUESTIONS: list[Question] = [
     Question(
         key="labeled_state",
         question="Are some pool items labeled already?",
-        choices=["none", "partial", "full"],
+        choices=list(get_args(LabeledState)),
         default="none",
     ),
-    Question(key="task_type", question="What kind of judgment is collected?", choices=list(TaskType.__args__)),
+    Question(key="task_type", question="What kind of judgment is collected?", choices=list(get_args(TaskType))),
     Question(
         key="prediction_unit",
         question="Predict one answer per item, or per participant response?",
-        choices=["item", "response"],
+        choices=list(get_args(PredictionUnit)),
         default="item",
     ),
     Question(
@@ -60,7 +60,7 @@ QUESTIONS: list[Question] = [
     Question(
         key="metric",
         question="Which metric decides how good the model is?",
-        choices=["macro_f1", "accuracy", "mae", "spearman", "rmse"],
+        choices=list(get_args(Metric)),
         default="macro_f1",
     ),
     Question(
@@ -80,13 +80,13 @@ QUESTIONS: list[Question] = [
     Question(
         key="destination",
         question="Where do people label?",
-        choices=["file", "argilla", "jatos", "simulated"],
+        choices=list(get_args(Destination)),
         default="file",
     ),
     Question(
         key="judge",
         question="May an LLM judge help, and for what?",
-        choices=["no", "evaluation", "prioritization", "adjudication", "pseudo_labeling"],
+        choices=["no", *get_args(JudgeUse)],
         default="no",
     ),
 ]
@@ -218,8 +218,7 @@ def _open_questions(spec: dict[str, Any], answered: set[str]) -> list[Question]:
 def preview_open_questions(args: InterviewInput, root: RunRoot) -> list[Question]:
     """The questions still open after these answers, without writing anything."""
     answered = _answered_keys(args)
-    path = root.resolve(args.run)
-    if (path / "spec.json").is_file():
+    if root.exists(args.run):
         current = root.run(args.run).spec()
         return _open_questions(_merge(current.model_dump(mode="json"), args), answered | set(current.answered))
     return _open_questions(_merge({"run": args.run}, args), answered)
@@ -240,9 +239,8 @@ def interview_spec(args: InterviewInput, ctx: ToolContext) -> InterviewOutput:
     `labels`; `heldout` is a gold JSONL file or 'split:0.2'. Revising an existing run writes a
     new spec version and logs the change in notes.md.
     """
-    path = ctx.root.resolve(args.run)
     answered = _answered_keys(args)
-    if (path / "spec.json").is_file():
+    if ctx.root.exists(args.run):
         run = ctx.root.run(args.run)
         with run.lock():
             current = run.spec()

@@ -16,7 +16,7 @@ from alloop.tools.judge.items import ItemSource
 from alloop.tools.judge.ledger import label_events, linked
 from alloop.tools.judge.plan import check_permission, prepare
 from alloop.tools.judge.records import JudgeKind, JudgeRecord
-from alloop.tools.run.schema import JudgeBackend, JudgeUse
+from alloop.tools.run.schema import JudgeBackendName, JudgeUse
 
 
 class LlmJudgeInput(RunArgs):
@@ -39,7 +39,7 @@ class LlmJudgeInput(RunArgs):
         "prioritization→unlabeled, adjudication→disagreements, pseudo_labeling→unlabeled.",
     )
     limit: int = Field(20, ge=1, le=1000, description="At most this many items.")
-    backend: JudgeBackend | None = Field(
+    backend: JudgeBackendName | None = Field(
         None, description="Default: spec.judge.backend, else anthropic with a key, else sampling, else local."
     )
     model: str | None = Field(None, description="Judge model (default: spec.judge.model, else the backend's default).")

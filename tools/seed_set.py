@@ -19,7 +19,8 @@ from alloop.tools.selection.candidates import pool_candidates
 from alloop.tools.selection.duplicates import max_similarity
 from alloop.tools.selection.seeding import SEED_STRATEGIES
 
-SeedStrategy = Literal["existing", "random", "diverse", "typical", "stratified", "keyword"]
+SeedStrategy = Literal[("existing", *SEED_STRATEGIES)]  # type: ignore[valid-type]
+"""existing confirms imported labels; the rest are the seed family's strategies."""
 
 
 class SeedInput(RunArgs):
@@ -66,7 +67,7 @@ def seed_set(args: SeedInput, ctx: ToolContext) -> SeedOutput:
     """Choose the seed items to label first (written as selection_round_00.jsonl).
 
     'existing' confirms labels imported with the pool; the others pick unlabeled items: random,
-    diverse (one per embedding cluster), stratified (balanced over classes predicted from the
+    diverse (one per embedding cluster), typical (the densest item of each cluster), stratified (balanced over classes predicted from the
     partly known labels) or keyword (items matching each class's keywords, balanced).
     """
     run = ctx.root.run(args.run)

@@ -63,7 +63,7 @@ def status(args: StatusInput, ctx: ToolContext) -> StatusOutput:
             " (strategy 'existing' confirms the imported labels)" if events else ""
         )
     else:
-        latest = selections[-1]
+        latest = run.latest_selection_round()
         pending = sum(1 for row in run.selection(latest) if row.item_id not in answered)
         waiting = _argilla_waiting(progress, latest)
         if pending and waiting:

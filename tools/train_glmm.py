@@ -17,7 +17,7 @@ from alloop.tools.model.heads import item_design, load_head, make_head, save_hea
 from alloop.tools.model.metrics import label_metrics
 from alloop.tools.model.training import StrategyChoice, choose_strategy, cross_validated, newest_rows, training_rows
 from alloop.tools.run.labels import answered_items
-from alloop.tools.run.models import ModelDir, data_hash, model_rounds, next_training_round, resolve_round
+from alloop.tools.run.models import ModelDir, data_hash, latest_round, model_rounds, next_training_round, resolve_round
 from alloop.tools.run.schema import LABELED_TASKS, EncoderTrainingKind, ResultRow, TrainingStrategy
 
 
@@ -75,7 +75,7 @@ def train_glmm(args: TrainInput, ctx: ToolContext) -> TrainOutput:
             raise InputError(f"train_glmm trains label heads; task_type {spec.task_type!r} has no label schema")
         next_round = next_training_round(run)
         if args.final:  # a round of its own after the loop's last model, so the loop's curve stays whole
-            next_round = max([next_round - 1, *model_rounds(run)]) + 1
+            next_round = max(next_round, latest_round(run) + 1)
         round_ = resolve_round(args.round, next_round)
         if round_ > next_round:
             raise StateError(f"round {round_} is ahead of the run; the next round to train is {next_round}")

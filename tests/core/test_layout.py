@@ -17,7 +17,11 @@ TOOLS = Path(__file__).resolve().parents[2] / "tools"
 CONTRACT_FILES = {"__init__", "base", "errors", "registry"}
 ADAPTER_LIBRARIES = {"mcp", "typer", "rich"}
 SERVER_MODULES = {"app", "cli", "cli_agreement", "cli_glmm", "elicitation", "sampling", "__main__"}
-RUN_PATH = re.compile(r"\b(?:run|rundir|run_dir|self\.run)\.path\s*(?:/|\.joinpath\b)")
+RUN_PATH = re.compile(
+    r"\b(?:run|rundir|run_dir|target|self\.run)\.path\s*(?:/|\.joinpath\b)"  # a RunDir's folder joined by hand
+    r"|\broot\.resolve\([^)]+\)\s*/"  # a run's folder from the root, joined by hand
+)
+SERVER = TOOLS.parent / "server"
 
 
 def _imports(tree: ast.AST) -> list[str]:
@@ -65,12 +69,18 @@ def test_the_tools_tree_keeps_the_layout_rule() -> None:
     assert layout_violations(TOOLS) == []
 
 
+def test_the_adapters_build_no_path_inside_a_run() -> None:
+    found = [p.name for p in sorted(SERVER.glob("*.py")) if RUN_PATH.search(p.read_text(encoding="utf-8"))]
+    assert found == []
+
+
 def test_the_scan_finds_each_planted_violation(tmp_path: Path) -> None:
     tree = tmp_path / "tools"
     shutil.copytree(TOOLS, tree, ignore=shutil.ignore_patterns("__pycache__", "assets", "templates"))
     (tree / "helpers.py").write_text("X = 1\n")
     (tree / "selection" / "leak.py").write_text("from alloop.tools.select_batch import SelectInput\n")
     (tree / "model" / "paths.py").write_text("def f(run):\n    return run.path / 'models'\n")
+    (tree / "report" / "spec_of.py").write_text("def f(root, name):\n    return root.resolve(name) / 'spec.json'\n")
     (tree / "judge" / "talk.py").write_text("import mcp\nfrom alloop.cli import app\n")
 
     planted = set(layout_violations(tree)) - set(layout_violations(TOOLS))
@@ -80,5 +90,6 @@ def test_the_scan_finds_each_planted_violation(tmp_path: Path) -> None:
         "judge/talk.py: imports the adapter library mcp",
         "judge/talk.py: imports the server module alloop.cli",
         "model/paths.py: builds a path inside a run; ask the run package for it",
+        "report/spec_of.py: builds a path inside a run; ask the run package for it",
         "selection/leak.py: a domain package imports the tool alloop.tools.select_batch",
     ]

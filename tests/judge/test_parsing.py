@@ -96,3 +96,12 @@ def test_magnitudes_are_finite_numbers():
     assert parse_answer('{"label": 3.5}', "label", MAGNITUDE).label == 3.5
     assert parse_answer('{"label": "3.5"}', "label", MAGNITUDE).status == "out_of_schema"
     assert parse_answer('{"label": NaN}', "label", MAGNITUDE).status == "out_of_schema"
+
+
+def test_the_spec_names_exactly_the_registered_judge_backends():
+    from typing import get_args
+
+    from alloop.tools.judge.backends import BACKENDS
+    from alloop.tools.run.schema import JudgeBackendName
+
+    assert set(BACKENDS) == set(get_args(JudgeBackendName))

@@ -31,7 +31,6 @@ from alloop.tools.agreement.bootstrap import bootstrap, percentile_interval
 from alloop.tools.agreement.ratings import Level, Ratings, read_annotations
 from alloop.tools.agreement.statistics import (
     METRICS,
-    Metric,
     coder_pairs,
     cohen_statistic,
     cohens_kappa,
@@ -46,7 +45,6 @@ __all__ = [
     "METRICS",
     "AgreementResult",
     "Level",
-    "Metric",
     "PairAgreement",
     "Ratings",
     "agreement",

@@ -25,8 +25,7 @@ from alloop.tools.agreement.ratings import Level, Ratings
 from alloop.tools.errors import InputError
 from alloop.tools.run.schema import AgreementMetric
 
-Metric = AgreementMetric
-METRICS: tuple[str, ...] = get_args(Metric)
+METRICS: tuple[str, ...] = get_args(AgreementMetric)
 
 # The krippendorff package builds a units × values × values array; above this many cells the
 # same figure is computed from the closed form below (tested equal on the package's examples).

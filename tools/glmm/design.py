@@ -18,9 +18,10 @@ from typing import Literal, get_args
 import numpy as np
 
 from alloop.tools.errors import InputError
+from alloop.tools.run.schema import EffectsMode
 
 Family = Literal["binary", "ordinal", "gaussian", "categorical", "magnitude", "forced_choice"]
-Mode = Literal["fixed", "random_intercepts", "random_slopes"]
+Mode = EffectsMode
 FAMILIES: tuple[str, ...] = get_args(Family)
 MODES: tuple[str, ...] = get_args(Mode)
 INTERCEPT = "(Intercept)"

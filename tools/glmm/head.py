@@ -20,12 +20,13 @@ fitting code.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, get_args
 
 import numpy as np
 from sklearn.base import BaseEstimator
 
 from alloop.tools.errors import InputError
+from alloop.tools.run.schema import EffectsMode
 
 if TYPE_CHECKING:
     from alloop.tools.model.heads import Design
@@ -77,8 +78,8 @@ class GLMMHead(BaseEstimator):
         return cls(**(params | overrides))
 
     def _check_params(self) -> None:
-        if self.effects not in ("fixed", "random_intercepts", "random_slopes"):
-            raise InputError(f"effects must be fixed, random_intercepts or random_slopes, got {self.effects!r}")
+        if self.effects not in get_args(EffectsMode):
+            raise InputError(f"effects must be one of {', '.join(get_args(EffectsMode))}, got {self.effects!r}")
         if self.family not in ("auto", "binary", "ordinal", "categorical"):
             raise InputError(f"family must be auto, binary, ordinal or categorical, got {self.family!r}")
         if self.C is not None and not self.C > 0:

@@ -186,12 +186,6 @@ class JatosClient:
             params={"withComponentProperties": "true", "withBatchProperties": "true"},
         )
 
-    def find_study(self, uuid: str) -> dict[str, Any] | None:
-        for study in self.list_studies():
-            if study.get("uuid") == uuid:
-                return study
-        return None
-
     def delete_study(self, study: str | int) -> None:
         """Delete a study with its results (JATOS cannot undo this)."""
         self._json("DELETE", f"/studies/{_segment(study)}")

@@ -17,8 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from alloop.tools.agreement import cohens_kappa
-from alloop.tools.agreement.statistics import finite
+from alloop.tools.agreement.statistics import cohens_kappa, finite
 from alloop.tools.judge.records import JudgeRecord
 from alloop.tools.run.models import ModelDir
 from alloop.tools.run.rundir import RunDir

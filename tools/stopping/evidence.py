@@ -11,8 +11,7 @@ from datetime import datetime
 
 import numpy as np
 
-from alloop.tools.agreement import cohens_kappa
-from alloop.tools.agreement.statistics import finite
+from alloop.tools.agreement.statistics import cohens_kappa, finite
 from alloop.tools.run.models import ModelDir, model_rounds
 from alloop.tools.run.rundir import RunDir
 from alloop.tools.run.schema import CV_METRIC_COLUMNS, METRIC_COLUMNS, ResultRow, TaskSpec
