@@ -67,8 +67,9 @@ def seed_set(args: SeedInput, ctx: ToolContext) -> SeedOutput:
     """Choose the seed items to label first (written as selection_round_00.jsonl).
 
     'existing' confirms labels imported with the pool; the others pick unlabeled items: random,
-    diverse (one per embedding cluster), typical (the densest item of each cluster), stratified (balanced over classes predicted from the
-    partly known labels) or keyword (items matching each class's keywords, balanced).
+    diverse (one per embedding cluster), typical (the densest item of each cluster), stratified
+    (balanced over classes predicted from the partly known labels) or keyword (items matching
+    each class's keywords, balanced).
     """
     run = ctx.root.run(args.run)
     with run.lock():

