@@ -11,11 +11,8 @@ from pathlib import Path
 import typer
 
 from alloop.tools import agreement as ag
+from alloop.tools.report.figures import figure
 from alloop.tools.run.schema import AgreementMetric
-
-
-def _fmt(value: float | None) -> str:
-    return "undefined" if value is None else f"{value:.4f}"
 
 
 def agreement_command(
@@ -52,13 +49,15 @@ def agreement_command(
         return
     interval = ""
     if result.ci_low is not None:
-        interval = f"  [{confidence:.0%} CI {_fmt(result.ci_low)}, {_fmt(result.ci_high)}; {bootstrap} resamples]"
-    typer.echo(f"{result.metric} ({result.level}) = {_fmt(result.value)}{interval}")
+        interval = (
+            f"  [{confidence:.0%} CI {figure(result.ci_low, 4)}, {figure(result.ci_high, 4)}; {bootstrap} resamples]"
+        )
+    typer.echo(f"{result.metric} ({result.level}) = {figure(result.value, 4)}{interval}")
     typer.echo(
         f"{result.n_units} units ({result.n_pairable_units} coded twice or more), {result.n_coders} coders, "
         f"{result.n_values} values"
     )
     for pair in result.pairs:
-        typer.echo(f"  {pair.coder_a} × {pair.coder_b}: {_fmt(pair.value)} on {pair.n_units} units")
+        typer.echo(f"  {pair.coder_a} × {pair.coder_b}: {figure(pair.value, 4)} on {pair.n_units} units")
     if result.note:
         typer.echo(f"note: {result.note}")

@@ -7,6 +7,7 @@ from pydantic import BaseModel, Field
 from alloop.tools.agreement import Level
 from alloop.tools.agreement.convergence import HumanAgreementReport, JudgeAssistedReport, level_for, measure_agreement
 from alloop.tools.base import RunArgs, ToolContext, ToolSpec
+from alloop.tools.report.figures import figure
 from alloop.tools.run.models import ModelDir, latest_result_round
 from alloop.tools.run.schema import AgreementMetric
 from alloop.tools.stopping.evidence import gather_evidence
@@ -46,30 +47,27 @@ class CheckConvergenceOutput(BaseModel):
         if found is not None:
             lines += [
                 f"  {found.metric} ({found.level}) on {found.n_items} held-out items, {found.n_people} people:",
-                f"    model–human   {_fmt(found.model_human.value)}  "
-                f"[{_fmt(found.model_human.ci_low)}, {_fmt(found.model_human.ci_high)}]",
-                f"    human ceiling {_fmt(found.human_ceiling.value)}  "
-                f"[{_fmt(found.human_ceiling.ci_low)}, {_fmt(found.human_ceiling.ci_high)}]",
-                f"    gap           {_fmt(found.gap.value)}  [{_fmt(found.gap.ci_low)}, {_fmt(found.gap.ci_high)}]",
+                f"    model–human   {figure(found.model_human.value, 4)}  "
+                f"[{figure(found.model_human.ci_low, 4)}, {figure(found.model_human.ci_high, 4)}]",
+                f"    human ceiling {figure(found.human_ceiling.value, 4)}  "
+                f"[{figure(found.human_ceiling.ci_low, 4)}, {figure(found.human_ceiling.ci_high, 4)}]",
+                f"    gap           {figure(found.gap.value, 4)}  "
+                f"[{figure(found.gap.ci_low, 4)}, {figure(found.gap.ci_high, 4)}]",
             ]
             ranked = sorted(found.per_person.items(), key=lambda kv: -1e9 if kv[1] is None else -kv[1])
-            lines.append("    each person with the others: " + ", ".join(f"{n} {_fmt(v)}" for n, v in ranked))
+            lines.append("    each person with the others: " + ", ".join(f"{n} {figure(v, 4)}" for n, v in ranked))
         elif self.agreement_note:
             lines.append(f"  agreement: {self.agreement_note}")
         if self.judge_assisted is not None:
             judged = self.judge_assisted
             lines.append(
                 "  judge-assisted (not human): model with people and judges "
-                f"{_fmt(judged.model_with_people_and_judges.value)}"
+                f"{figure(judged.model_with_people_and_judges.value, 4)}"
             )
-            lines += [f"    judge {judge} vs people {_fmt(i.value)}" for judge, i in judged.judge_human.items()]
+            lines += [f"    judge {judge} vs people {figure(i.value, 4)}" for judge, i in judged.judge_human.items()]
         lines += [f"  {state.rule:<19} {state.status:<8} {state.reason}" for state in self.rules]
         lines.append(f"next: {self.next_step}")
         return "\n".join(lines)
-
-
-def _fmt(value: float | None) -> str:
-    return "undefined" if value is None else f"{value:.4f}"
 
 
 def check_convergence(args: CheckConvergenceInput, ctx: ToolContext) -> CheckConvergenceOutput:

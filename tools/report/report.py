@@ -10,16 +10,9 @@ import io
 import json
 from collections import Counter
 
+from alloop.tools.report.figures import figure
 from alloop.tools.run.rundir import RunDir, atomic_write_bytes
 from alloop.tools.run.schema import SUMMARY_COLUMNS, ResultRow
-
-
-def _fmt(value: object) -> str:
-    if value is None or value == "":
-        return "–"
-    if isinstance(value, float):
-        return f"{value:.3f}"
-    return str(value)
 
 
 def learning_curve(run: RunDir, rows: list[ResultRow]) -> str | None:
@@ -79,7 +72,7 @@ def report_markdown(run: RunDir, plot: str | None) -> str:
     ]
     for row in rows:
         data = row.model_dump()
-        lines.append("| " + " | ".join(_fmt(data[c]) for c in SUMMARY_COLUMNS) + " |")
+        lines.append("| " + " | ".join(figure(data[c], 3, '–') for c in SUMMARY_COLUMNS) + " |")
     final = [r for r in rows if r.final]
     if final:
         row = final[-1]
@@ -87,13 +80,13 @@ def report_markdown(run: RunDir, plot: str | None) -> str:
             "",
             f"**Final model: round {row.round}** ({row.model_version}), trained once on all {row.n_labeled} labels "
             f"with encoder training `{row.encoder_training or 'frozen'}`: held-out gold macro-F1 "
-            f"{_fmt(row.gold_macro_f1)}, accuracy {_fmt(row.gold_accuracy)}.",
+            f"{figure(row.gold_macro_f1, 3, '–')}, accuracy {figure(row.gold_accuracy, 3, '–')}.",
         ]
     if plot:
         lines += ["", f"![learning curve]({plot})"]
     if rows and rows[-1].gold_f1_by_class:
         lines += ["", "## Final round: F1 per class (held-out gold)", "", "| label | F1 |", "|---|---|"]
-        lines += [f"| {k} | {_fmt(v)} |" for k, v in json.loads(rows[-1].gold_f1_by_class).items()]
+        lines += [f"| {k} | {figure(v, 3, '–')} |" for k, v in json.loads(rows[-1].gold_f1_by_class).items()]
     by_source = Counter(e.source for e in events)
     by_label = Counter(str(e.label) for e in events if e.status == "submitted")
     lines += [

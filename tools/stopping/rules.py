@@ -33,6 +33,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field
 
+from alloop.tools.report.figures import figure
 from alloop.tools.run.schema import TaskSpec
 
 RuleStatus = Literal["off", "waiting", "go", "stop"]
@@ -345,7 +346,7 @@ class HumanAgreement(StoppingRule):
             if model is not None and model >= self.threshold:
                 reached.append(f"model–human {found.metric} {model:.3f} ≥ threshold {self.threshold:g}")
             else:
-                missed.append(f"model–human {found.metric} {_fmt(model)} < threshold {self.threshold:g}")
+                missed.append(f"model–human {found.metric} {figure(model, 3)} < threshold {self.threshold:g}")
         if self.margin is not None:
             ceiling = found.human_ceiling.value
             if gap is not None and ceiling is not None and gap >= -self.margin:
@@ -355,8 +356,8 @@ class HumanAgreement(StoppingRule):
                 )
             else:
                 missed.append(
-                    f"model–human {found.metric} is {_fmt(None if gap is None else -gap)} below the human "
-                    f"ceiling {_fmt(ceiling)}, more than the margin {self.margin:g}"
+                    f"model–human {found.metric} is {figure(None if gap is None else -gap, 3)} below the human "
+                    f"ceiling {figure(ceiling, 3)}, more than the margin {self.margin:g}"
                 )
         if reached:
             return self._state(True, "; ".join(reached), **facts)
@@ -384,10 +385,6 @@ class TimeCap(StoppingRule):
             reason = f"{hours:.2f} h since the run began reached the cap of {self.max_hours:g} h"
             return self._state(True, reason, **facts)
         return self._state(False, f"{hours:.2f} h of {self.max_hours:g} h used", **facts)
-
-
-def _fmt(value: float | None) -> str:
-    return "undefined" if value is None else f"{value:.3f}"
 
 
 def rules_from_spec(spec: TaskSpec) -> list[StoppingRule]:
