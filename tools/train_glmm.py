@@ -69,10 +69,12 @@ class TrainOutput(BaseModel):
 
 
 def train_glmm(args: TrainInput, ctx: ToolContext) -> TrainOutput:
-    """Train this round's model: frozen-encoder embeddings (cached) and the spec's head.
+    """Train this round's model: the spec's head over encoder embeddings, the encoder frozen or learning too.
 
     Uses every human-standing label so far (held-out items never), evaluates on the held-out
-    gold set and writes models/round_XX/ (head, card) and the round's gold_* row in results.tsv.
+    gold set and writes models/round_XX/ (head, card, and the encoder's weights when it learned)
+    and the round's gold_* row in results.tsv. Frozen takes seconds; encoder_training full, lora
+    or contrastive takes minutes on a CPU (progress is reported) and re-embeds the pool.
     """
     run = ctx.root.run(args.run)
     with run.lock():
