@@ -7,63 +7,18 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from alloop.tools.base import RunArgs, ToolContext, ToolSpec
+from alloop.tools.base import ToolContext, ToolSpec
 from alloop.tools.errors import StateError
 from alloop.tools.judge.disagreements import disagreements
 from alloop.tools.judge.engine import FatalJudgeError, judge_items
 from alloop.tools.judge.figures import judge_figures, round_predictions
-from alloop.tools.judge.items import ItemSource
 from alloop.tools.judge.ledger import label_events, linked
-from alloop.tools.judge.plan import check_permission, prepare
-from alloop.tools.judge.records import JudgeKind, JudgeRecord
-from alloop.tools.run.schema import JudgeBackendName, JudgeUse
+from alloop.tools.judge.plan import JudgeArgs, check_permission, prepare
+from alloop.tools.judge.records import JudgeRecord
 
 
-class LlmJudgeInput(RunArgs):
-    use: JudgeUse = Field(
-        description="evaluation (weak interim check; with held-out items, calibrates the judge against gold), "
-        "prioritization (which items people should label next), adjudication (settle human disagreements), "
-        "pseudo_labeling (labels for unlabeled items). Must be among spec.judge.uses."
-    )
-    kind: JudgeKind = Field(
-        "label",
-        description="label (in the schema), score (0-1: how much a human label would be worth), ranking "
-        "(order a group of items), rationale (an explanation). adjudication and pseudo_labeling need 'label'.",
-    )
-    round: int | None = Field(None, ge=0, le=99, description="Round to log under (default: the latest round).")
-    items: list[str] | None = Field(None, description="Item ids to judge (default: from `source`).")
-    source: ItemSource | None = Field(
-        None,
-        description="Where items come from when `items` is not given: the round's selection, unlabeled pool "
-        "items, held-out items, or pool items whose human labels disagree. Default by use: evaluation→heldout, "
-        "prioritization→unlabeled, adjudication→disagreements, pseudo_labeling→unlabeled.",
-    )
-    limit: int = Field(20, ge=1, le=1000, description="At most this many items.")
-    backend: JudgeBackendName | None = Field(
-        None, description="Default: spec.judge.backend, else anthropic with a key, else sampling, else local."
-    )
-    model: str | None = Field(None, description="Judge model (default: spec.judge.model, else the backend's default).")
-    rubric: str | None = Field(
-        None, description="A rubric template file inside the run folder (default: the built-in one for the task type)."
-    )
-    local_model: str | None = Field(
-        None, description="Backend local: a .gguf file or Hugging Face model folder, or 'smollm2'."
-    )
-    local_constrained: bool = Field(
-        True, description="Backend local, kind label: choose among the schema's labels by likelihood."
-    )
-    max_tokens: int = Field(400, ge=16, le=8192)
-    concurrency: int = Field(4, ge=1, le=32, description="Requests in flight at once.")
-    max_retries: int = Field(4, ge=0, le=10, description="Retries of a rate-limited, overloaded or timed-out request.")
-    backoff_s: float = Field(
-        1.0, ge=0, le=60, description="First backoff (doubles per retry) when the server gives none."
-    )
-    timeout_s: float = Field(60.0, gt=0, le=600, description="Per request.")
-    price_input_per_mtok: float | None = Field(
-        None, ge=0, description="USD per million input tokens (unlisted models)."
-    )
-    price_output_per_mtok: float | None = Field(None, ge=0, description="USD per million output tokens.")
-    use_cache: bool = Field(True, description="Reuse answers cached for the same item, rubric version and model.")
+class LlmJudgeInput(JudgeArgs):
+    """llm_judge's arguments (declared with the judge package, which plans the job from them)."""
 
 
 # What the caller sees of each JudgeRecord (the log keeps the rest): a projection, built by `of`.

@@ -8,14 +8,14 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from alloop.tools.base import RunArgs, ToolContext, ToolSpec
-from alloop.tools.errors import InputError, StateError
+from alloop.tools.errors import StateError
 from alloop.tools.model.encoders import embed_table, run_encoder
 from alloop.tools.run.items import ItemTable
 from alloop.tools.run.labels import TrainingLabels, training_labels
 from alloop.tools.run.schema import SelectionRow
 from alloop.tools.selection import check_requirements
 from alloop.tools.selection.base import SelectionProblem
-from alloop.tools.selection.candidates import pool_candidates
+from alloop.tools.selection.candidates import check_batch_fits, pool_candidates
 from alloop.tools.selection.duplicates import max_similarity
 from alloop.tools.selection.seeding import SEED_STRATEGIES
 
@@ -92,8 +92,7 @@ def seed_set(args: SeedInput, ctx: ToolContext) -> SeedOutput:
             found = pool_candidates(run, 0, pool, pool_x, heldout_x)
             threshold = spec.selection.near_duplicate_threshold
             candidates = found.positions[max_similarity(pool_x[found.positions], found.duplicates_of) < threshold]
-            if n > len(candidates):
-                raise InputError(f"seed size {n} is larger than the {len(candidates)} unlabeled items")
+            check_batch_fits(n, len(candidates), "seed")
             problem = SelectionProblem(
                 n=n,
                 rng=rng,

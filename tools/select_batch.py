@@ -8,14 +8,14 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from alloop.tools.base import RunArgs, ToolContext, ToolSpec
-from alloop.tools.errors import InputError, StateError
+from alloop.tools.errors import StateError
 from alloop.tools.model.encoders import embed_table, run_encoder
 from alloop.tools.model.uncertainty import uncertainty
 from alloop.tools.run.labels import answered_items
 from alloop.tools.run.models import ModelDir, latest_model_round
 from alloop.tools.run.schema import SelectionRow
 from alloop.tools.selection import SelectionProblem, check_requirements, get_strategy
-from alloop.tools.selection.candidates import pool_candidates
+from alloop.tools.selection.candidates import check_batch_fits, pool_candidates
 
 
 class SelectInput(RunArgs):
@@ -77,13 +77,7 @@ def select_batch(args: SelectInput, ctx: ToolContext) -> SelectOutput:
         heldout_x = embed_table(run, heldout, spec.text_fields, encoder) if heldout is not None else None
         found = pool_candidates(run, round_, pool, pool_x, heldout_x)
         candidates = found.positions
-        if len(candidates) == 0:
-            raise StateError("the pool is exhausted: every item is labeled, held out or selected")
-        if n > len(candidates):
-            raise InputError(
-                f"batch size {n} is larger than the {len(candidates)} unlabeled items left; "
-                f"ask for at most {len(candidates)}"
-            )
+        check_batch_fits(n, len(candidates))
         try:  # predictions are recorded for every strategy when the pool has been scored by this model
             probs = ModelDir(run, round_).predictions(model_version=card["model_version"]).pool_probs
         except StateError:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from alloop.tools.errors import InputError, StateError
 from alloop.tools.run.items import ItemTable
 from alloop.tools.run.labels import answered_items
 from alloop.tools.run.rundir import RunDir
@@ -43,6 +44,16 @@ class Candidates:
 
     def __len__(self) -> int:
         return len(self.positions)
+
+
+def check_batch_fits(n: int, available: int, what: str = "batch") -> None:
+    """A batch of n from `available` candidates, or an error that says what to ask for."""
+    if available == 0:
+        raise StateError("the pool is exhausted: every item is labeled, held out, selected or a near-duplicate")
+    if n > available:
+        raise InputError(
+            f"{what} size {n} is larger than the {available} unlabeled items left; ask for at most {available}"
+        )
 
 
 def pool_candidates(
