@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from alloop.tools.base import RunArgs, ToolContext, ToolSpec
 from alloop.tools.model.encoders import embed_table, run_encoder
 from alloop.tools.model.heads import item_design, load_head
+from alloop.tools.model.shortlist import shortlist
 from alloop.tools.model.uncertainty import uncertainty
 from alloop.tools.run.models import ModelDir, Predictions, latest_model_round, resolve_round
 
@@ -18,6 +19,12 @@ CHUNK = 65536
 
 class ScoreInput(RunArgs):
     round: int | None = Field(None, ge=1, description="Score with this round's model; default the latest.")
+    shortlist: int | None = Field(
+        None,
+        ge=1,
+        description="Large pools with a trained encoder: re-embed only the N items the pretrained encoder's head "
+        "is least sure of (plus N/4 at random); the rest keep that head's scores. Recorded in the card.",
+    )
 
 
 class ScoreOutput(BaseModel):
@@ -49,12 +56,17 @@ def score_pool(args: ScoreInput, ctx: ToolContext) -> ScoreOutput:
         head = load_head(model.head_path)
         encoder = run_encoder(run, round_)  # the encoder this round trained, or the pretrained one
         pool = run.pool()
-        x = embed_table(run, pool, spec.text_fields, encoder, ctx.progress)
         probs = np.empty((len(pool), len(spec.labels)), dtype=np.float32)
-        for start in range(0, len(pool), CHUNK):
-            rows = np.arange(start, min(start + CHUNK, len(pool)))
-            probs[rows] = head.predict_proba(x[rows], item_design(pool, spec.model.predictors, rows))
-            ctx.progress(min(start + CHUNK, len(pool)), len(pool), "scoring pool")
+        scored = np.arange(len(pool))
+        if args.shortlist is not None and encoder.weights is not None and args.shortlist < len(pool):
+            probs, scored = shortlist(run, spec, args.shortlist, spec.selection.seed)
+            model.write_card(card | {"scoring": {"shortlist": args.shortlist, "rescored": len(scored)}})
+        x = embed_table(run, pool.take(scored), spec.text_fields, encoder, ctx.progress)
+        for start in range(0, len(scored), CHUNK):
+            rows = scored[start : start + CHUNK]
+            design = item_design(pool, spec.model.predictors, rows)
+            probs[rows] = head.predict_proba(x[start : start + CHUNK], design)
+            ctx.progress(min(start + CHUNK, len(scored)), len(scored), "scoring pool")
         heldout = run.heldout()
         if heldout is not None:
             hx = embed_table(run, heldout, spec.text_fields, encoder)

@@ -138,8 +138,8 @@ def train_glmm(args: TrainInput, ctx: ToolContext) -> TrainOutput:
                     ctx.progress,
                 )
                 anchor = None
-            pool_x = embed_table(run, pool, spec.text_fields, encoder, ctx.progress)
-            x = pool_x[pool.positions(item_ids)]
+            # only the labeled items: score_pool embeds the rest (or a shortlist of it) with this encoder
+            x = embed_table(run, pool.take(pool.positions(item_ids)), spec.text_fields, encoder, ctx.progress)
             row_design = design.subset(rows) if design is not None else None
             head.fit(x[rows], y[rows], row_design, **({"anchor": anchor} if anchor is not None else {}))
             if anchor is not None and not head.anchored_:

@@ -139,3 +139,17 @@ def test_a_lora_target_the_model_lacks_is_named_and_the_run_stays_intact(ctx, ti
         train_glmm(TrainInput(run="tiny", encoder_training="lora"), ctx)
 
     assert run.results() == [] and not ModelDir(run, 1).path.exists()
+
+
+def test_a_shortlist_limits_what_a_trained_encoder_re_embeds(ctx, tiny_run):
+    run, _ = tiny_run
+    out = train_glmm(TrainInput(run="tiny", encoder_training="lora"), ctx)
+
+    score_pool(ScoreInput(run="tiny", shortlist=8), ctx)
+
+    assert ModelDir(run, 1).card()["scoring"] == {"shortlist": 8, "rescored": 10}
+    ids, _ = EmbeddingCache(run, out.card["encoder_key"]).load()
+    labeled = {e.item_id for e in run.labels()}
+    assert len(set(ids) - labeled - set(run.heldout().ids)) <= 10  # not the whole pool of 50
+    probs = ModelDir(run, 1).predictions().pool_probs
+    np.testing.assert_allclose(probs.sum(axis=1), 1, atol=1e-5)

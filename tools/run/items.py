@@ -88,6 +88,10 @@ class ItemTable:
             self._index = {item_id: i for i, item_id in enumerate(self.ids)}
         return self._index
 
+    def take(self, positions: Sequence[int] | np.ndarray) -> ItemTable:
+        """The rows at these positions, as a table of their own (same source name)."""
+        return ItemTable(self.table.take(pa.array(np.asarray(positions, dtype=np.int64))), self.source)
+
     def positions(self, ids: Sequence[str]) -> np.ndarray:
         index = self.index_of()
         missing = [i for i in ids if i not in index]
