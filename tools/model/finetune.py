@@ -70,8 +70,20 @@ class EncoderTrainingResult:
     """Per epoch: train_loss, validation_macro_f1, validation_loss."""
 
 
-def validation_split(labels: Sequence[int], fraction: float, seed: int = 0) -> tuple[list[int], list[int], str]:
+def _unit_hash(seed: int, key: str) -> float:
+    """A stable draw in [0, 1) for an item: the same on every machine and in every round."""
+    digest = hashlib.sha256(f"{seed}:{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def validation_split(
+    labels: Sequence[int], fraction: float, seed: int = 0, keys: Sequence[str] | None = None
+) -> tuple[list[int], list[int], str]:
     """Stratified (train, validation) positions: `fraction` of each class, at least one, never all.
+
+    With `keys` (item ids) an item's side is fixed by a hash of (seed, id) below `fraction`, so it
+    stays on the same side as the labels grow round after round: an item an earlier round's
+    encoder trained on never turns up in a later round's validation (which warm-starts from it).
 
     When some labeled class has fewer than 2 items or `fraction` is 0 there is no split: all
     positions train, and the returned note says why (a recorded fallback, not an error).
@@ -89,8 +101,17 @@ def validation_split(labels: Sequence[int], fraction: float, seed: int = 0) -> t
             f"no validation: class(es) {thin} have fewer than 2 labels, so none can be held out; "
             "trained every epoch on all labels",
         )
-    rng = np.random.default_rng(seed)
     held: list[int] = []
+    if keys is not None:
+        draw = np.asarray([_unit_hash(seed, key) for key in keys])
+        for label in classes:
+            members = positions[label_array == label]
+            members = members[np.argsort(draw[members], kind="stable")]
+            below = int((draw[members] < fraction).sum())
+            held += members[: min(len(members) - 1, max(1, below))].tolist()
+        held_set = set(held)
+        return [int(p) for p in positions if p not in held_set], sorted(int(p) for p in held), ""
+    rng = np.random.default_rng(seed)
     for label, count in zip(classes, counts, strict=True):
         members = rng.permutation(positions[label_array == label])
         take = min(count - 1, max(1, round(fraction * count)))
@@ -110,12 +131,14 @@ def train_encoder(
     seed: int = 0,
     progress: ProgressFn = no_progress,
     device: str | None = None,
+    keys: Sequence[str] | None = None,
 ) -> EncoderTrainingResult:
     """Train the encoder as `spec.kind` says and write it to `out` (an empty or missing folder).
 
     `base` is a local model folder or an installed/cached Hugging Face name (never downloaded);
     `init` is a folder an earlier call wrote, to continue from (fine_tune). Validation items are
-    carved from the given labels only; early stopping keeps the best epoch's weights.
+    carved from the given labels only (by item id when `keys` are given, stable across rounds);
+    early stopping keeps the best epoch's weights.
     """
     import torch
 
@@ -127,7 +150,7 @@ def train_encoder(
     if init is not None and not Path(init).is_dir():
         raise InputError(f"init {str(init)!r} is not a folder written by an earlier encoder training")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    train_pos, val_pos, split_note = validation_split(labels, spec.validation_fraction, seed)
+    train_pos, val_pos, split_note = validation_split(labels, spec.validation_fraction, seed, keys)
     notes = [split_note] if split_note else []
     texts = [text or " " for text in texts]
 

@@ -93,13 +93,19 @@ def _anchor_problem(head: LogisticHead, anchor: LogisticHead, n_features: int) -
     return ""
 
 
-def anchored_logistic_fit(X: np.ndarray, y: np.ndarray, C: float, anchor: Any) -> Any:
-    """Logistic regression whose Gaussian prior is centred on `anchor`'s weights, not on 0.
+def anchored_logistic_fit(
+    X: np.ndarray, y: np.ndarray, C: float, anchor: Any, zero_prior: float = 0.0, pull: float = 1.0
+) -> Any:
+    """Logistic regression with a Gaussian prior partly or wholly centred on `anchor`'s weights.
 
-    Minimizes C·Σ loss + ‖W − W_anchor‖² / 2 (scikit-learn's objective with a moved prior
-    mean; the intercept is unpenalized, as there). scikit-learn has no prior mean or offset,
-    hence this short L-BFGS; with a zero anchor it gives scikit-learn's fit (tested).
-    Returns a fitted `LogisticRegression`, so prediction is scikit-learn's own.
+    Minimizes C·Σ loss + zero_prior·‖W‖²/2 + pull·‖W − W_anchor‖²/2; the intercept is
+    unpenalized, as in scikit-learn. `zero_prior=0, pull=1` is a sequential MAP update: the
+    previous weights are the whole prior, so only new rows should be given (new_only).
+    `zero_prior=1, pull=ρ` keeps scikit-learn's prior and adds a pull of strength ρ toward the
+    previous round (fine_tune on all rows: earlier labels are not counted twice, and the fit
+    changes less between rounds). scikit-learn has no prior mean or offset, hence this short
+    L-BFGS; with a zero anchor it gives scikit-learn's fit (tested). Returns a fitted
+    `LogisticRegression`, so prediction is scikit-learn's own.
     """
     from scipy.optimize import minimize
     from scipy.special import expit, log_softmax, softmax
@@ -119,9 +125,9 @@ def anchored_logistic_fit(X: np.ndarray, y: np.ndarray, C: float, anchor: Any) -
         else:
             loss = -(target * log_softmax(Z, axis=1))
             residual = softmax(Z, axis=1) - target
-        gW = C * residual.T @ X + (W - W0)
+        gW = C * residual.T @ X + zero_prior * W + pull * (W - W0)
         gb = C * residual.sum(axis=0)
-        value = C * float(loss.sum()) + 0.5 * float(((W - W0) ** 2).sum())
+        value = C * float(loss.sum()) + 0.5 * (zero_prior * float((W**2).sum()) + pull * float(((W - W0) ** 2).sum()))
         return value, np.concatenate([gW.ravel(), gb])
 
     start = np.concatenate([W0.ravel(), np.asarray(anchor.intercept_, dtype=np.float64)])
@@ -162,20 +168,29 @@ class LogisticHead(BaseEstimator):
         random_state: int = 0,
         calibration_folds: int = 3,
         temperature_shrinkage: float = 50.0,
+        anchor_pull: float = 1.0,
     ) -> None:
         self.C = C
         self.n_classes = n_classes
         self.random_state = random_state
         self.calibration_folds = calibration_folds
         self.temperature_shrinkage = temperature_shrinkage
+        self.anchor_pull = anchor_pull
 
     @classmethod
     def from_spec(cls, spec: TaskSpec, **overrides: Any) -> LogisticHead:
         return cls(n_classes=len(spec.labels), random_state=spec.selection.seed, **overrides)
 
     def fit(
-        self, X: np.ndarray, y: np.ndarray, design: Design | None = None, anchor: LogisticHead | None = None
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        design: Design | None = None,
+        anchor: LogisticHead | None = None,
+        sequential: bool = False,
     ) -> LogisticHead:
+        """Fit on these rows. With `anchor`: `sequential` (new rows only, the anchor is the whole
+        prior) or a pull of strength `anchor_pull` toward it beside the usual prior (all rows)."""
         if not self.C > 0:
             raise InputError(f"C must be a positive number, got {self.C!r}")
         y = np.asarray(y, dtype=np.int64)
@@ -188,21 +203,26 @@ class LogisticHead(BaseEstimator):
         self.n_train_ = len(y)
         self.anchor_note_ = _anchor_problem(self, anchor, X.shape[1]) if anchor is not None else "no anchor"
         self.anchored_ = anchor is not None and self.anchor_note_ == ""
+        self.sequential_ = sequential
         self.anchor_model_ = anchor.model_ if self.anchored_ else None
-        self.model_ = self._fit_weights(X, y)
+        self.model_ = self._fit_weights(X, y, anchored=self.anchored_)
         self.temperature_, self.calibration_, self.oof_predictions_ = self._calibrate(X, y)
         self.anchor_model_ = None  # do not pickle the chain of earlier rounds
         return self
 
-    def _fit_weights(self, X: np.ndarray, y: np.ndarray, start: Any = None) -> Any:
+    def _fit_weights(self, X: np.ndarray, y: np.ndarray, start: Any = None, anchored: bool = False) -> Any:
         """The weights on these rows; `start` (a fit on a superset) warm-starts the optimizer.
 
         The out-of-fold fits start from the full fit: same optimum, a fraction of the iterations.
+        They are never anchored: the previous round's weights were fitted on most of the rows a
+        fold holds out, and would carry them into the out-of-fold logits.
         """
         from sklearn.linear_model import LogisticRegression
 
-        if self.anchor_model_ is not None:
-            return anchored_logistic_fit(X, y, self.C, self.anchor_model_)
+        if anchored:
+            if self.sequential_:
+                return anchored_logistic_fit(X, y, self.C, self.anchor_model_, zero_prior=0.0, pull=1.0)
+            return anchored_logistic_fit(X, y, self.C, self.anchor_model_, zero_prior=1.0, pull=self.anchor_pull)
         model = LogisticRegression(C=self.C, max_iter=2000, random_state=self.random_state)
         if start is not None:
             model.set_params(warm_start=True)
@@ -239,6 +259,7 @@ class LogisticHead(BaseEstimator):
         note = {
             "fitted": True,
             "folds": folds,
+            "out_of_fold": "unanchored fits, warm-started from the full fit",
             "temperature_fitted": round(float(np.exp(fitted)), 4),
             "shrinkage": round(shrink, 4),
             "at_bound": bool(abs(fitted) > 2.99),
@@ -289,6 +310,13 @@ class LogisticHead(BaseEstimator):
             "temperature": round(self.temperature_, 4),
             "calibration": self.calibration_,
             "anchored_to_previous": self.anchored_,
+            "anchor": (
+                "sequential (new rows, the previous weights as prior)"
+                if self.sequential_
+                else f"pull {self.anchor_pull:g} toward the previous weights"
+            )
+            if self.anchored_
+            else None,
             "anchor_note": self.anchor_note_,
             "classes_seen": self.classes_.tolist(),
             "unseen_class_probability": round(1.0 / (self.n_train_ + self.n_classes_), 4)

@@ -1,7 +1,9 @@
 """Held-out evaluation written under gold_* columns: only human gold ever reaches it.
 
 Classification figures follow scikit-learn's convention over the label schema (`labels=` the
-schema, `zero_division=0`): a class the model predicts but gold lacks still counts in macro-F1.
+schema): a class the model predicts but gold lacks counts as 0 in macro-F1; a class absent from
+both is left out of the average (`zero_division=nan`), so a schema class nobody has labeled or
+predicted yet does not cap the figure.
 Per-class F1 is written as null for a class absent from gold (not 0, which reads "never right").
 Ordinal scales also get the errors in scale points (MAE, RMSE) and Spearman's ρ.
 """
@@ -28,7 +30,7 @@ def label_metrics(
     figures: dict[str, Any] = {
         f"{prefix}_n": len(gold_a),
         f"{prefix}_accuracy": float(accuracy_score(gold_a, pred_a)),
-        f"{prefix}_macro_f1": float(f1_score(gold_a, pred_a, labels=labels, average="macro", zero_division=0)),
+        f"{prefix}_macro_f1": float(f1_score(gold_a, pred_a, labels=labels, average="macro", zero_division=np.nan)),
         f"{prefix}_f1_by_class": json.dumps(
             {
                 label: round(float(f), 4) if label in in_gold else None

@@ -82,8 +82,15 @@ def training_rows(spec: TaskSpec, run: RunDir, exclude: set[str]) -> tuple[list[
     return item_ids, [str(e.label) for e in rows], design, 0
 
 
-def cross_validated(spec: TaskSpec, head: Any, labels: list[str]) -> dict[str, Any]:
-    """cv_* figures from the head's out-of-fold predictions ({} when it has none)."""
+def cross_validated(spec: TaskSpec, head: Any, labels: list[str], encoder: dict[str, Any]) -> dict[str, Any]:
+    """cv_* figures: the head's out-of-fold predictions, or the trained encoder's validation split.
+
+    When the encoder trained on these rows, the head's out-of-fold rows were in its training set,
+    so only the validation items the encoder held back give an honest figure (macro-F1).
+    """
+    if encoder.get("kind", "frozen") != "frozen":
+        value = encoder.get("validation_macro_f1")
+        return {"cv_macro_f1": None if value is None else round(float(value), 6)}
     oof = getattr(head, "oof_predictions_", None)
     if oof is None:
         return {}
@@ -134,6 +141,7 @@ def train_round_encoder(
         init=init,
         seed=spec.selection.seed,
         progress=progress,
+        keys=item_ids,
     )
     card = asdict(result)
     card["validation_item_ids"] = [item_ids[i] for i in card.pop("validation_ids_positions")]

@@ -42,6 +42,8 @@ class Predictions:
     model_version: str | None = None
     pool_probs: np.ndarray | None = None
     heldout_probs: np.ndarray | None = None
+    pool_scored: np.ndarray | None = None
+    """Which pool rows this model scored (None: all); the rest carry a shortlist's stand-in scores."""
 
     @classmethod
     def from_probabilities(
@@ -143,6 +145,8 @@ class ModelDir:
             "labels": np.asarray(preds.labels, dtype=str),
             "model_version": np.asarray(preds.model_version or "", dtype=str),
         }
+        if preds.pool_scored is not None:
+            arrays["pool_scored"] = preds.pool_scored.astype(bool)
         if preds.pool_probs is not None and preds.heldout_probs is not None:
             arrays["pool_probs"] = preds.pool_probs.astype(np.float32)
             arrays["heldout_probs"] = preds.heldout_probs.astype(np.float32)
@@ -190,6 +194,7 @@ class ModelDir:
             model_version=made_by,
             pool_probs=probs.get("pool_probs"),
             heldout_probs=probs.get("heldout_probs"),
+            pool_scored=arrays.get("pool_scored"),
         )
 
 

@@ -57,9 +57,12 @@ def gather_evidence(run: RunDir, spec: TaskSpec, round_: int, now: datetime) -> 
     rows = [row for row in run.results() if row.round <= round_]
     source = spec.model.decision_source
     history = _series(rows, source, spec.metric)
+    metric_note = ""
     if source == "cv" and not history and _series(rows, "gold", spec.metric):
-        source = "gold"  # the head gives no out-of-fold figures (e.g. glmm): the held-out ones it is
-        history = _series(rows, "gold", spec.metric)
+        metric_note = (
+            f"no cross-validated {spec.metric} in results.tsv (the head gives none); set model.decision_source "
+            "to gold with interview_spec to let the plateau rule read the held-out set"
+        )
     changes: list[PredictionChange] = []
     note = ""
     if spec.stopping.stability_kappa is not None:
@@ -75,6 +78,7 @@ def gather_evidence(run: RunDir, spec: TaskSpec, round_: int, now: datetime) -> 
         prediction_note=note,
         metric=spec.metric,
         metric_source=source,
+        metric_note=metric_note,
         metric_history=history,
         prediction_changes=changes,
         started=_parse_time(spec.created),

