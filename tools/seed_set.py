@@ -25,7 +25,7 @@ SeedStrategy = Literal[("existing", *SEED_STRATEGIES)]  # type: ignore[valid-typ
 
 class SeedInput(RunArgs):
     strategy: SeedStrategy = Field(
-        "diverse",
+        "typical",
         description="existing (confirm imported labels), random, diverse (embedding clusters), typical "
         "(TypiClust: the densest item of each cluster), stratified (balanced over classes guessed from partly "
         "known labels), keyword.",

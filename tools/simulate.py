@@ -25,7 +25,7 @@ class SimulateInput(RunArgs):
     batch_size: int | None = Field(None, ge=1, description="Default: spec budget.batch_size.")
     seed_size: int | None = Field(None, ge=1, description="Default: the batch size.")
     strategy: str | None = Field(None, description="select_batch strategy; default from spec.json.")
-    seed_strategy: SeedStrategy = "diverse"
+    seed_strategy: SeedStrategy = "typical"
 
 
 class SimulateOutput(BaseModel):

@@ -76,7 +76,9 @@ def make_run(tmp_path, rounds=4, stopping=None, budget=None):
     rng = np.random.default_rng(0)
     pool_pred = rng.choice(LABELS, size=40)
     for r in range(rounds):
-        run.upsert_result(ResultRow(round=r, model_version=f"m{r}", gold_macro_f1=f1[r], n_labeled=10 * (r + 1)))
+        run.upsert_result(
+            ResultRow(round=r, model_version=f"m{r}", gold_macro_f1=f1[r], cv_macro_f1=f1[r], n_labeled=10 * (r + 1))
+        )
         # The model gets better each round: wrong on items i % (r + 2) == 0.
         heldout_pred = [other(truth(i)) if i % (r + 2) == 0 else truth(i) for i in range(N_HELDOUT)]
         if r:
@@ -141,6 +143,16 @@ def test_judge_labels_are_reported_apart_and_never_count_as_human(tmp_path):
     assert judged.judges == ["claude"] and judged.n_items == 10
     assert judged.judge_human["claude"].value < 0  # it always disagreed
     assert judged.model_with_people_and_judges.value < out.agreement.model_human.value
+
+
+def test_the_plateau_rule_never_reads_gold_unless_the_spec_asks(tmp_path):
+    root, run = make_run(tmp_path)
+    run.write_results([r.model_copy(update={"cv_macro_f1": None}) for r in run.results()])
+
+    out = check_convergence(CheckConvergenceInput(run="demo", bootstrap=0), ToolContext(root=root))
+
+    plateau = next(s for s in out.rules if s.rule == "plateau")
+    assert plateau.status == "waiting" and "set model.decision_source to gold" in plateau.reason
 
 
 def test_decision_and_agreement_land_in_results_tsv(tmp_path):
