@@ -65,7 +65,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent
 DEFAULT_OUT = ROOT / "results" / "label_efficiency.json"
 
-SELECTION = ["random", "least_confidence", "margin", "entropy", "kcenter", "hybrid"]
+SELECTION = ["random", "least_confidence", "margin", "power_margin", "entropy", "kcenter", "hybrid"]
 SEEDING = ["diverse", "random", "typical"]
 SEED_COMPARE_WITH = ["margin", "random"]
 SMALL_TEXT = ["random", "least_confidence", "breaking_ties", "entropy", "coreset"]

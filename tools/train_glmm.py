@@ -142,7 +142,9 @@ def train_glmm(args: TrainInput, ctx: ToolContext) -> TrainOutput:
                 )
                 anchor, rows = None, np.arange(len(y))  # the head is fitted anew on every label
             # only the labeled items: score_pool embeds the rest (or a shortlist of it) with this encoder
-            x = embed_table(run, pool.take(pool.positions(item_ids)), spec.text_fields, encoder, ctx.progress)
+            # (per response, an item has a row per answer: embed each item once)
+            labeled, row_of = np.unique(pool.positions(item_ids), return_inverse=True)
+            x = embed_table(run, pool.take(labeled), spec.text_fields, encoder, ctx.progress)[row_of]
             row_design = design.subset(rows) if design is not None else None
             warm = {"anchor": anchor, "sequential": choice.applied == "new_only"} if anchor is not None else {}
             head.fit(x[rows], y[rows], row_design, **warm)

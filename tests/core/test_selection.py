@@ -153,3 +153,22 @@ def test_the_keyword_seed_fills_up_without_near_duplicates():
 
     vectors = embeddings[picked]
     assert len(picked) == 15 and (vectors @ vectors.T - np.eye(15)).max() < 0.98
+
+
+def test_power_margin_draws_mostly_uncertain_items_but_not_only_the_top():
+    """Kirsch et al. (2023): sampling ∝ (1 − margin) keeps the lean to uncertainty, adds spread."""
+    rng = np.random.default_rng(0)
+    probs = np.tile([[0.99, 0.01]], (200, 1)).astype(np.float32)
+    uncertain = rng.choice(200, 30, replace=False)
+    probs[uncertain] = [0.5, 0.5]
+    embeddings = problem(size=200).embeddings
+    draws = []
+    for s in range(20):
+        p = SelectionProblem(
+            n=10, rng=np.random.default_rng(s), duplicate_threshold=0.98, embeddings=embeddings, probs=probs
+        )
+        draws.append({x.position for x in get_strategy("power_margin").select(p)})
+
+    share = np.mean([len(d & set(uncertain.tolist())) / 10 for d in draws])
+    assert 0.75 < share < 1.0  # mostly the uncertain third, in expectation about 0.9
+    assert len({frozenset(d) for d in draws}) > 1  # a draw, not a fixed top-k

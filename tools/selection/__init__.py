@@ -6,10 +6,11 @@ from alloop.tools.errors import InputError
 from alloop.tools.selection.base import Picked, SelectionProblem, Strategy, check_requirements
 from alloop.tools.selection.coreset import KCenterGreedy
 from alloop.tools.selection.hybrid import UncertainThenDiverse
-from alloop.tools.selection.uncertainty import Entropy, LeastConfidence, Margin, RandomSampling
+from alloop.tools.selection.uncertainty import Entropy, LeastConfidence, Margin, PowerMargin, RandomSampling
 
 STRATEGIES: dict[str, type] = {
-    cls.name: cls for cls in (RandomSampling, LeastConfidence, Margin, Entropy, KCenterGreedy, UncertainThenDiverse)
+    cls.name: cls
+    for cls in (RandomSampling, LeastConfidence, Margin, PowerMargin, Entropy, KCenterGreedy, UncertainThenDiverse)
 }
 ALIASES = {"coreset": "kcenter", "k_center": "kcenter", "kcenter_greedy": "kcenter"}
 

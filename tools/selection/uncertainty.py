@@ -72,3 +72,27 @@ class Margin(UncertaintySampling):
 class Entropy(UncertaintySampling):
     name: ClassVar[str] = "entropy"
     measure: ClassVar[str] = "entropy"
+
+
+class PowerMargin:
+    """Stochastic margin sampling (power acquisition, Kirsch et al. 2023, TMLR).
+
+    Draws the batch with probability ∝ (1 − margin)^β (Gumbel-top-k, β = `power_beta`, 1 by
+    default) instead of taking the top of the ranking: the batch still leans to uncertain items
+    but is not made only of the most ambiguous ones, which on noisy labels are often noise.
+    """
+
+    name: ClassVar[str] = "power_margin"
+    requires: ClassVar[frozenset[str]] = frozenset({"probs"})
+
+    def select(self, problem: SelectionProblem) -> list[Picked]:
+        margin = uncertainty(problem.probs)["margin"]
+        beta = float(problem.options.get("power_beta", 1.0))
+        score = np.clip(1.0 - margin, 1e-12, None)
+        key = beta * np.log(score) + problem.rng.gumbel(size=len(score))
+        order = np.argsort(-key, kind="stable")
+        chosen, skipped = take_distinct(
+            order, problem.embeddings, problem.reference, problem.n, problem.duplicate_threshold
+        )
+        problem.report["duplicates_skipped"] = skipped
+        return [Picked(p, f"margin {margin[p]:.3f}, drawn with weight (1 − margin)^{beta:g}") for p in chosen]
