@@ -184,6 +184,7 @@ def train_glmm(args: TrainInput, ctx: ToolContext) -> TrainOutput:
             "training_strategy": choice.applied,
             "requested_strategy": requested,
             "strategy_note": choice.note,
+            "hybrid": choice.hybrid,
             "warm_start_from_round": choice.anchor_round if getattr(head, "anchored_", False) else None,
             "decision_source": spec.model.decision_source,
             "cv": cv,

@@ -190,6 +190,8 @@ def test_hybrid_switch_reads_the_cross_validated_f1_not_gold(looped_copy, ctx):
 
     assert switched.training_strategy == "fine_tune", switched.strategy_note
     assert "cv_macro_f1" in switched.strategy_note and switched.card["decision_source"] == "cv"
+    assert switched.card["hybrid"]["series"] == {1: 0.5, 2: 0.502}
+    assert switched.card["hybrid"]["switched_at"] == 3
 
     spec = run.spec()
     asks_gold = spec.model.model_copy(update={"decision_source": "gold"})
@@ -207,7 +209,8 @@ def test_hybrid_stays_with_fine_tune_once_switched(looped_copy, ctx):
 
     out = train_glmm(TrainInput(run=looped_copy, round=3, training_strategy="hybrid"), ctx)
 
-    assert out.training_strategy == "fine_tune" and "earlier round" in out.strategy_note
+    assert out.training_strategy == "fine_tune" and "switched to fine_tune in round 2" in out.strategy_note
+    assert out.card["hybrid"]["switched_at"] == 2
 
 
 def test_retraining_a_round_drops_its_stale_predictions(looped_copy, ctx):

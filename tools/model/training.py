@@ -31,6 +31,8 @@ class StrategyChoice:
     applied: str
     note: str = ""
     anchor_round: int | None = None
+    hybrid: dict[str, Any] | None = None
+    """Hybrid only: the decision figure's series, its |Δ|, and the round it switched (for the card)."""
 
 
 def choose_strategy(spec: TaskSpec, requested: str, run: RunDir, previous: int | None) -> StrategyChoice:
@@ -43,16 +45,29 @@ def choose_strategy(spec: TaskSpec, requested: str, run: RunDir, previous: int |
         return StrategyChoice("retrain", f"{requested}: round 1 has no earlier model" if requested != "retrain" else "")
     if requested != "hybrid":
         return StrategyChoice(requested, anchor_round=None if requested == "retrain" else previous)
-    if ModelDir(run, previous).card().get("training_strategy") == "fine_tune":
-        return StrategyChoice("fine_tune", "hybrid: switched to fine_tune in an earlier round", previous)
     figure = f"{spec.model.decision_source}_macro_f1"
-    scores = [getattr(r, figure) for r in run.results() if r.round <= previous and getattr(r, figure) is not None]
+    rows = [r for r in run.results() if r.round <= previous and getattr(r, figure) is not None]
+    scores = [getattr(r, figure) for r in rows]
     k, eps = spec.model.hybrid_rounds, spec.model.hybrid_epsilon
+    record: dict[str, Any] = {
+        "figure": figure,
+        "series": {r.round: round(getattr(r, figure), 6) for r in rows},
+        "abs_delta": [round(float(d), 6) for d in np.abs(np.diff(scores))],
+        "epsilon": eps,
+        "rounds": k,
+    }
+    before = ModelDir(run, previous).card()
+    if before.get("training_strategy") == "fine_tune":
+        switched = (before.get("hybrid") or {}).get("switched_at", previous)
+        note = f"hybrid: switched to fine_tune in round {switched}"
+        return StrategyChoice("fine_tune", note, previous, record | {"switched_at": switched})
     deltas = np.abs(np.diff(scores))[-k:] if len(scores) > k else np.array([])
     if len(deltas) == k and bool((deltas < eps).all()):
         shown = ", ".join(f"{d:.4f}" for d in deltas)
-        return StrategyChoice("fine_tune", f"hybrid: |Δ{figure}| {shown} < {eps:g} for {k} rounds", previous)
-    return StrategyChoice("retrain", f"hybrid: retrain until |Δ{figure}| < {eps:g} for {k} rounds")
+        note = f"hybrid: |Δ{figure}| {shown} < {eps:g} for {k} rounds"
+        return StrategyChoice("fine_tune", note, previous, record | {"switched_at": previous + 1})
+    note = f"hybrid: retrain until |Δ{figure}| < {eps:g} for {k} rounds"
+    return StrategyChoice("retrain", note, hybrid=record | {"switched_at": None})
 
 
 def training_rows(spec: TaskSpec, run: RunDir, exclude: set[str]) -> tuple[list[str], list[str], Design | None, int]:
