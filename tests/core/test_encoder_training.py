@@ -129,3 +129,23 @@ def test_a_shortlist_limits_what_a_trained_encoder_re_embeds(ctx, tiny_run):
     assert len(set(ids) - labeled - set(run.heldout().ids)) <= 10  # not the whole pool of 50
     probs = ModelDir(run, 1).predictions().pool_probs
     np.testing.assert_allclose(probs.sum(axis=1), 1, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_a_real_loop_with_the_bundled_minilm_and_lora(ctx, new_run, bbc_slice):
+    """The one real-model check: MiniLM learns with LoRA adapters inside the loop, on BBC titles."""
+    name = new_run("minilm-lora")
+    run = ctx.root.run(name)
+    spec = run.spec()
+    short = spec.model.encoder_training.model_copy(update={"epochs": 1, "learning_rate": 3e-4})
+    run.write_spec(spec.model_copy(update={"model": spec.model.model_copy(update={"encoder_training": short})}), "t")
+    seed_set(SeedInput(run=name, size=30), ctx)
+    simulate_annotator(SimulateAnnotatorInput(run=name, gold=str(bbc_slice["gold"])), ctx)
+
+    out = train_glmm(TrainInput(run=name, encoder_training="lora"), ctx)
+    score_pool(ScoreInput(run=name), ctx)
+
+    assert out.card["encoder_training"]["kind"] == "lora" and out.card["encoder"] == "all-MiniLM-L6-v2"
+    assert out.gold["gold_macro_f1"] > 0.3  # five topics from 30 titles: above the 0.2 of chance
+    assert out.card["encoder_version"] != "pretrained" and out.card["encoder_key"] != run_encoder(run).key
+    assert ModelDir(run, 1).predictions().model_version == out.model_version
