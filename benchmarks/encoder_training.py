@@ -97,6 +97,13 @@ def new_run(root: Any, data: Any, name: str, seed: int, rounds: int, batch: int)
     return run
 
 
+def _ids_hash(rows: list[Any]) -> str:
+    """A short hash of a selection's item ids (in rank order): do two runs pick the same batch?"""
+    import hashlib
+
+    return hashlib.sha256("\n".join(r.item_id for r in rows).encode()).hexdigest()[:10]
+
+
 def loop(
     root: Any,
     data: Any,
@@ -129,9 +136,9 @@ def loop(
     simulate_annotator(SimulateAnnotatorInput(run=name, gold=gold, round=0), ctx)
     per_round = []
     for index in range(1, rounds + 2):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         out = train_glmm(TrainInput(run=name), ctx)
-        trained = time.perf_counter() - t0
+        trained, cpu = time.perf_counter() - t0, time.process_time() - c0
         block = out.card.get("encoder_training", {})
         per_round.append(
             {
@@ -145,6 +152,8 @@ def loop(
                 "strategy_note": out.strategy_note,
                 "train_seconds": out.train_seconds,
                 "call_seconds": round(trained, 2),
+                "call_cpu_seconds": round(cpu, 2),
+                "sample_epochs": (block.get("train_size") or 0) * (block.get("epochs_run") or 0),
                 "encoder_seconds": block.get("seconds"),
                 "epochs_run": block.get("epochs_run"),
                 "best_epoch": block.get("best_epoch"),
@@ -155,14 +164,15 @@ def loop(
         if encoder_training is not None:
             print(
                 f"    {name} r{out.round:02d} n={out.n_labeled} {out.training_strategy}: F1 "
-                f"{out.gold['gold_macro_f1']:.3f}, encoder {block.get('seconds', 0):.0f} s, "
-                f"call {trained:.0f} s",
+                f"{out.gold['gold_macro_f1']:.3f}, encoder {block.get('seconds', 0):.0f} s "
+                f"({block.get('epochs_run')} epochs), call {trained:.0f} s, CPU {cpu:.0f} s",
                 flush=True,
             )
         if index == rounds + 1:
             break
         score_pool(ScoreInput(run=name), ctx)
-        select_batch(SelectInput(run=name, strategy="margin", batch_size=batch), ctx)
+        picked = select_batch(SelectInput(run=name, strategy="margin", batch_size=batch), ctx)
+        per_round[-1]["selected_hash"] = _ids_hash(run.selection(picked.round))
         simulate_annotator(SimulateAnnotatorInput(run=name, gold=gold), ctx)
     return {"run": name, "rounds": per_round, "wall_seconds": round(time.perf_counter() - started, 1)}
 
@@ -182,9 +192,9 @@ def final(root: Any, run_path: Path, name: str, work: Path, kind: str, args: arg
         run = copy_root.run(name)
         settings = training_settings(kind, args)
         set_spec(run, f"benchmark: final {kind}", encoder_training=settings)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         out = train_glmm(TrainInput(run=name, final=True, encoder_training=kind), le._ctx(copy_root))
-        call = time.perf_counter() - t0
+        call, cpu = time.perf_counter() - t0, time.process_time() - c0
         row = next(r for r in run.results() if r.round == out.round)
         block = out.card["encoder_training"]
         return {
@@ -198,6 +208,7 @@ def final(root: Any, run_path: Path, name: str, work: Path, kind: str, args: arg
             "cv_macro_f1": row.cv_macro_f1,
             "train_seconds": row.train_seconds,  # encoder training + pool re-embedding + head fit
             "call_seconds": round(call, 1),  # … + held-out re-embedding, card, results row
+            "call_cpu_seconds": round(cpu, 1),  # CPU time of the call, all threads: steadier on shared cores
             "encoder_seconds": block.get("seconds"),
             "epochs_run": block.get("epochs_run"),
             "best_epoch": block.get("best_epoch"),
@@ -278,6 +289,7 @@ def summarize(seeds: list[dict], per_round: list[dict]) -> dict[str, Any]:
             "encoder_seconds": [r["encoder_seconds"] for r in rows],
             "train_seconds": [r["train_seconds"] for r in rows],
             "call_seconds": [r["call_seconds"] for r in rows],
+            "call_cpu_seconds": [r["call_cpu_seconds"] for r in rows],
             "gain_over_frozen": [
                 r["gold_macro_f1"] - s["frozen"]["gold_macro_f1"]
                 for s in ok
@@ -298,67 +310,110 @@ def summarize(seeds: list[dict], per_round: list[dict]) -> dict[str, Any]:
             "encoder_seconds_total": round(sum(r["encoder_seconds"] or 0 for r in rounds), 1),
             "train_seconds_total": round(sum(r["train_seconds"] for r in rounds), 1),
             "call_seconds_total": round(sum(r["call_seconds"] for r in rounds), 1),
+            "call_cpu_seconds_total": round(sum(r["call_cpu_seconds"] for r in rounds), 1),
+            "sample_epochs_total": sum(r["sample_epochs"] for r in rounds),
+            "epochs_run": [r["epochs_run"] for r in rounds],
             "applied": [r["training_strategy"] for r in rounds],
         }
     return out
 
 
 def markdown(summary: dict[str, Any], meta: dict[str, Any], per_round: list[dict]) -> str:
+    n = meta["labels_at_end"]
     lines = [
         f"Drug reviews (pool {meta['data']['pool']}, held-out {meta['data']['heldout']}), seeds "
-        f"{', '.join(map(str, meta['seeds']))}; held-out gold, mean ± sd over seeds.\n",
-        "| model | labels | macro-F1 | accuracy | encoder training s | train_glmm train s | whole call s |",
-        "|---|---|---|---|---|---|---|",
-        f"| frozen head (margin loop's last model) | {meta['labels_at_end']} | {_ms(summary['frozen'])} | "
-        f"{_ms(summary['frozen_accuracy'])} | – | {_ms(summary['frozen_train_seconds'], 1)} | – |",
+        f"{', '.join(map(str, meta['seeds']))}; held-out gold, mean ± sd over seeds. Seconds: encoder = the "
+        "card's encoder_training.seconds; train = results.tsv train_seconds (encoder + pool re-embedding + "
+        "head); call = the whole train_glmm call, wall and CPU (all threads).\n",
+        "| model | labels | macro-F1 | accuracy | neutral F1 | encoder s | train s | call s | call CPU s |",
+        "|---|---|---|---|---|---|---|---|---|",
+        f"| frozen head (margin loop's last model) | {n} | {_ms(summary['frozen'])} | "
+        f"{_ms(summary['frozen_accuracy'])} | {_ms(summary['neutral_f1']['frozen'], 2)} | – | "
+        f"{_ms(summary['frozen_train_seconds'], 1)} | – | – |",
     ]
     for kind in meta["kinds"]:
         s = summary.get(kind)
         if not s or not s["macro_f1"]:
-            lines.append(f"| {kind} final | {meta['labels_at_end']} | error | | | | |")
+            lines.append(f"| {kind} final | {n} | error | | | | | | |")
             continue
         lines.append(
-            f"| {kind} final (PRepAL) | {meta['labels_at_end']} | {_ms(s['macro_f1'])} | {_ms(s['accuracy'])} | "
-            f"{_ms(s['encoder_seconds'], 0)} | {_ms(s['train_seconds'], 0)} | {_ms(s['call_seconds'], 0)} |"
+            f"| {kind} final (PRepAL) | {n} | {_ms(s['macro_f1'])} | {_ms(s['accuracy'])} | "
+            f"{_ms(s['neutral_f1'], 2)} | {_ms(s['encoder_seconds'], 0)} | {_ms(s['train_seconds'], 0)} | "
+            f"{_ms(s['call_seconds'], 0)} | {_ms(s['call_cpu_seconds'], 0)} |"
         )
     lines.append(
         f"| frozen head, whole pool (ceiling) | {meta['data']['pool']} | {_ms(summary['ceiling'])} | "
-        f"{_ms(summary['ceiling_accuracy'])} | – | – | – |"
+        f"{_ms(summary['ceiling_accuracy'])} | {_ms(summary['neutral_f1']['ceiling'], 2)} | – | – | – | – |"
     )
     lines.append("")
     for kind in meta["kinds"]:
         s = summary.get(kind)
         if s and s["gain_over_frozen"]:
             lines.append(
-                f"- {kind} − frozen at {meta['labels_at_end']} labels, per seed: "
+                f"- {kind} − frozen at {n} labels, per seed: "
                 + ", ".join(f"{g:+.3f}" for g in s["gain_over_frozen"])
+                + f"; best epoch per seed: {', '.join(str(b) for b in s['best_epoch'])}"
             )
     if per_round:
         lines.append(
-            "\nPer-round encoder training (lora), seed "
-            f"{meta.get('per_round_seed')}, margin, {meta.get('per_round_rounds')} rounds:\n"
+            f"\nPer-round encoder training ({meta.get('per_round_kind')}), seed {meta.get('per_round_seed')}, "
+            f"margin, {meta.get('per_round_rounds')} batches after the seed (sums over the rounds; sample-epochs = "
+            "training items × epochs run, the hardware-free measure of training work):\n"
         )
         lines.append(
-            "| training_strategy | final labels | final macro-F1 | encoder training s (sum) | "
-            "train_glmm train s (sum) | whole calls s (sum) | strategy applied per round |"
+            "| training_strategy | final labels | final macro-F1 | encoder s | train s | call s | call CPU s | "
+            "sample-epochs | applied per round (R retrain, F fine_tune) |"
         )
-        lines.append("|---|---|---|---|---|---|---|")
+        lines.append("|---|---|---|---|---|---|---|---|---|")
         for pr in per_round:
             if "error" in pr:
-                lines.append(f"| {pr['training_strategy']} | error: {pr['error']} | | | | | |")
+                lines.append(f"| {pr['training_strategy']} | error: {pr['error']} | | | | | | | |")
                 continue
-            key = f"per_round_{pr['training_strategy']}"
-            s = summary[key]
+            s = summary[f"per_round_{pr['training_strategy']}"]
             applied = " ".join({"retrain": "R", "fine_tune": "F", "new_only": "N"}.get(a, a) for a in s["applied"])
             lines.append(
                 f"| {pr['training_strategy']} | {pr['rounds'][-1]['n_labeled']} | {s['final_macro_f1']:.3f} | "
                 f"{s['encoder_seconds_total']:.0f} | {s['train_seconds_total']:.0f} | {s['call_seconds_total']:.0f} "
-                f"| {applied} |"
+                f"| {s['call_cpu_seconds_total']:.0f} | {s['sample_epochs_total']} | {applied} |"
             )
+        ok = [pr for pr in per_round if "error" not in pr]
+        if ok:
+            lines.append("\nPer round (macro-F1 / cv macro-F1 / epochs run / call CPU s):\n")
+            lines.append("| labels | " + " | ".join(pr["training_strategy"] for pr in ok) + " |")
+            lines.append("|---|" + "---|" * len(ok))
+            for i, first in enumerate(ok[0]["rounds"]):
+                cells = []
+                for pr in ok:
+                    r = pr["rounds"][i] if i < len(pr["rounds"]) else None
+                    cells.append(
+                        f"{r['gold_macro_f1']:.3f} / {r['cv_macro_f1'] or 0:.3f} / {r['epochs_run']} / "
+                        f"{r['call_cpu_seconds']:.0f}"
+                        if r
+                        else "–"
+                    )
+                lines.append(f"| {first['n_labeled']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
 # --------------------------------------------------------------------------- main
+
+
+def tools_state() -> dict[str, str]:
+    """The alloop commit and a digest of tools/ as it is on disk (others edit it while benchmarks run)."""
+    import hashlib
+    import subprocess
+
+    repo = ROOT.parent
+    digest = hashlib.sha256()
+    for path in sorted((repo / "tools").rglob("*.py")):
+        digest.update(str(path.relative_to(repo)).encode() + b"\0" + path.read_bytes())
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown"
+    return {"commit": commit, "tools_digest": digest.hexdigest()[:12]}
 
 
 def main() -> None:
@@ -422,6 +477,7 @@ def main() -> None:
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
         f"torch {torch.__version__}",
         "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "tools_at_start": tools_state(),
     }
     if args.per_round:
         meta |= {
@@ -511,10 +567,14 @@ def main() -> None:
                 save()
                 shutil.rmtree(root.resolve(name), ignore_errors=True)
         meta["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
+        meta["tools_at_end"] = tools_state()
+        meta["tools_changed_during_run"] = meta["tools_at_end"] != meta["tools_at_start"]
         save()
     table = markdown(summarize(seeds, per_round), meta, per_round)
     args.out.with_suffix(".md").write_text(
-        f"Command: `{meta['command']}`\n\nWall time: {meta['wall_seconds'] / 60:.1f} min on {meta['machine']}.\n\n"
+        f"Command: `{meta['command']}`\n\nWall time: {meta['wall_seconds'] / 60:.1f} min on {meta['machine']}; "
+        f"alloop {meta['tools_at_start']['commit']} (tools/ digest {meta['tools_at_start']['tools_digest']}"
+        f"{', changed during the run' if meta['tools_changed_during_run'] else ', unchanged during the run'}).\n\n"
         + table
     )
     print()
