@@ -18,13 +18,27 @@ Protocol (real tools on a RunRoot in a temp folder; held-out gold macro-F1 is th
 3. The frozen ceiling: a fresh run with all 600 pool gold labels imported (import_labels), one
    train_glmm: the frozen logistic head on every pool label (checked against LogisticHead fitted
    directly on the cached vectors).
-4. (--per-round) For one seed: the margin loop with the encoder trained every round (lora),
-   training_strategy retrain against hybrid (ε 0.01, k 2): train seconds per round, final F1.
+4. (--per-round) The margin loop with the encoder trained every round (--per-round-kinds, default
+   lora; frozen too), per --per-round-strategies (default retrain and hybrid, ε 0.01, k 2) and
+   --per-round-seeds (default 0), 10 trained models (20 … 200 labels): train seconds per round,
+   sample-epochs (training items × epochs run), final F1.
 
-    .venv/bin/python benchmarks/encoder_training.py --quick                  # smoke: seed 0, 80 labels
-    nice .venv/bin/python benchmarks/encoder_training.py --per-round         # the README table
-    .venv/bin/python benchmarks/encoder_training.py --kinds lora full contrastive --per-round \\
-        --per-round-strategies retrain hybrid --seeds 0 1 2                  # on a GPU machine
+Timings: seconds are wall and CPU seconds on 2 shared cores; a contended run moves both, so the
+tables give medians and sample-epochs, which no neighbour changes. The tools' state (commit and a
+digest of tools/) is recorded at the start and the end: others edit alloop while this runs.
+
+    .venv/bin/python benchmarks/encoder_training.py --quick                       # smoke: seed 0, 80 labels
+    nice .venv/bin/python benchmarks/encoder_training.py --kinds lora full contrastive --per-round
+    nice .venv/bin/python benchmarks/encoder_training.py --seeds 0 --kinds --no-ceiling --per-round \\
+        --per-round-strategies fine_tune --out benchmarks/results/encoder_training.fine_tune.json
+    .venv/bin/python benchmarks/encoder_training.py --render benchmarks/results/encoder_training.json
+
+The issue's whole grid (a GPU machine; train_encoder uses CUDA when torch sees it):
+
+    .venv/bin/python benchmarks/encoder_training.py --threads 16 --kinds lora full contrastive \\
+        --per-round --per-round-kinds frozen lora full contrastive \\
+        --per-round-strategies retrain fine_tune hybrid --per-round-seeds 0 1 2 \\
+        --epochs 4 --contrastive-pairs 20 --out benchmarks/results/encoder_training_grid.json
 
 Every training setting is a flag (defaults suit a CPU: max_length 128, 3 epochs, batch 16).
 """
@@ -268,7 +282,23 @@ def _ms(values: list[float], digits: int = 3) -> str:
     return f"{statistics.fmean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
-def summarize(seeds: list[dict], per_round: list[dict]) -> dict[str, Any]:
+def _med(values: list[float]) -> str:
+    """Seconds: the median (min–max); one contended run on the shared cores would swamp a mean."""
+    values = [v for v in values if v is not None]
+    if not values:
+        return "–"
+    if len(values) == 1:
+        return f"{values[0]:.0f}"
+    return f"{statistics.median(values):.0f} ({min(values):.0f}–{max(values):.0f})"
+
+
+def _pr_key(pr: dict[str, Any], meta: dict[str, Any]) -> tuple[str, str, int]:
+    """(kind, training strategy, seed) of a per-round run (older results name kind and seed in meta only)."""
+    kind = pr.get("kind", meta.get("per_round_kind", "lora"))
+    return kind, pr["training_strategy"], pr.get("seed", meta.get("per_round_seed", 0))
+
+
+def summarize(seeds: list[dict], per_round: list[dict], meta: dict[str, Any]) -> dict[str, Any]:
     ok = [s for s in seeds if "error" not in s]
     out: dict[str, Any] = {"n_seeds": len(ok)}
     out["frozen"] = [s["frozen"]["gold_macro_f1"] for s in ok]
@@ -305,7 +335,8 @@ def summarize(seeds: list[dict], per_round: list[dict]) -> dict[str, Any]:
         if "error" in pr:
             continue
         rounds = pr["rounds"]
-        out[f"per_round_{pr['training_strategy']}"] = {
+        kind, strategy, seed = _pr_key(pr, meta)
+        out[f"per_round|{kind}|{strategy}|s{seed}"] = {
             "final_macro_f1": rounds[-1]["gold_macro_f1"],
             "encoder_seconds_total": round(sum(r["encoder_seconds"] or 0 for r in rounds), 1),
             "train_seconds_total": round(sum(r["train_seconds"] for r in rounds), 1),
@@ -322,14 +353,15 @@ def markdown(summary: dict[str, Any], meta: dict[str, Any], per_round: list[dict
     n = meta["labels_at_end"]
     lines = [
         f"Drug reviews (pool {meta['data']['pool']}, held-out {meta['data']['heldout']}), seeds "
-        f"{', '.join(map(str, meta['seeds']))}; held-out gold, mean ± sd over seeds. Seconds: encoder = the "
-        "card's encoder_training.seconds; train = results.tsv train_seconds (encoder + pool re-embedding + "
-        "head); call = the whole train_glmm call, wall and CPU (all threads).\n",
+        f"{', '.join(map(str, meta['seeds']))}; held-out gold, mean ± sd over seeds. Seconds, median (min–max) "
+        "over seeds: encoder = the card's encoder_training.seconds; train = results.tsv train_seconds (encoder "
+        "+ embedding the labeled items + head); call = the whole train_glmm call (+ embedding the held-out "
+        "set), wall and CPU (all threads).\n",
         "| model | labels | macro-F1 | accuracy | neutral F1 | encoder s | train s | call s | call CPU s |",
         "|---|---|---|---|---|---|---|---|---|",
         f"| frozen head (margin loop's last model) | {n} | {_ms(summary['frozen'])} | "
         f"{_ms(summary['frozen_accuracy'])} | {_ms(summary['neutral_f1']['frozen'], 2)} | – | "
-        f"{_ms(summary['frozen_train_seconds'], 1)} | – | – |",
+        f"{statistics.median(summary['frozen_train_seconds']):.1f} | – | – |",
     ]
     for kind in meta["kinds"]:
         s = summary.get(kind)
@@ -338,8 +370,8 @@ def markdown(summary: dict[str, Any], meta: dict[str, Any], per_round: list[dict
             continue
         lines.append(
             f"| {kind} final (PRepAL) | {n} | {_ms(s['macro_f1'])} | {_ms(s['accuracy'])} | "
-            f"{_ms(s['neutral_f1'], 2)} | {_ms(s['encoder_seconds'], 0)} | {_ms(s['train_seconds'], 0)} | "
-            f"{_ms(s['call_seconds'], 0)} | {_ms(s['call_cpu_seconds'], 0)} |"
+            f"{_ms(s['neutral_f1'], 2)} | {_med(s['encoder_seconds'])} | {_med(s['train_seconds'])} | "
+            f"{_med(s['call_seconds'])} | {_med(s['call_cpu_seconds'])} |"
         )
     lines.append(
         f"| frozen head, whole pool (ceiling) | {meta['data']['pool']} | {_ms(summary['ceiling'])} | "
@@ -356,37 +388,43 @@ def markdown(summary: dict[str, Any], meta: dict[str, Any], per_round: list[dict
             )
     if per_round:
         lines.append(
-            f"\nPer-round encoder training ({meta.get('per_round_kind')}), seed {meta.get('per_round_seed')}, "
-            f"margin, {meta.get('per_round_rounds')} batches after the seed (sums over the rounds; sample-epochs = "
-            "training items × epochs run, the hardware-free measure of training work):\n"
+            f"\nThe encoder trained every round, margin selection, {meta.get('per_round_rounds')} batches after the "
+            "seed (sums over the rounds; sample-epochs = training items × epochs run, the hardware-free measure of "
+            "training work; whole loop = train + score_pool, which re-embeds the pool with each new encoder, + "
+            "select):\n"
         )
         lines.append(
-            "| training_strategy | final labels | final macro-F1 | encoder s | train s | call s | call CPU s | "
-            "sample-epochs | applied per round (R retrain, F fine_tune) |"
+            "| encoder | training_strategy | seed | final labels | final macro-F1 | encoder s | train s | call s | "
+            "call CPU s | sample-epochs | whole loop s | applied per round (R retrain, F fine_tune) |"
         )
-        lines.append("|---|---|---|---|---|---|---|---|---|")
+        lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
         for pr in per_round:
+            kind, strategy, seed = _pr_key(pr, meta)
             if "error" in pr:
-                lines.append(f"| {pr['training_strategy']} | error: {pr['error']} | | | | | | | |")
+                lines.append(f"| {kind} | {strategy} | {seed} | error: {pr['error']} | | | | | | | | |")
                 continue
-            s = summary[f"per_round_{pr['training_strategy']}"]
+            s = summary[f"per_round|{kind}|{strategy}|s{seed}"]
             applied = " ".join({"retrain": "R", "fine_tune": "F", "new_only": "N"}.get(a, a) for a in s["applied"])
             lines.append(
-                f"| {pr['training_strategy']} | {pr['rounds'][-1]['n_labeled']} | {s['final_macro_f1']:.3f} | "
+                f"| {kind} | {strategy} | {seed} | {pr['rounds'][-1]['n_labeled']} | {s['final_macro_f1']:.3f} | "
                 f"{s['encoder_seconds_total']:.0f} | {s['train_seconds_total']:.0f} | {s['call_seconds_total']:.0f} "
-                f"| {s['call_cpu_seconds_total']:.0f} | {s['sample_epochs_total']} | {applied} |"
+                f"| {s['call_cpu_seconds_total']:.0f} | {s['sample_epochs_total']} | {pr['wall_seconds']:.0f} | "
+                f"{applied} |"
             )
         ok = [pr for pr in per_round if "error" not in pr]
-        if ok:
-            lines.append("\nPer round (macro-F1 / cv macro-F1 / epochs run / call CPU s):\n")
-            lines.append("| labels | " + " | ".join(pr["training_strategy"] for pr in ok) + " |")
+        if 0 < len(ok) <= 4:
+            lines.append(
+                "\nPer round (held-out macro-F1 / cv macro-F1, which hybrid reads / epochs run / call CPU s):\n"
+            )
+            lines.append("| labels | " + " | ".join(" ".join(map(str, _pr_key(pr, meta))) for pr in ok) + " |")
             lines.append("|---|" + "---|" * len(ok))
             for i, first in enumerate(ok[0]["rounds"]):
                 cells = []
                 for pr in ok:
                     r = pr["rounds"][i] if i < len(pr["rounds"]) else None
                     cells.append(
-                        f"{r['gold_macro_f1']:.3f} / {r['cv_macro_f1'] or 0:.3f} / {r['epochs_run']} / "
+                        f"{r['gold_macro_f1']:.3f} / "
+                        f"{'–' if r['cv_macro_f1'] is None else format(r['cv_macro_f1'], '.3f')} / {r['epochs_run']} / "
                         f"{r['call_cpu_seconds']:.0f}"
                         if r
                         else "–"
@@ -396,6 +434,18 @@ def markdown(summary: dict[str, Any], meta: dict[str, Any], per_round: list[dict
 
 
 # --------------------------------------------------------------------------- main
+
+
+def write_markdown(out: Path, meta: dict[str, Any], seeds: list[dict], per_round: list[dict]) -> str:
+    """results/<name>.md next to the JSON: the command, wall time, tools state and the tables."""
+    table = markdown(summarize(seeds, per_round, meta), meta, per_round)
+    changed = meta.get("tools_at_end", {}).get("tools_digest") != meta["tools_at_start"]["tools_digest"]
+    out.with_suffix(".md").write_text(
+        f"Command: `{meta['command']}`\n\nWall time: {meta['wall_seconds'] / 60:.1f} min on {meta['machine']}; "
+        f"alloop {meta['tools_at_start']['commit']} (tools/ digest {meta['tools_at_start']['tools_digest']}, "
+        f"{'changed' if changed else 'unchanged'} during the run).\n\n" + table
+    )
+    return table
 
 
 def tools_state() -> dict[str, str]:
@@ -424,11 +474,11 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=20)
     parser.add_argument("--seed-size", type=int, default=20)
     parser.add_argument("--no-ceiling", action="store_true")
-    parser.add_argument("--per-round", action="store_true", help="step 4: per-round lora, retrain vs hybrid")
-    parser.add_argument("--per-round-seed", type=int, default=0)
+    parser.add_argument("--per-round", action="store_true", help="step 4: the encoder trained every round")
+    parser.add_argument("--per-round-seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--per-round-rounds", type=int, default=9, help="batches after the seed (models = this + 1)")
     parser.add_argument("--per-round-strategies", nargs="+", default=["retrain", "hybrid"])
-    parser.add_argument("--per-round-kind", default="lora", choices=KINDS)
+    parser.add_argument("--per-round-kinds", nargs="+", default=["lora"], choices=["frozen", *KINDS])
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--train-batch", type=int, default=16)
     parser.add_argument("--max-length", type=int, default=128, help="token limit while training")
@@ -443,6 +493,7 @@ def main() -> None:
     parser.add_argument("--contrastive-epochs", type=int, default=1)
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
     parser.add_argument("--quick", action="store_true", help="smoke: first seed, 3 rounds (80 labels)")
+    parser.add_argument("--render", type=Path, default=None, help="only rewrite the .md of this results JSON")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument(
@@ -452,6 +503,10 @@ def main() -> None:
         help="frozen vectors kept between invocations (shared with label_efficiency.py; '' to disable)",
     )
     args = parser.parse_args()
+    if args.render is not None:
+        saved = json.loads(args.render.read_text())
+        write_markdown(args.render, saved["meta"], saved["seeds"], saved["per_round"])
+        return
     if args.quick:
         args.seeds, args.rounds = args.seeds[:1], 3
         args.per_round_rounds = min(args.per_round_rounds, 2)
@@ -481,9 +536,9 @@ def main() -> None:
     }
     if args.per_round:
         meta |= {
-            "per_round_seed": args.per_round_seed,
+            "per_round_seeds": args.per_round_seeds,
             "per_round_rounds": args.per_round_rounds,
-            "per_round_kind": args.per_round_kind,
+            "per_round_kinds": args.per_round_kinds,
             "per_round_strategies": args.per_round_strategies,
         }
     seeds: list[dict] = []
@@ -494,7 +549,8 @@ def main() -> None:
         meta["wall_seconds"] = round(time.perf_counter() - started, 1)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         tmp = args.out.with_suffix(".json.tmp")
-        payload = {"meta": meta, "summary": summarize(seeds, per_round), "seeds": seeds, "per_round": per_round}
+        summary = summarize(seeds, per_round, meta)
+        payload = {"meta": meta, "summary": summary, "seeds": seeds, "per_round": per_round}
         tmp.write_text(json.dumps(payload, indent=1))
         tmp.replace(args.out)
 
@@ -544,39 +600,41 @@ def main() -> None:
             seeds.append(record)
             save()
         if args.per_round:
-            for strategy in args.per_round_strategies:
-                settings = training_settings(args.per_round_kind, args)
-                name = f"drug-{args.per_round_kind}-{strategy}-s{args.per_round_seed}"
+            grid = [
+                (kind, strategy, seed)
+                for seed in args.per_round_seeds
+                for kind in args.per_round_kinds
+                for strategy in args.per_round_strategies
+            ]
+            for kind, strategy, seed in grid:
+                settings = {"kind": "frozen"} if kind == "frozen" else training_settings(kind, args)
+                name = f"drug-{kind}-{strategy}-s{seed}"
                 try:
                     row = loop(
                         root,
                         data,
                         name,
-                        args.per_round_seed,
+                        seed,
                         args.per_round_rounds,
                         args.batch,
                         args.seed_size,
                         training_strategy=strategy,
                         encoder_training=settings,
                     )
-                    row["training_strategy"] = strategy
                 except Exception as exc:
                     traceback.print_exc()
-                    row = {"training_strategy": strategy, "error": f"{type(exc).__name__}: {exc}"}
+                    row = {"error": f"{type(exc).__name__}: {exc}"}
+                row |= {"kind": kind, "training_strategy": strategy, "seed": seed}
                 per_round.append(row)
                 save()
                 shutil.rmtree(root.resolve(name), ignore_errors=True)
         meta["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
         meta["tools_at_end"] = tools_state()
-        meta["tools_changed_during_run"] = meta["tools_at_end"] != meta["tools_at_start"]
+        meta["tools_changed_during_run"] = (
+            meta["tools_at_end"]["tools_digest"] != meta["tools_at_start"]["tools_digest"]
+        )
         save()
-    table = markdown(summarize(seeds, per_round), meta, per_round)
-    args.out.with_suffix(".md").write_text(
-        f"Command: `{meta['command']}`\n\nWall time: {meta['wall_seconds'] / 60:.1f} min on {meta['machine']}; "
-        f"alloop {meta['tools_at_start']['commit']} (tools/ digest {meta['tools_at_start']['tools_digest']}"
-        f"{', changed during the run' if meta['tools_changed_during_run'] else ', unchanged during the run'}).\n\n"
-        + table
-    )
+    table = write_markdown(args.out, meta, seeds, per_round)
     print()
     print(table)
     print(f"wall time {meta['wall_seconds'] / 60:.1f} min; results in {args.out}")

@@ -336,7 +336,7 @@ class _Trainer:
                 best_state = {name: p.detach().to("cpu", copy=True) for name, p in self._named_state()}
             else:
                 stale += 1
-                if stale > self.spec.patience:
+                if stale > self.spec.patience and epoch < self.spec.epochs:  # at the last epoch it is no early stop
                     stop_note = (
                         f"stopped early after epoch {epoch}: no better validation macro-F1 for {stale} epoch(s) "
                         f"(patience {self.spec.patience}); kept epoch {best_epoch}"

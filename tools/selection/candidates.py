@@ -52,7 +52,8 @@ def check_batch_fits(n: int, available: int, what: str = "batch") -> None:
         raise StateError("the pool is exhausted: every item is labeled, held out, selected or a near-duplicate")
     if n > available:
         raise InputError(
-            f"{what} size {n} is larger than the {available} unlabeled items left; ask for at most {available}"
+            f"{what} size {n} is larger than the {available} items that can still be picked (not labeled, held "
+            f"out, selected or a near-duplicate of those); ask for at most {available}"
         )
 
 
