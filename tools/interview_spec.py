@@ -22,6 +22,7 @@ from alloop.tools.run.schema import (
     LABELED_TASKS,
     Destination,
     EffectsMode,
+    EncoderTrainingSpec,
     JudgeUse,
     LabeledState,
     LabelEvent,
@@ -124,6 +125,12 @@ class InterviewInput(RunArgs):
     judge_uses: list[JudgeUse] | None = Field(None, description="Empty list: no judge.")
     guidelines: str | None = None
     encoder: str | None = None
+    encoder_training: EncoderTrainingSpec | None = Field(
+        None,
+        description="How the encoder learns: {kind: frozen|full|lora|contrastive, epochs, learning_rate, "
+        "batch_size, max_length, validation_fraction, patience, lora_rank, lora_alpha, lora_dropout, "
+        "lora_target_modules, contrastive_pairs}; unset fields take their defaults.",
+    )
     strategy: str | None = None
     effects: EffectsMode | None = None
     head: str | None = Field(None, description="Model head: logistic (default) or glmm.")
@@ -160,7 +167,13 @@ _TOP = (
     "annotators_per_item",
     "guidelines",
 )
-_MODEL = {"encoder": "encoder", "effects": "effects", "head": "head", "predictors": "predictors"}
+_MODEL = {
+    "encoder": "encoder",
+    "encoder_training": "encoder_training",
+    "effects": "effects",
+    "head": "head",
+    "predictors": "predictors",
+}
 _SELECTION = {"strategy": "strategy", "seed": "seed"}
 
 

@@ -99,3 +99,10 @@ def test_over_mcp_input_files_must_lie_under_the_root(root, bbc_slice):
         )
     with pytest.raises(PathEscapeError):
         interview_spec(InterviewInput(run="x", pool="../../etc/passwd", task_type="binary", labels=["a", "b"]), agent)
+
+
+def test_the_interview_sets_how_the_encoder_learns(ctx, new_run):
+    name = new_run("lora-run", encoder_training={"kind": "lora", "epochs": 2, "lora_rank": 4})
+
+    training = ctx.root.run(name).spec().model.encoder_training
+    assert (training.kind, training.epochs, training.lora_rank, training.lora_alpha) == ("lora", 2, 4, 16)
