@@ -259,7 +259,7 @@ def ceiling(root: Any, data: Any, seed: int) -> dict[str, Any]:
     # cross-check outside the tools: the same head class on the cached vectors
     import numpy as np
 
-    from alloop.tools.model.heads import LogisticHead
+    from alloop.tools.model.logistic import LogisticHead
     from alloop.tools.model.metrics import label_metrics
 
     labels = data.labels

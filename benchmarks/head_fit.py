@@ -15,7 +15,7 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 
 from alloop.tools.model.encoders import DEFAULT_ENCODER, get_encoder
-from alloop.tools.model.heads import LogisticHead
+from alloop.tools.model.logistic import LogisticHead
 from alloop.tools.report.datasets import BBC_LABELS, bbc_news
 
 SIZES = (20, 60, 120, 220)

@@ -11,7 +11,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score, mean_absolute_error, root_mean_squared_error
 
 from alloop.tools.glmm.head import GLMMHead
-from alloop.tools.model.heads import Design, LogisticHead, anchored_logistic_fit
+from alloop.tools.model.heads import Design
+from alloop.tools.model.logistic import LogisticHead, anchored_logistic_fit
 from alloop.tools.model.metrics import label_metrics
 
 

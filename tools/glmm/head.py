@@ -14,8 +14,8 @@ random effects in one Laplace-fitted mixed model.
   the posterior variance of the feature weights (Gauss–Hermite), so a pool item's confidence
   carries the between-participant and between-item spread.
 
-heads.py imports this module at start-up, so it stays light: torch is imported inside the
-fitting code.
+The heads registry (model/heads.py) loads this module when a GLMM head is made or read; torch
+is imported inside the fitting code.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from alloop.tools.errors import InputError
+from alloop.tools.model.heads import check_rows, classes_present
 from alloop.tools.run.schema import EffectsMode
 
 if TYPE_CHECKING:
@@ -133,13 +134,11 @@ class GLMMHead(BaseEstimator):
     def fit(self, X: np.ndarray, y: np.ndarray, design: Design | None = None) -> GLMMHead:
         from alloop.tools.glmm.design import GLMMSpec, build_frame
         from alloop.tools.glmm.model import fit
-        from alloop.tools.model.heads import classes_present  # heads imports this module: import at call time
 
         self._check_params()
         X = np.asarray(X, dtype=np.float64)
         y = np.asarray(y, dtype=np.int64)
-        if X.ndim != 2 or len(X) != len(y):
-            raise InputError(f"features must be n × d with n = {len(y)} labels, got shape {X.shape}")
+        check_rows(X, y, design)
         present = classes_present(y)
         self.classes_ = present
         self.n_classes_ = int(self.n_classes or y.max() + 1)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from alloop.tools.model.encoders import embed_table, run_encoder
-from alloop.tools.model.heads import LogisticHead
+from alloop.tools.model.heads import make_head
 from alloop.tools.model.training import training_rows
 from alloop.tools.run.rundir import RunDir
 from alloop.tools.run.schema import TaskSpec
@@ -25,7 +25,7 @@ def shortlist(run: RunDir, spec: TaskSpec, n: int, seed: int) -> tuple[np.ndarra
     item_ids, labels, _, _ = training_rows(spec, run, set(heldout.ids) if heldout is not None else set())
     index = {label: i for i, label in enumerate(spec.labels)}
     y = np.asarray([index[label] for label in labels], dtype=np.int64)
-    head = LogisticHead.from_spec(spec).fit(x[pool.positions(item_ids)], y)
+    head = make_head("logistic", spec).fit(x[pool.positions(item_ids)], y)
     probs = head.predict_proba(x).astype(np.float32)
     order = np.argsort(probs.max(axis=1), kind="stable")  # least confident first
     top = order[:n]
