@@ -65,8 +65,18 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent
 DEFAULT_OUT = ROOT / "results" / "label_efficiency.json"
 
-SELECTION = ["random", "least_confidence", "margin", "power_margin", "entropy", "kcenter", "hybrid"]
-SEEDING = ["diverse", "random", "typical"]
+SELECTION = [
+    "random",
+    "least_confidence",
+    "margin",
+    "power_margin",
+    "entropy",
+    "kcenter",
+    "hybrid",
+    "badge",
+    "typiclust",
+]
+SEEDING = ["diverse", "random", "typical", "stratified"]
 SEED_COMPARE_WITH = ["margin", "random"]
 SMALL_TEXT = ["random", "least_confidence", "breaking_ties", "entropy", "coreset"]
 SMALL_TEXT_NAMES = {

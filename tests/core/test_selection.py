@@ -172,3 +172,85 @@ def test_power_margin_draws_mostly_uncertain_items_but_not_only_the_top():
     share = np.mean([len(d & set(uncertain.tolist())) / 10 for d in draws])
     assert 0.75 < share < 1.0  # mostly the uncertain third, in expectation about 0.9
     assert len({frozenset(d) for d in draws}) > 1  # a draw, not a fixed top-k
+
+
+def test_badge_gradient_embedding_is_the_cross_entropy_gradient_of_the_head():
+    """Ash et al. (2020): g = ∂ CE(softmax(Wx), ŷ) / ∂W at the predicted label ŷ; checked by torch autograd."""
+    import torch
+
+    from alloop.tools.selection.badge import gradient_embeddings
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(6, 5))
+    weights = torch.tensor(rng.normal(size=(3, 5)), requires_grad=True)
+    expected = []
+    for row in torch.tensor(x):
+        logits = weights @ row
+        loss = torch.nn.functional.cross_entropy(logits[None], logits.argmax()[None])
+        (grad,) = torch.autograd.grad(loss, weights)
+        expected.append(grad.numpy().ravel())
+    probs = torch.softmax(weights @ torch.tensor(x).T, dim=0).T.detach().numpy()
+    np.testing.assert_allclose(gradient_embeddings(probs, x), np.stack(expected), atol=1e-10)
+
+
+def test_badge_draws_like_k_means_plus_plus_over_the_explicit_gradient_vectors():
+    """The product-form distance gives the same draws as k-means++ on materialized vectors."""
+    from alloop.tools.selection.badge import badge_picks, gradient_embeddings
+
+    p = problem(size=150, dim=8)
+    probs = np.random.default_rng(3).dirichlet([0.5, 0.5, 0.5], size=150)
+    picked, _ = badge_picks(probs, p.embeddings, 12, np.random.default_rng(7))
+
+    g = gradient_embeddings(probs, p.embeddings)
+    rng = np.random.default_rng(7)
+    expected = [int(np.argmax((g * g).sum(1)))]
+    nearest = ((g - g[expected[0]]) ** 2).sum(1)
+    while len(expected) < 12:
+        weights = nearest.copy()
+        weights[expected] = 0.0
+        expected.append(int(rng.choice(len(g), p=weights / weights.sum())))
+        nearest = np.minimum(nearest, ((g - g[expected[-1]]) ** 2).sum(1))
+    assert picked == expected
+
+
+def test_badge_leans_to_uncertain_items_and_spreads_over_regions():
+    rng = np.random.default_rng(0)
+    centres = unit(rng.normal(size=(4, 16)))
+    embeddings = unit(np.repeat(centres, 50, axis=0) + 0.05 * rng.normal(size=(200, 16)))
+    probs = np.tile([[0.98, 0.02]], (200, 1))
+    unsure = np.r_[0:10, 50:60, 100:110, 150:160]  # ten unsure items in each region
+    probs[unsure] = [0.55, 0.45]
+    p = SelectionProblem(
+        n=8, rng=np.random.default_rng(1), duplicate_threshold=0.999, embeddings=embeddings, probs=probs
+    )
+    picks = [x.position for x in get_strategy("badge").select(p)]
+    assert len(set(picks) & set(unsure.tolist())) >= 6
+    assert len({pos // 50 for pos in picks}) == 4  # every region, not eight picks from one
+
+
+def test_typiclust_takes_typical_items_of_the_clusters_with_fewest_labels():
+    rng = np.random.default_rng(0)
+    centres = unit(rng.normal(size=(3, 16)))
+    sizes = [120, 60, 30]
+    embeddings = unit(np.repeat(centres, sizes, axis=0) + 0.1 * rng.normal(size=(210, 16)))
+    blob = np.repeat([0, 1, 2], sizes)
+    covered = unit(centres[[0, 0]] + 0.1 * rng.normal(size=(2, 16)))  # the big blob has the labels
+    p = SelectionProblem(
+        n=1, rng=np.random.default_rng(1), duplicate_threshold=0.99, embeddings=embeddings, covered=covered
+    )
+    picks = get_strategy("typiclust").select(p)  # 2 labeled + 1 to pick: three clusters
+    assert blob[picks[0].position] == 1  # the larger of the two blobs without a label
+    assert "typiclust: most typical item of cluster" in picks[0].reason
+    centre = embeddings[blob == 1].mean(0)
+    closeness = embeddings[blob == 1] @ centre
+    assert embeddings[picks[0].position] @ centre >= np.quantile(closeness, 0.5)  # typical, not an outlier
+
+
+@pytest.mark.parametrize("name", ["badge", "typiclust"])
+def test_badge_and_typiclust_pick_distinct_items_away_from_the_reference(name):
+    p = problem(n=10, size=300, probs=np.random.default_rng(2).dirichlet([1, 1], size=300))
+    p.reference = p.embeddings[:40]
+    p.covered = p.embeddings[:40]
+    picks = [x.position for x in get_strategy(name).select(p)]
+    assert len(picks) == len(set(picks)) == 10
+    assert min(picks) >= 40  # twins of the reference (here: the items themselves) are never picked

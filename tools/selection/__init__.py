@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 from alloop.tools.errors import InputError
+from alloop.tools.selection.badge import Badge
 from alloop.tools.selection.base import Picked, SelectionProblem, Strategy, check_requirements
 from alloop.tools.selection.coreset import KCenterGreedy
 from alloop.tools.selection.hybrid import UncertainThenDiverse
+from alloop.tools.selection.typiclust import TypiClust
 from alloop.tools.selection.uncertainty import Entropy, LeastConfidence, Margin, PowerMargin, RandomSampling
 
 STRATEGIES: dict[str, type] = {
     cls.name: cls
-    for cls in (RandomSampling, LeastConfidence, Margin, PowerMargin, Entropy, KCenterGreedy, UncertainThenDiverse)
+    for cls in (
+        RandomSampling,
+        LeastConfidence,
+        Margin,
+        PowerMargin,
+        Entropy,
+        KCenterGreedy,
+        UncertainThenDiverse,
+        Badge,
+        TypiClust,
+    )
 }
 ALIASES = {"coreset": "kcenter", "k_center": "kcenter", "kcenter_greedy": "kcenter"}
 

@@ -26,7 +26,8 @@ class SelectionProblem:
     held-out and already-selected items. `covered` holds only the labeled and selected pool
     items: coverage (k-center) is measured from them, never from the held-out set. The seed
     strategies also read `known_vectors`/`known_labels` (items whose labels are known before
-    the seed), `texts` (of the candidates) and `keywords` (label → words). A strategy writes
+    the seed), `texts` (of the candidates), `keywords` (label → words) and `label_vectors`
+    (unit embeddings of the label names, aligned with `labels`). A strategy writes
     what it wants said in `report` (e.g. `duplicates_skipped`).
     """
 
@@ -41,6 +42,7 @@ class SelectionProblem:
     known_labels: list[str] | None = None
     texts: list[str] | None = None
     keywords: dict[str, list[str]] | None = None
+    label_vectors: np.ndarray | None = None
     labels: list[str] = field(default_factory=list)
     options: dict = field(default_factory=dict)
     report: dict = field(default_factory=dict)

@@ -13,13 +13,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from alloop.tools.errors import InputError, StateError
+from alloop.tools.errors import InputError
 from alloop.tools.selection.base import Picked, SelectionProblem
 from alloop.tools.selection.duplicates import take_distinct
-
-KMEANS_SAMPLE = 20000
-TYPICALITY_NEIGHBOURS = 20
-TYPICALITY_SAMPLE = 2000
+from alloop.tools.selection.typiclust import KMEANS_SAMPLE, TYPICALITY_SAMPLE, typicality, typiclust_picks
 
 
 def _balanced(groups: dict[str, np.ndarray], rng: np.random.Generator) -> list[tuple[int, str]]:
@@ -81,11 +78,10 @@ class DiverseSeed:
 
 
 class TypicalSeed:
-    """TypiClust (Hacohen et al. 2022): the most typical item of each of n k-means clusters.
+    """TypiClust (Hacohen et al. 2022) with nothing labeled: the most typical item of each of n clusters.
 
-    Typicality is the inverse mean cosine distance to an item's `TYPICALITY_NEIGHBOURS`
-    nearest neighbours within its cluster, so a seed item stands for a dense region rather than
-    an outlier that happens to sit near a centroid. Clusters are ranked largest first.
+    A seed item stands for a dense region rather than an outlier that happens to sit near a
+    centroid (`typiclust.typicality`). Clusters are ranked largest first.
     """
 
     name: ClassVar[str] = "typical"
@@ -104,33 +100,64 @@ class TypicalSeed:
                 members = np.sort(rng.choice(members, TYPICALITY_SAMPLE, replace=False))
             if not len(members):
                 continue
-            k = min(TYPICALITY_NEIGHBOURS, len(members) - 1)
-            sims = x[members] @ x[members].T
-            nearest = -np.sort(-sims, axis=1)[:, 1 : k + 1] if k else np.ones((len(members), 1))
-            typicality = 1.0 / (1e-6 + (1.0 - nearest).mean(axis=1))
-            best = int(members[np.argmax(typicality)])
+            best = int(members[np.argmax(typicality(x[members]))])
             picks.append(Picked(best, f"typical: densest item of cluster {c} ({sizes[c]} items)"))
         return picks[:n]
 
 
+def _provisional_classes(problem: SelectionProblem) -> tuple[list[str], np.ndarray, str]:
+    """Each candidate's guessed class: nearest known-label centroid, else nearest label name."""
+    known = np.asarray(problem.known_labels or [], dtype=object)
+    classes = [c for c in problem.labels if c in set(known.tolist())]
+    if len(classes) >= 2:
+        centroids = np.stack([problem.known_vectors[known == c].mean(0) for c in classes])
+        how = "nearest labeled centroid"
+    else:
+        classes, centroids, how = list(problem.labels), problem.label_vectors, "nearest label name"
+    return classes, (problem.embeddings @ centroids.T).argmax(axis=1), how
+
+
+def _equal_shares(sizes: dict[str, int], n: int) -> dict[str, int]:
+    """n split as evenly as the group sizes allow; what a small group cannot take goes to the others."""
+    shares = dict.fromkeys(sizes, 0)
+    left = n
+    while left > 0:
+        open_groups = [g for g in sizes if shares[g] < sizes[g]]
+        if not open_groups:
+            break
+        for g in sorted(open_groups, key=lambda g: -sizes[g])[:left]:
+            shares[g] += 1
+            left -= 1
+    return shares
+
+
 class StratifiedSeed:
-    """Balanced over classes guessed from the labels known so far (nearest labeled centroid)."""
+    """Typical items (TypiClust) within each provisional class, an equal share per class.
+
+    Classes are guessed from the labels known so far (nearest labeled centroid) when two or more
+    classes are known, else from the label names embedded by the same encoder (zero-shot): a
+    guess, but one that gives a class its share of the seed where a cluster seed follows the
+    pool's majority.
+    """
 
     name: ClassVar[str] = "stratified"
-    requires: ClassVar[frozenset[str]] = frozenset({"embeddings", "known_vectors", "known_labels"})
+    requires: ClassVar[frozenset[str]] = frozenset({"embeddings", "label_vectors"})
 
     def select(self, problem: SelectionProblem) -> list[Picked]:
-        known = np.asarray(problem.known_labels, dtype=object)
-        classes = [c for c in problem.labels if c in set(known.tolist())]
-        if len(classes) < 2:
-            raise StateError("'stratified' needs some known labels of at least two classes; use 'diverse' or 'keyword'")
-        centroids = np.stack([problem.known_vectors[known == c].mean(0) for c in classes])
-        guess = np.asarray(classes)[(problem.embeddings @ centroids.T).argmax(axis=1)]
-        order = _balanced({c: np.flatnonzero(guess == c) for c in classes}, problem.rng)
-        return [
-            Picked(p, f"stratified: provisional class {g!r} (nearest labeled centroid)")
-            for p, g in _distinct(order, problem)
-        ]
+        classes, guess, how = _provisional_classes(problem)
+        members = {c: np.flatnonzero(guess == k) for k, c in enumerate(classes)}
+        shares = _equal_shares({c: len(m) for c, m in members.items()}, problem.n)
+        seed = int(problem.options.get("seed", 0))
+        picks: list[Picked] = []
+        for c, share in shares.items():
+            inside = members[c]
+            taken = problem.embeddings[[q.position for q in picks]] if picks else None
+            for p, cluster, size, _ in typiclust_picks(
+                problem.embeddings[inside], None, share, seed, problem.duplicate_threshold, taken
+            ):
+                reason = f"stratified: typical item of cluster {cluster} ({size} items) of class {c!r} ({how})"
+                picks.append(Picked(int(inside[p]), reason))
+        return picks
 
 
 class KeywordSeed:
