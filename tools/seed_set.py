@@ -27,8 +27,8 @@ class SeedInput(RunArgs):
     strategy: SeedStrategy = Field(
         "typical",
         description="existing (confirm imported labels), random, diverse (embedding clusters), typical "
-        "(TypiClust: the densest item of each cluster), stratified (balanced over classes guessed from partly "
-        "known labels), keyword.",
+        "(TypiClust: the densest item of each cluster), stratified (typical items, an equal share per class "
+        "guessed from partly known labels, else from the label names), keyword.",
     )
     size: int | None = Field(None, ge=1, description="Seed items; default: the spec's batch size.")
     keywords: dict[str, list[str]] | None = Field(None, description="keyword strategy: label → keywords.")
@@ -68,8 +68,9 @@ def seed_set(args: SeedInput, ctx: ToolContext) -> SeedOutput:
 
     'existing' confirms labels imported with the pool; the others pick unlabeled items: random,
     diverse (one per embedding cluster), typical (the densest item of each cluster), stratified
-    (balanced over classes predicted from the partly known labels) or keyword (items matching
-    each class's keywords, balanced).
+    (typical items, an equal share per class guessed from partly known labels, else from the
+    label names) or keyword (items matching each class's keywords, balanced). Except 'existing',
+    the first call embeds the pool: minutes (about 50–150 s for a few thousand texts on a CPU).
     """
     run = ctx.root.run(args.run)
     with run.lock():
@@ -105,6 +106,7 @@ def seed_set(args: SeedInput, ctx: ToolContext) -> SeedOutput:
                 texts=_texts_of(pool, spec.text_fields, candidates) if args.strategy == "keyword" else None,
                 keywords=args.keywords,
                 labels=list(spec.labels),
+                label_vectors=encoder.encode(list(spec.labels)) if args.strategy == "stratified" else None,
                 options={"seed": seed},
             )
             strategy = SEED_STRATEGIES[args.strategy]()

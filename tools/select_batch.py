@@ -20,7 +20,9 @@ from alloop.tools.selection.candidates import check_batch_fits, pool_candidates
 
 class SelectInput(RunArgs):
     strategy: str | None = Field(
-        None, description="random, least_confidence, margin, entropy, kcenter, hybrid; default from spec.json."
+        None,
+        description="random, least_confidence, margin, power_margin, entropy, kcenter, hybrid, badge, typiclust; "
+        "default from spec.json.",
     )
     batch_size: int | None = Field(None, ge=1, description="Default: spec budget.batch_size.")
     seed: int | None = Field(None, description="Default: spec selection.seed (mixed with the round).")
@@ -45,7 +47,8 @@ def select_batch(args: SelectInput, ctx: ToolContext) -> SelectOutput:
     Never picks labeled, held-out, already-selected or near-duplicate items (cosine ≥
     spec.selection.near_duplicate_threshold to any of them or to each other). Writes
     selection_round_XX.jsonl with each item's rank, reason, uncertainty scores, prediction,
-    confidence, model version and seed.
+    confidence, model version and seed. If the pool is not embedded yet, that takes minutes first
+    (about 50–150 s for a few thousand texts on a CPU).
     """
     run = ctx.root.run(args.run)
     with run.lock():

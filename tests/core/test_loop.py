@@ -10,6 +10,7 @@ import pytest
 from alloop.tools.errors import InputError, StateError
 from alloop.tools.export_batch import ExportInput, export_batch
 from alloop.tools.import_labels import ImportInput, import_labels
+from alloop.tools.report.datasets import BBC_LABELS
 from alloop.tools.run.models import ModelDir
 from alloop.tools.run.rundir import read_jsonl
 from alloop.tools.run.schema import LabelEvent
@@ -267,8 +268,18 @@ def test_stratified_seed_balances_over_partly_known_labels(bbc_slice, ctx, tmp_p
     run = ctx.root.run("partial")
     assert run.spec().labeled_state == "partial" and len(run.labels()) == 10
     seed_set(SeedInput(run="partial", strategy="stratified", size=10), ctx)
-    reasons = [r.reason for r in run.selection(0)]
-    assert len(set(reasons)) == 5  # two per provisional class
+    guessed = [r.reason.split("of class ")[1].split(" (")[0] for r in run.selection(0)]
+    assert sorted(guessed) == sorted(repr(label) for label in BBC_LABELS for _ in range(2))  # two per class
+    assert all("nearest labeled centroid" in r.reason for r in run.selection(0))
+
+
+def test_stratified_seed_without_labels_guesses_classes_from_the_label_names(bbc_run, bbc_slice, ctx):
+    """Zero-shot strata from the label names: on BBC topics the seed covers every topic."""
+    seed_set(SeedInput(run=bbc_run, strategy="stratified", size=10), ctx)
+    rows = ctx.root.run(bbc_run).selection(0)
+    assert all("nearest label name" in r.reason for r in rows)
+    gold = {r["id"]: r["label"] for r in read_jsonl(bbc_slice["gold"])}
+    assert len({gold[r.item_id] for r in rows}) == len(BBC_LABELS)
 
 
 def test_training_before_any_label_says_what_to_do(bbc_run, ctx):
