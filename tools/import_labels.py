@@ -1,4 +1,9 @@
-"""import_labels: bring labels back from a JSONL or CSV file (the file destination)."""
+"""import_labels: bring labels back from a JSONL or CSV file (the file destination).
+
+Every row is checked first (known item, label in the schema); one bad row rejects the file and
+nothing is written. Importing the same file again adds nothing. Rows with an empty label are skipped
+as not yet answered.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +22,9 @@ from alloop.tools.run.schema import LabelEvent, LabelSource
 
 
 class ImportInput(RunArgs):
-    file: str = Field(description="JSONL or CSV with columns id, label and optionally annotator.")
+    file: str = Field(
+        description="JSONL or CSV with columns id, label and optionally annotator; over MCP, under the run root."
+    )
     round: int | None = Field(None, ge=0, description="Round the answers belong to; default the latest selection.")
     annotator: str = Field("annotator", description="Who labeled, where the file has no annotator column.")
     source: LabelSource = Field("human", description="human for people; import for labels from elsewhere.")
@@ -40,11 +47,9 @@ def _rows(path: Path) -> list[dict]:
 
 
 def import_labels(args: ImportInput, ctx: ToolContext) -> ImportOutput:
-    """Append the labels in a file to labels.jsonl (and annotation_round_XX.jsonl).
+    """Add the labels in a JSONL or CSV file to the run (after export_batch).
 
-    Every row is checked first (known item, label in the schema); one bad row rejects the file
-    and nothing is written. Importing the same file again adds nothing. Rows with an empty
-    label are skipped as not yet answered.
+    One bad row rejects the file; importing again adds nothing; rows with no label are skipped.
     """
     if args.source == "judge":
         raise InputError("judge labels come from llm_judge, never from a file import")

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from alloop.tools.base import RunArgs, ToolContext, ToolSpec
 from alloop.tools.check_convergence import CheckConvergenceInput, check_convergence
 from alloop.tools.errors import InputError
+from alloop.tools.run.labels import answered_items
 from alloop.tools.run.schema import SUMMARY_COLUMNS
 from alloop.tools.score_pool import ScoreInput, score_pool
 from alloop.tools.seed_set import SeedInput, SeedStrategy, seed_set
@@ -20,12 +21,15 @@ from alloop.tools.train_glmm import TrainInput, train_glmm
 
 
 class SimulateInput(RunArgs):
-    gold: str = Field(description='JSONL of {"id", "label"} rows for the pool.')
+    gold: str = Field(description='JSONL of {"id", "label"} rows for the pool; over MCP, under the run root.')
     rounds: int = Field(10, ge=1, le=99, description="Training rounds (each but the last selects a batch).")
     batch_size: int | None = Field(None, ge=1, description="Default: spec budget.batch_size.")
     seed_size: int | None = Field(None, ge=1, description="Default: the batch size.")
     strategy: str | None = Field(None, description="select_batch strategy; default from spec.json.")
     seed_strategy: SeedStrategy = "typical"
+    participants: int = Field(1, ge=1, le=99, description="Simulated people per item (see simulate_annotator).")
+    noise: float = Field(0.0, ge=0, le=100, description="Their noise; 0 answers gold.")
+    include_heldout: int = Field(0, ge=0, description="Held-out items everyone answers once, for the human ceiling.")
 
 
 class SimulateOutput(BaseModel):
@@ -38,12 +42,16 @@ def simulate(args: SimulateInput, ctx: ToolContext) -> SimulateOutput:
     """Run seed → (train → score → check_convergence → select → simulated labels) rounds.
 
     Stops early when check_convergence says stop (its reasons are returned); returns the round table.
+    Takes minutes: it embeds the pool first, then trains and scores every round.
     """
     run = ctx.root.run(args.run)
     if run.selection_rounds():
         raise InputError(f"run {args.run!r} has already started; simulate runs a loop from a fresh run")
     seed_set(SeedInput(run=args.run, strategy=args.seed_strategy, size=args.seed_size or args.batch_size), ctx)
-    simulate_annotator(SimulateAnnotatorInput(run=args.run, gold=args.gold, round=0), ctx)
+    answer = SimulateAnnotatorInput(
+        run=args.run, gold=args.gold, participants=args.participants, noise=args.noise, seed=run.spec().selection.seed
+    )
+    simulate_annotator(answer.model_copy(update={"round": 0, "include_heldout": args.include_heldout}), ctx)
     stopped = f"{args.rounds} rounds done"
     for index in range(1, args.rounds + 1):
         trained = train_glmm(TrainInput(run=args.run), ctx)
@@ -56,11 +64,12 @@ def simulate(args: SimulateInput, ctx: ToolContext) -> SimulateOutput:
             break
         if index == args.rounds:
             break
-        if len(run.pool()) - trained.n_labeled < (args.batch_size or run.spec().budget.batch_size):
+        unanswered = set(run.pool().ids) - answered_items(run.labels())  # per response, n_labeled counts answers
+        if len(unanswered) < (args.batch_size or run.spec().budget.batch_size):
             stopped = "the pool is exhausted"
             break
         select_batch(SelectInput(run=args.run, strategy=args.strategy, batch_size=args.batch_size), ctx)
-        simulate_annotator(SimulateAnnotatorInput(run=args.run, gold=args.gold), ctx)
+        simulate_annotator(answer, ctx)
     return SimulateOutput(
         run=args.run,
         rounds=[{c: row[c] for c in SUMMARY_COLUMNS} for row in (r.model_dump() for r in run.results())],
