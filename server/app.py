@@ -2,7 +2,9 @@
 
 The adapter translates and nothing else: MCP arguments → the tool's input model, the tool runs
 in a worker thread (training must not block the event loop), its progress becomes MCP progress
-notifications, an `AlloopError` becomes a `ToolError` the model can read.
+notifications, every failure becomes a `ToolError` the model can read (alloop.boundary), and the
+result goes back compact (alloop.results). What `tools/list` publishes is kept small
+(alloop.schemas); the run's files are resources (alloop.resources).
 """
 
 from __future__ import annotations
@@ -19,16 +21,20 @@ import anyio
 import anyio.from_thread
 import anyio.to_thread
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.tools import Tool
 from mcp_types import ToolAnnotations
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 from pydantic_core import PydanticUndefined
 
 from alloop import __version__
+from alloop.boundary import AlloopServer, raise_for_client
+from alloop.cancellation import stop_when_cancelled
 from alloop.elicitation import interview_hook, interview_parameters
+from alloop.resources import register_run_files, register_schemas
+from alloop.results import tool_result
 from alloop.sampling import judge_hook, judge_return_annotation
+from alloop.schemas import OUTPUT_SCHEMA, SCHEMA_URI, compact_input, reference_annotation, schema_reference
 from alloop.tools.base import ProgressFn, ToolContext, ToolSpec
-from alloop.tools.errors import AlloopError, describe_validation
 from alloop.tools.registry import TOOLS
 from alloop.tools.run.rundir import RunRoot
 
@@ -36,7 +42,11 @@ log = logging.getLogger("alloop.server")
 
 INSTRUCTIONS = """alloop runs bounded active-learning rounds over a run directory.
 Start with `status` (or `interview_spec` for a new run); each tool's output says what comes next.
-Human-gold metrics (gold_*) and judge-assisted metrics (judge_*) are always kept apart."""
+`run` is always a run's name under the server's root, never a path.
+Human-gold metrics (gold_*) and judge-assisted metrics (judge_*) are always kept apart.
+Long lists in results show their first entries; `omitted` says how many were left out. The run's
+files are resources: alloop://runs/{run}/spec.json, results.tsv, report.md, notes.md,
+selection_round_{round}.jsonl, judge_round_{round}.jsonl. Record decisions with the `note` tool."""
 
 ANNOTATIONS = {
     "read_only": dict(readOnlyHint=True, destructiveHint=False, openWorldHint=False),
@@ -63,15 +73,22 @@ def progress_bridge(ctx: Context, min_interval: float = 0.5) -> ProgressFn:
 
 
 def _parameters(spec: ToolSpec) -> list[inspect.Parameter]:
+    """The handler's parameters: the input model's fields, a by-reference config as a plain object."""
     params = []
     for name, field in spec.input_model.model_fields.items():
-        if field.default is not PydanticUndefined:
+        required = field.default is PydanticUndefined and field.default_factory is None
+        annotation, description = field.annotation, field.description
+        if (reference := schema_reference(field.annotation)) is not None:
+            annotation = reference_annotation(required)
+            description = f"{description or ''} Schema: {SCHEMA_URI.format(name=reference)}".strip()
+            default = inspect.Parameter.empty if required else None  # None: the input model's own default
+        elif field.default is not PydanticUndefined:
             default = field.default
         elif field.default_factory is not None:
             default = field.default_factory()
         else:
             default = inspect.Parameter.empty
-        annotation = Annotated[field.annotation, Field(description=field.description)]
+        annotation = Annotated[annotation, Field(description=description)]
         params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation))
     return params
 
@@ -104,20 +121,22 @@ def make_handler(spec: ToolSpec, root: RunRoot, inputs: McpInputs) -> Callable:
     extra = inputs.parameters(root) if inputs.parameters else []
     extra_names = [p.name for p in extra]
     hook = inputs.hook
+    by_reference = {name for name, field in spec.input_model.model_fields.items() if schema_reference(field.annotation)}
 
     async def handler(**kwargs: Any) -> Any:
         ctx: Context = kwargs.pop("ctx")
         resolved = {name: kwargs.pop(name) for name in extra_names}
-        tool_ctx = ToolContext(root=root, progress=progress_bridge(ctx))
+        tool_ctx = ToolContext(root=root, progress=stop_when_cancelled(progress_bridge(ctx)))
+        for name in by_reference & {k for k, v in kwargs.items() if v is None}:
+            del kwargs[name]  # not given: the input model's default applies
         try:
             if hook is not None and (early := await hook(kwargs, resolved, ctx, tool_ctx)) is not None:
                 return early
-            args = spec.input_model.model_validate(kwargs)
-            return await anyio.to_thread.run_sync(spec.fn, args, tool_ctx)
-        except AlloopError as exc:
-            raise ToolError(str(exc)) from exc
-        except ValidationError as exc:
-            raise ToolError(f"invalid arguments: {describe_validation(exc)}") from exc
+            args = spec.parse(kwargs)
+            result = await anyio.to_thread.run_sync(spec.fn, args, tool_ctx)
+        except Exception as exc:
+            raise_for_client(spec, exc)
+        return tool_result(result)
 
     params = _parameters(spec) + extra + [inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=Context)]
     returns = inputs.returns(spec.output_model) if inputs.returns else spec.output_model
@@ -140,18 +159,32 @@ def register_prompts(server: MCPServer) -> None:
         return review_disagreements_prompt(run, round)
 
 
+def make_tool(spec: ToolSpec, root: RunRoot) -> Tool:
+    """The MCP tool of a ToolSpec, with the compact schemas `tools/list` publishes."""
+    tool = Tool.from_function(
+        make_handler(spec, root, MCP_INPUTS.get(spec.name, McpInputs())),
+        name=spec.name,
+        description=spec.description,
+        annotations=ToolAnnotations(idempotentHint=spec.idempotent, **ANNOTATIONS[spec.behaviour]),
+        structured_output=True,
+    )
+    tool.parameters = compact_input(tool.parameters)
+    tool.fn_metadata.output_schema = dict(OUTPUT_SCHEMA)  # read live by the SDK (FuncMetadata's contract)
+    return tool
+
+
 def create_server(root: Path | str | None = None) -> MCPServer:
     """Build the alloop MCP server over a run root (default $ALLOOP_ROOT or ./runs)."""
     run_root = RunRoot(root)
-    server = MCPServer(name="alloop", version=__version__, instructions=INSTRUCTIONS)
-    for spec in TOOLS:
-        server.add_tool(
-            make_handler(spec, run_root, MCP_INPUTS.get(spec.name, McpInputs())),
-            name=spec.name,
-            description=spec.description,
-            annotations=ToolAnnotations(idempotentHint=spec.idempotent, **ANNOTATIONS[spec.behaviour]),
-            structured_output=True,
-        )
+    server = AlloopServer(
+        TOOLS,
+        name="alloop",
+        version=__version__,
+        instructions=INSTRUCTIONS,
+        tools=[make_tool(spec, run_root) for spec in TOOLS],
+    )
     register_prompts(server)
+    register_run_files(server, run_root)
+    register_schemas(server, TOOLS)
     log.info("alloop MCP server: %d tools over %s", len(TOOLS), run_root.path)
     return server

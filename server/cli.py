@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 import json
 import logging
+import os
 import sys
 import types
 import typing
@@ -31,14 +32,19 @@ from alloop import __version__
 from alloop.cli_agreement import agreement_command
 from alloop.cli_glmm import app as glmm_app
 from alloop.tools.base import ProgressFn, ToolContext, ToolSpec
-from alloop.tools.errors import AlloopError, InputError, describe_validation
+from alloop.tools.errors import AlloopError, InputError, describe_validation, unexpected_failure
 from alloop.tools.registry import TOOLS, tool_named
 from alloop.tools.report.datasets import demo_answers, write_demo_files
 from alloop.tools.run.rundir import ROOT_ENV, RunRoot
+from alloop.tools.secrets import install_log_filter
 
 
 class _Commands(TyperGroup):
-    """alloop's command group: a fixable failure in any command below it ends in `fail`."""
+    """alloop's command group: any failure in a command below it ends in `fail`.
+
+    A fixable one says what to fix; anything else (a bug) names the command and what failed, and
+    its traceback goes to the log at debug level ($ALLOOP_LOG_LEVEL=DEBUG shows it).
+    """
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -47,6 +53,12 @@ class _Commands(TyperGroup):
             fail(exc)
         except ValidationError as exc:
             fail(f"invalid arguments: {describe_validation(exc)}")
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise  # usage errors, --help and typer.Exit: click's own way out
+        except Exception as exc:
+            command = ctx.invoked_subcommand or "alloop"
+            log.debug("%s failed unexpectedly", command, exc_info=True)
+            fail(unexpected_failure(command, exc, log=f"the log ({LOG_LEVEL_ENV}=DEBUG shows it)"))
 
 
 app = typer.Typer(
@@ -57,6 +69,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+log = logging.getLogger("alloop.cli")
+LOG_LEVEL_ENV = "ALLOOP_LOG_LEVEL"
 out = Console(width=None if sys.stdout.isatty() else 160)  # pipes and CI logs get full-width tables
 err = Console(stderr=True)
 
@@ -280,5 +294,7 @@ _mount()
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    level = logging.getLevelNamesMapping().get(os.environ.get(LOG_LEVEL_ENV, "").upper(), logging.INFO)
+    logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    install_log_filter()  # no secret in a log line or traceback, for every command and the server
     app()

@@ -3,6 +3,7 @@
 The form is flat (elicitation allows primitives only); its answers are merged into the tool's
 arguments, so the same `interview_spec` function runs whichever way the answers arrived. A
 client without elicitation, or a person who declines, gets the open questions back instead.
+Answers from earlier calls are kept by the tool, so the form asks only what is still open.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ class InterviewForm(BaseModel):
     """The interview as a form; every field optional, lists as comma-separated text."""
 
     pool: str | None = Field(None, description="Pool JSONL file, relative to the run root")
-    heldout: str | None = Field(None, description="Held-out JSONL with gold labels, or split:0.2")
+    heldout: str | None = Field(None, description="Held-out JSONL with gold labels, split:0.2, or none")
     task_type: TaskType | None = None
     labels: str | None = Field(None, description="Labels in order, comma-separated")
     labeled_state: LabeledState | None = None

@@ -6,15 +6,16 @@ server and the CLI are generated from its `ToolSpec`; neither holds logic of its
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from alloop.tools.errors import PathEscapeError
+from alloop.tools.errors import InputError, PathEscapeError, describe_validation
 from alloop.tools.run.rundir import RunRoot
 
 if TYPE_CHECKING:
@@ -60,6 +61,8 @@ class ToolContext:
 
     def input_path(self, path: str) -> Path:
         """An input file named by the caller, confined to the run root unless `inputs_anywhere`."""
+        if "\0" in path:
+            raise InputError(f"path {path!r} contains a NUL byte; give the file's path as plain text")
         if self.inputs_anywhere:
             return Path(path).expanduser().resolve()
         candidate = (self.root.path / path).resolve()
@@ -92,14 +95,25 @@ class ToolSpec:
 
     @property
     def description(self) -> str:
-        return (self.fn.__doc__ or self.name).strip()
+        """The tool's docstring: when to use it, in a few lines (every MCP client reads it on every turn)."""
+        return inspect.cleandoc(self.fn.__doc__ or self.name)
+
+    def parse(self, arguments: dict[str, Any]) -> BaseModel:
+        """The input model from plain arguments; a wrong or unknown one is an InputError that names the fix."""
+        try:
+            return self.input_model.model_validate(arguments)
+        except ValidationError as exc:
+            described = describe_validation(exc, model=self.input_model, name=self.name)
+            raise InputError(f"invalid arguments: {described}") from exc
 
     def call(self, args: BaseModel | dict[str, Any], ctx: ToolContext) -> BaseModel:
-        model = args if isinstance(args, self.input_model) else self.input_model.model_validate(args)
+        model = args if isinstance(args, self.input_model) else self.parse(args)
         return self.fn(model, ctx)
 
 
 class RunArgs(BaseModel):
-    """Base input of a tool that works on one run."""
+    """Base input of a tool that works on one run; unknown arguments are refused, never dropped."""
 
-    run: str = Field(description="Run name (a folder under the run root, not a path).")
+    model_config = ConfigDict(extra="forbid")
+
+    run: str = Field(description="Run name.")

@@ -1,4 +1,16 @@
-"""Tool build_jspsych: turn a selected batch into a jsPsych 8 study folder inside the run."""
+"""Tool build_jspsych: turn a selected batch into a jsPsych 8 study folder inside the run.
+
+Build a jsPsych 8 experiment for a selected batch (or any item set of the pool).
+
+Writes runs/<run>/experiments/<round_XX or name>/: index.html, jsPsych and plugins (pinned, copied
+from the npm cache so the study runs offline, or linked on a CDN), css, and data files (config,
+items, lists, distribution). The config sets the trial per task type (ordinal_scale likert|slider,
+binary buttons|keys, forced_choice, categorical buttons|multiple_choice, multi_select, magnitude
+slider|number|spr, free_text, cloze), instructions, consent, demographics, practice, attention
+checks, ordering constraints, minimum trial time, completion page and Prolific code, lists (all,
+split, latin_square) and the list distribution strategy run in the browser over the JATOS batch
+session. Everything is checked before writing. Next: export_jzip to pack it for JATOS.
+"""
 
 from __future__ import annotations
 
@@ -14,13 +26,9 @@ from alloop.tools.jspsych.jzip import study_uuids
 
 
 class BuildJspsychInput(ExperimentArgs):
-    item_ids: list[str] | None = Field(
-        None, description="Or build from these pool items (any item set); needs `name`."
-    )
+    item_ids: list[str] | None = Field(None, description="Or these pool items (any item set); needs `name`.")
     config: ExperimentConfig = Field(default_factory=ExperimentConfig, description="The study's configuration.")
-    config_file: str | None = Field(
-        None, description="Or a JSON file inside the run folder holding the configuration (e.g. experiment.json)."
-    )
+    config_file: str | None = Field(None, description="Or a JSON file in the run folder holding the configuration.")
 
     @model_validator(mode="after")
     def _one_experiment(self) -> Self:
@@ -46,17 +54,9 @@ class BuildJspsychOutput(BaseModel):
 
 
 def build_jspsych(args: BuildJspsychInput, ctx: ToolContext) -> BuildJspsychOutput:
-    """Build a jsPsych 8 experiment for a selected batch (or any item set of the pool).
+    """Build a jsPsych 8 study for a selection round (or any item set) under experiments/.
 
-    Writes runs/<run>/experiments/<round_XX or name>/: index.html, jsPsych and plugins (pinned,
-    copied from the npm cache so the study runs offline, or linked on a CDN), css, and data
-    files (config, items, lists, distribution). The config sets the trial per task type
-    (ordinal_scale likert|slider, binary buttons|keys, forced_choice, categorical
-    buttons|multiple_choice, multi_select, magnitude slider|number|spr, free_text, cloze),
-    instructions, consent, demographics, practice, attention checks, ordering constraints,
-    minimum trial time, completion page and Prolific code, lists (all, split, latin_square) and
-    the list distribution strategy run in the browser over the JATOS batch session. Everything is
-    checked before writing. Next: export_jzip to pack it for JATOS.
+    `config` sets trials, pages, lists and their distribution. Next: export_jzip.
     """
     run = ctx.root.run(args.run)
     spec = run.spec()

@@ -1,4 +1,19 @@
-"""check_convergence: is the model as reliable as the humans, and should the run stop?"""
+"""check_convergence: is the model as reliable as the humans, and should the run stop?
+
+On held-out items that two or more people labeled, the round's model counts as one more rater: its
+agreement with the people (Krippendorff's α, Fleiss' κ, Cohen's κ or percent agreement; default from
+spec.stopping) is set beside the people's agreement with each other (the human ceiling), both with
+bootstrap intervals over items. Judge labels are never counted as human; where a judge took part its
+figures are reported apart.
+
+Then every stopping rule of spec.json is evaluated: max rounds, label budget (count or cost),
+plateau of the held-out metric (|Δ| < ε for k rounds), stabilizing pool predictions (κ between
+successive rounds ≥ threshold for k rounds), agreement with people (an absolute threshold or the
+ceiling minus a margin), and a time cap. Returns stop or go, each rule's state and evidence, and
+(unless record=false) writes stop_decision, stop_reasons, agreement_model_human and
+agreement_human_ceiling into the round's row of results.tsv. Needs the round's
+models/round_XX/predictions.npz.
+"""
 
 from __future__ import annotations
 
@@ -15,17 +30,13 @@ from alloop.tools.stopping.rules import AgreementEvidence, RuleState, decide, ru
 
 
 class CheckConvergenceInput(RunArgs):
-    round: int | None = Field(None, ge=0, le=99, description="Round to judge; default the latest in results.tsv.")
-    metric: AgreementMetric | None = Field(
-        None, description="Agreement metric; default spec.stopping.agreement_metric."
-    )
-    level: Level | None = Field(
-        None, description="Level of measurement; default from the task type (nominal, ordinal or interval)."
-    )
-    bootstrap: int = Field(1000, ge=0, le=100_000, description="Bootstrap resamples over items (0: no intervals).")
+    round: int | None = Field(None, ge=0, le=99, description="Default: the latest.")
+    metric: AgreementMetric | None = Field(None, description="Default from spec.json.")
+    level: Level | None = Field(None, description="Default from the task type.")
+    bootstrap: int = Field(1000, ge=0, le=100_000, description="Resamples (0: no intervals).")
     confidence: float = Field(0.95, gt=0, lt=1)
     seed: int = 0
-    record: bool = Field(True, description="Write the decision and agreement into the round's results.tsv row.")
+    record: bool = Field(True, description="Write the decision into results.tsv.")
 
 
 class CheckConvergenceOutput(BaseModel):
@@ -71,21 +82,10 @@ class CheckConvergenceOutput(BaseModel):
 
 
 def check_convergence(args: CheckConvergenceInput, ctx: ToolContext) -> CheckConvergenceOutput:
-    """Decide whether the active-learning run should stop, and say why.
+    """Decide stop or go, and why: spec.json's stopping rules, and the model's agreement with people
+    beside the human ceiling (on held-out items two or more people labeled).
 
-    On held-out items that two or more people labeled, the round's model counts as one more
-    rater: its agreement with the people (Krippendorff's α, Fleiss' κ, Cohen's κ or percent
-    agreement; default from spec.stopping) is set beside the people's agreement with each
-    other (the human ceiling), both with bootstrap intervals over items. Judge labels are
-    never counted as human; where a judge took part its figures are reported apart.
-
-    Then every stopping rule of spec.json is evaluated: max rounds, label budget (count or
-    cost), plateau of the held-out metric (|Δ| < ε for k rounds), stabilizing pool
-    predictions (κ between successive rounds ≥ threshold for k rounds), agreement with
-    people (an absolute threshold or the ceiling minus a margin), and a time cap. Returns
-    stop or go, each rule's state and evidence, and (unless record=false) writes
-    stop_decision, stop_reasons, agreement_model_human and agreement_human_ceiling into the
-    round's row of results.tsv. Needs the round's models/round_XX/predictions.npz.
+    Use after score_pool, before select_batch.
     """
     run = ctx.root.run(args.run)
     spec = run.spec()

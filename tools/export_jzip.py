@@ -1,4 +1,12 @@
-"""Tool export_jzip: pack a built jsPsych study as a JATOS study archive (.jzip)."""
+"""Tool export_jzip: pack a built jsPsych study as a JATOS study archive (.jzip).
+
+The archive holds one .jas file (format version 3) and the study folder; the study, component and
+batch UUIDs are derived from the run and experiment, so importing a re-export into JATOS updates the
+study instead of creating a second one. The batch's maxTotalWorkers follows the experiment's
+max_participants, and the Prolific completion URL (if any) becomes the study's end redirect. The
+archive is validated against JATOS's import rules before it is written. Next: import it
+(jatos_import, or JATOS's GUI).
+"""
 
 from __future__ import annotations
 
@@ -35,14 +43,9 @@ def assets_dir_name(run: str, experiment: str) -> str:
 
 
 def export_jzip(args: ExportJzipInput, ctx: ToolContext) -> ExportJzipOutput:
-    """Pack experiments/<round_XX or name> of a run as a JATOS study archive (.jzip).
+    """Pack a built experiment as a JATOS study archive (.jzip); a re-export updates the same study.
 
-    The archive holds one .jas file (format version 3) and the study folder; the study,
-    component and batch UUIDs are derived from the run and experiment, so importing a
-    re-export into JATOS updates the study instead of creating a second one. The batch's
-    maxTotalWorkers follows the experiment's max_participants, and the Prolific completion
-    URL (if any) becomes the study's end redirect. The archive is validated against JATOS's
-    import rules before it is written. Next: import it (jatos_import, or JATOS's GUI).
+    Next: jatos_import (or JATOS's GUI).
     """
     run = ctx.root.run(args.run)
     name = args.experiment

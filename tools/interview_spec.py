@@ -1,12 +1,16 @@
 """interview_spec: ask the minimum questions, then write a validated, versioned spec.json.
 
 The same function serves every way of answering: arguments, MCP elicitation (the server fills
-the answers from the form), or the agent asking the returned open questions itself.
+the answers from the form), or the agent asking the returned open questions itself. Answers
+given before the run exists are kept as a draft under the root, and the run (its pool and
+held-out set, which can never be replaced) is made only once the held-out question is answered,
+so no order of answering can create a run without the held-out set the person meant.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, get_args
 
@@ -14,7 +18,7 @@ import numpy as np
 from pydantic import BaseModel, Field, ValidationError
 
 from alloop.tools.base import RunArgs, ToolContext, ToolSpec
-from alloop.tools.errors import InputError, describe_validation
+from alloop.tools.errors import AlloopError, InputError, describe_validation
 from alloop.tools.run.items import ItemTable
 from alloop.tools.run.labels import check_label
 from alloop.tools.run.rundir import RunRoot, read_jsonl
@@ -66,7 +70,8 @@ QUESTIONS: list[Question] = [
     ),
     Question(
         key="heldout",
-        question="Which held-out set with gold labels? (a JSONL file, or 'split:0.2' of labeled pool rows)",
+        question="Which held-out set with gold labels? (a JSONL file, 'split:0.2' of labeled pool rows, "
+        "or 'none': no gold figures). The run is created once this is answered.",
     ),
     Question(
         key="budget",
@@ -96,11 +101,10 @@ QUESTIONS: list[Question] = [
 class InterviewInput(RunArgs):
     """Answers so far; any left out become open questions (or keep their current value)."""
 
-    pool: str | None = Field(
-        None, description="Pool JSONL file (creates the run). Rows: id, text fields, optional label."
-    )
+    pool: str | None = Field(None, description="Pool JSONL file. Rows: id, text fields, optional label.")
     heldout: str | None = Field(
-        None, description="Held-out JSONL with gold 'label', or 'split:FRACTION' of labeled pool rows."
+        None,
+        description="Held-out JSONL with gold 'label', 'split:FRACTION' of labeled pool rows, or 'none'.",
     )
     task_type: TaskType | None = None
     labels: list[str] | None = Field(None, description="Label schema, in order.")
@@ -149,6 +153,7 @@ class InterviewOutput(BaseModel):
     pool_size: int | None = None
     heldout_size: int | None = None
     imported_labels: int = 0
+    next_step: str | None = None
 
 
 _NESTED = {
@@ -229,12 +234,13 @@ def _open_questions(spec: dict[str, Any], answered: set[str]) -> list[Question]:
 
 
 def preview_open_questions(args: InterviewInput, root: RunRoot) -> list[Question]:
-    """The questions still open after these answers, without writing anything."""
-    answered = _answered_keys(args)
+    """The questions still open after these answers (and any kept from earlier calls), without writing anything."""
     if root.exists(args.run):
         current = root.run(args.run).spec()
-        return _open_questions(_merge(current.model_dump(mode="json"), args), answered | set(current.answered))
-    return _open_questions(_merge({"run": args.run}, args), answered)
+        answered = _answered_keys(args) | set(current.answered)
+        return _open_questions(_merge(current.model_dump(mode="json"), args), answered)
+    answers = _with_draft(args, root)
+    return _open_questions(_merge({"run": args.run}, answers), _answered_keys(answers))
 
 
 def load_items(ctx: ToolContext, path: str, what: str) -> list[dict[str, Any]]:
@@ -248,56 +254,160 @@ def interview_spec(args: InterviewInput, ctx: ToolContext) -> InterviewOutput:
     """Set up or revise a run's spec.json from the interview answers.
 
     Give what you know as arguments; the output lists the questions still open (with choices and
-    defaults) to ask the person. A new run needs `pool`, `task_type` and (for labeled tasks)
-    `labels`; `heldout` is a gold JSONL file or 'split:0.2'. Revising an existing run writes a
-    new spec version and logs the change in notes.md.
+    defaults) to ask the person. Answers are kept between calls; the run is created once `pool`,
+    `task_type`, `labels` and `heldout` ('none' if there is none) are answered. The same answers
+    again change nothing; a revision writes a new spec version. Pool and held-out set are fixed.
     """
-    answered = _answered_keys(args)
     if ctx.root.exists(args.run):
-        run = ctx.root.run(args.run)
-        with run.lock():
-            current = run.spec()
-            answered |= set(current.answered)
-            merged = _merge(current.model_dump(mode="json"), args)
-            merged["answered"] = sorted(answered)
-            new = _validated(merged)
-            written = new.model_dump(exclude={"spec_version", "updated"}) != current.model_dump(
-                exclude={"spec_version", "updated"}
-            )
-            if args.pool or args.heldout:
-                raise InputError("the pool and held-out set of an existing run cannot be replaced; make a new run")
-            if new.labels != current.labels and run.labels():
-                raise InputError("labels already exist under the current schema; change the schema in a new run")
-            if written:
-                changed = sorted(k for k in answered - set(current.answered)) or ["settings"]
-                new = run.write_spec(new, reason=f"interview answers: {', '.join(changed)}")
-        open_ = _open_questions(new.model_dump(), answered)
-        return InterviewOutput(
-            run=args.run,
-            spec_version=new.spec_version,
-            written=written,
-            complete=not open_,
-            open_questions=open_,
-            spec=new.model_dump(mode="json"),
+        return _revise(args, ctx)
+    return _gather(args, ctx)
+
+
+def _revise(args: InterviewInput, ctx: ToolContext) -> InterviewOutput:
+    """A new spec version from the answers that changed; the same answers again write nothing."""
+    run = ctx.root.run(args.run)
+    with run.lock():
+        current = run.spec()
+        _refuse_new_items(ctx, args, current)
+        answered = _answered_keys(args) | set(current.answered)
+        merged = _merge(current.model_dump(mode="json"), args)
+        merged["answered"] = sorted(answered)
+        new = _validated(merged)
+        events = run.labels()
+        if new.labels != current.labels and events:
+            raise InputError("labels already exist under the current schema; change the schema in a new run")
+        if new.labeled_state == "none" and any(e.source == "import" for e in events):
+            new = new.model_copy(update={"labeled_state": "partial"})  # as at creation: imported labels exist
+        written = new.model_dump(exclude={"spec_version", "updated"}) != current.model_dump(
+            exclude={"spec_version", "updated"}
+        )
+        if written:
+            changed = sorted(k for k in answered - set(current.answered)) or ["settings"]
+            new = run.write_spec(new, reason=f"interview answers: {', '.join(changed)}")
+    open_ = _open_questions(new.model_dump(), answered)
+    return InterviewOutput(
+        run=args.run,
+        spec_version=new.spec_version,
+        written=written,
+        complete=not open_,
+        open_questions=open_,
+        spec=new.model_dump(mode="json"),
+    )
+
+
+def _refuse_new_items(ctx: ToolContext, args: InterviewInput, spec: TaskSpec) -> None:
+    """A run's pool and held-out set are fixed; naming the same ones again (a repeated create) is fine."""
+    pool_from = spec.pool_file or spec.data_source
+    new_pool = args.pool is not None and not _same_input(ctx, args.pool, pool_from)
+    new_heldout = args.heldout is not None and not _same_input(ctx, args.heldout, spec.heldout)
+    if new_pool or new_heldout:
+        raise InputError(
+            f"run {spec.run!r} was made from pool {pool_from!r} with held-out {spec.heldout!r}, and a run's items "
+            "cannot be replaced: archive it (archive_run) and create it again under the same name, or use a new name"
         )
 
-    merged = _merge({"run": args.run}, args)
-    if args.pool and not args.data_source:
-        merged["data_source"] = args.pool
+
+def _same_input(ctx: ToolContext, given: str, recorded: str) -> bool:
+    if given == recorded:
+        return True
+    try:
+        return ctx.input_path(given) == ctx.input_path(recorded)
+    except AlloopError:
+        return False
+
+
+def _with_draft(args: InterviewInput, root: RunRoot) -> InterviewInput:
+    """The answers kept from earlier calls for a run not created yet, with this call's answers on top."""
+    saved = root.draft(args.run) or {}
+    try:
+        return InterviewInput.model_validate({**saved, **args.model_dump(mode="json", exclude_none=True)})
+    except ValidationError as exc:
+        raise InputError(describe_validation(exc, f"the kept interview answers of {args.run!r}")) from exc
+
+
+def _missing(answers: InterviewInput) -> list[str]:
+    """What a new run still needs before it can be created."""
+    missing = [key for key in ("pool", "task_type") if getattr(answers, key) is None]
+    if answers.task_type in LABELED_TASKS and not answers.labels:
+        missing.append("labels")
+    if answers.heldout is None:
+        missing.append("heldout")
+    return missing
+
+
+def _gather(args: InterviewInput, ctx: ToolContext) -> InterviewOutput:
+    """Check and keep the answers of a run not created yet; create it once nothing it needs is missing."""
+    answers = _with_draft(args, ctx.root)
+    answered = _answered_keys(answers)
+    merged = _merge({"run": args.run}, answers)
+    if answers.pool and not answers.data_source:
+        merged["data_source"] = answers.pool
     open_ = _open_questions(merged, answered)
-    needed = {"task_type", "data_source"} | ({"labels"} if merged.get("task_type") in LABELED_TASKS else set())
-    if needed & {q.key for q in open_} or not args.pool:
-        return InterviewOutput(run=args.run, complete=False, open_questions=open_)
-    merged["answered"] = sorted(answered)
-    merged.setdefault("heldout", args.heldout or "none")
-    spec = _validated(merged)
-    pool_rows = load_items(ctx, args.pool, "pool")
-    pool_rows, heldout_rows = _split_heldout(ctx, args.heldout, pool_rows, spec)
-    existing = _existing_labels(spec, pool_rows, args.pool)
-    pool = ItemTable.from_rows([{k: v for k, v in r.items() if k != "label"} for r in pool_rows], args.pool)
+    missing = _missing(answers)
+    items = None
+    if answers.task_type is not None and "labels" not in missing:
+        merged |= {"answered": sorted(answered), "heldout": answers.heldout or "none", "pool_file": answers.pool or ""}
+        spec = _validated(merged)  # inconsistent answers are refused now, not at the last question
+        if answers.pool:
+            items = _read_items(ctx, answers.pool, answers.heldout, spec)
+    elif answers.pool:
+        ctx.input_path(answers.pool)  # a pool outside the run root is refused now
+    if items is not None and not missing:
+        run = ctx.root.create(items.spec, items.pool, items.heldout)
+        if items.imported:
+            run.append_labels(items.imported)
+        ctx.root.drop_draft(args.run)
+        return InterviewOutput(
+            run=args.run,
+            created=True,
+            spec_version=items.spec.spec_version,
+            written=True,
+            complete=not open_,
+            open_questions=open_,
+            spec=items.spec.model_dump(mode="json"),
+            pool_size=len(items.pool),
+            heldout_size=len(items.heldout) if items.heldout else 0,
+            imported_labels=len(items.imported),
+        )
+    if args.model_dump(exclude={"run"}, exclude_none=True):
+        ctx.root.write_draft(args.run, answers.model_dump(mode="json", exclude={"run"}, exclude_none=True))
+    return InterviewOutput(
+        run=args.run,
+        complete=False,
+        open_questions=open_,
+        pool_size=len(items.pool) if items else None,
+        next_step=_next_step(missing),
+    )
+
+
+def _next_step(missing: list[str]) -> str:
+    if missing == ["heldout"]:
+        return (
+            "answer heldout to create the run: a gold JSONL file, 'split:0.2' of labeled pool rows, or 'none' "
+            "(then no gold figures); the other answers are kept"
+        )
+    return f"answer {', '.join(missing)} (see open_questions); the answers so far are kept"
+
+
+@dataclass
+class _Items:
+    """A new run's checked items: what `RunRoot.create` writes."""
+
+    spec: TaskSpec
+    pool: ItemTable
+    heldout: ItemTable | None
+    imported: list[LabelEvent]
+
+
+def _read_items(ctx: ToolContext, pool_file: str, heldout_from: str | None, spec: TaskSpec) -> _Items:
+    """Read and check the pool and held-out set against the spec; nothing is written."""
+    pool_rows = load_items(ctx, pool_file, "pool")
+    pool_rows, heldout_rows = _split_heldout(ctx, heldout_from, pool_rows, spec)
+    existing = _existing_labels(spec, pool_rows, pool_file)
+    pool = ItemTable.from_rows([{k: v for k, v in r.items() if k != "label"} for r in pool_rows], pool_file)
     pool.texts(spec.text_fields)
     pool.numeric(spec.model.predictors)  # a design predictor must be a number in every row, checked now
-    heldout = ItemTable.from_rows(heldout_rows, args.heldout or "heldout") if heldout_rows else None
+    heldout = ItemTable.from_rows(heldout_rows, heldout_from or "heldout") if heldout_rows else None
     if heldout is not None:
         heldout.numeric(spec.model.predictors)  # evaluation predicts held-out items from them too
         overlap = set(pool.ids) & set(heldout.ids)
@@ -308,21 +418,7 @@ def interview_spec(args: InterviewInput, ctx: ToolContext) -> InterviewOutput:
         heldout.texts(spec.text_fields)
     if existing and spec.labeled_state == "none":
         spec = spec.model_copy(update={"labeled_state": "partial"})
-    run = ctx.root.create(spec, pool, heldout)
-    if existing:
-        run.append_labels(existing)
-    return InterviewOutput(
-        run=args.run,
-        created=True,
-        spec_version=spec.spec_version,
-        written=True,
-        complete=not open_,
-        open_questions=open_,
-        spec=spec.model_dump(mode="json"),
-        pool_size=len(pool),
-        heldout_size=len(heldout) if heldout else 0,
-        imported_labels=len(existing),
-    )
+    return _Items(spec, pool, heldout, existing)
 
 
 def _split_heldout(
@@ -386,4 +482,3 @@ SPEC = ToolSpec(
     idempotent=True,
     cli_aliases=("init",),
 )
-

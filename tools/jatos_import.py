@@ -1,4 +1,10 @@
-"""Tool jatos_import: upload an exported study archive to JATOS and hand back participant links."""
+"""Tool jatos_import: upload an exported study archive to JATOS and hand back participant links.
+
+Import experiments/<round_XX or name>.jzip into JATOS (3.8/3.9 or 3.10+ endpoint) and create
+participant links. Re-importing the same experiment updates the study (same UUID). For Prolific, use
+one general-single link with `prolific_suffix` appended. Needs JATOS_TOKEN (and JATOS_URL) in the
+environment.
+"""
 
 from __future__ import annotations
 
@@ -14,8 +20,7 @@ from alloop.tools.jspsych.jzip import read_jzip
 
 class JatosImportInput(JatosArgs):
     link_type: Literal["gs", "gm", "ps", "pm", "none"] = Field(
-        "gs", description="Participant links to create: general single (one link for Prolific), "
-        "general multiple, personal single/multiple (one per participant), or none."
+        "gs", description="General single (one link, for Prolific) or multiple, personal single or multiple, none."
     )
     n_links: int = Field(1, ge=1, le=1000, description="Personal links to create.")
 
@@ -29,10 +34,10 @@ class JatosImportOutput(BaseModel):
 
 
 def jatos_import(args: JatosImportInput, ctx: ToolContext) -> JatosImportOutput:
-    """Import experiments/<round_XX or name>.jzip into JATOS (3.8/3.9 or 3.10+ endpoint) and
-    create participant links. Re-importing the same experiment updates the study (same UUID).
-    For Prolific, use one general-single link with `prolific_suffix` appended. Needs
-    JATOS_TOKEN (and JATOS_URL) in the environment."""
+    """Upload an experiment's .jzip to JATOS and create participant links.
+
+    For Prolific: one general-single link, `prolific_suffix` appended. Needs JATOS_TOKEN (and JATOS_URL).
+    """
     run = ctx.root.run(args.run)
     name = args.experiment
     path = run.experiment_archive(name)
@@ -43,8 +48,10 @@ def jatos_import(args: JatosImportInput, ctx: ToolContext) -> JatosImportOutput:
     with ctx.jatos_client(args.jatos_url) as client:
         answer = client.import_study(data, filename=path.name)
         study = client.get_study(archive.uuid)
-        links = [] if args.link_type == "none" else client.participant_links(
-            archive.uuid, args.link_type, amount=args.n_links
+        links = (
+            []
+            if args.link_type == "none"
+            else client.participant_links(archive.uuid, args.link_type, amount=args.n_links)
         )
     with run.lock():
         run.append_note(f"jatos_import: {name}.jzip → JATOS study {study.get('id')} ({archive.uuid})")

@@ -1,4 +1,18 @@
-"""llm_judge: a stronger model labels, scores, ranks or explains items, and never passes for a human."""
+"""llm_judge: a stronger model labels, scores, ranks or explains items, and never passes for a human.
+
+Every judgment is logged per item in judge_round_XX.jsonl: judge backend and model, rubric version
+and hash, prompt hash, output kind, use, the raw answer, how it parsed, tokens and cost. Answers are
+parsed strictly into the label schema: an unparseable or out-of-schema answer, or a refusal, is
+recorded as such and never becomes a label. Labels from adjudication and pseudo_labeling go to
+labels.jsonl with source 'judge' (held-out items never get one); they enter training only where
+spec.judge.pseudo_labels_in_training, and never a gold_* figure. The round's judge_* figures in
+results.tsv (judge_n, judge κ with held-out gold, model accuracy against judge labels) are filled
+when the round has a row. Answers are cached per item, rubric version and judge model;
+spec.judge.budget_usd caps the run's spending. Item text is passed as data, so an item cannot change
+the rubric. Backends: anthropic (ANTHROPIC_API_KEY), sampling (the MCP client's model), local (a
+model path or 'smollm2'). Each item is a model call, so many items take minutes (the local model:
+seconds per item).
+"""
 
 from __future__ import annotations
 
@@ -71,19 +85,11 @@ class LlmJudgeOutput(BaseModel):
 
 
 def llm_judge(args: LlmJudgeInput, ctx: ToolContext) -> LlmJudgeOutput:
-    """Ask an LLM judge to label, score, rank or explain items, only where spec.json allows it.
+    """Have an LLM judge label, score, rank or explain items where spec.json allows it; never human gold.
 
-    Every judgment is logged per item in judge_round_XX.jsonl: judge backend and model, rubric
-    version and hash, prompt hash, output kind, use, the raw answer, how it parsed, tokens and
-    cost. Answers are parsed strictly into the label schema: an unparseable or out-of-schema
-    answer, or a refusal, is recorded as such and never becomes a label. Labels from adjudication
-    and pseudo_labeling go to labels.jsonl with source 'judge' (held-out items never get one);
-    they enter training only where spec.judge.pseudo_labels_in_training, and never a gold_*
-    figure. The round's judge_* figures in results.tsv (judge_n, judge κ with held-out gold,
-    model accuracy against judge labels) are filled when the round has a row. Answers are cached
-    per item, rubric version and judge model; spec.judge.budget_usd caps the run's spending.
-    Item text is passed as data, so an item cannot change the rubric. Backends: anthropic
-    (ANTHROPIC_API_KEY), sampling (the MCP client's model), local (a model path or 'smollm2').
+    Logged in judge_round_XX.jsonl. Backends: anthropic (ANTHROPIC_API_KEY), sampling (the
+    client's model), local. Each item is a model call, so many items take minutes (the local model:
+    seconds per item).
     """
     run = ctx.root.run(args.run)
     spec = run.spec()

@@ -1,4 +1,14 @@
-"""pull_from_argilla: bring people's answers back from Argilla as label events."""
+"""pull_from_argilla: bring people's answers back from Argilla as label events.
+
+Every submitted answer becomes a line of labels.jsonl and annotation_round_XX.jsonl (source human,
+annotator = the Argilla username, the time it was given, the Argilla response id); a discarded
+record is recorded with status 'discarded'; drafts stay in Argilla. With several annotators per
+record every answer is kept. Pulling twice adds nothing; an answer changed in Argilla since the last
+pull is added as a correction that supersedes the earlier event. Stops without writing anything if
+the dataset no longer matches spec.json or holds answers for items the run does not know (see
+skip_unknown). Also returns progress: records done and pending per round and per annotator. The
+server comes from ARGILLA_API_URL and ARGILLA_API_KEY in the environment.
+"""
 
 from __future__ import annotations
 
@@ -12,12 +22,9 @@ from alloop.tools.base import RunArgs, ToolContext, ToolSpec
 
 class PullFromArgillaInput(RunArgs):
     round: int | None = Field(None, ge=0, le=99, description="Only records of this round; default: every round.")
-    dataset: str | None = Field(None, description="Argilla dataset; default: the one push_to_argilla used.")
-    workspace: str | None = Field(None, description="Argilla workspace; default: the one push_to_argilla used.")
-    skip_unknown: bool = Field(
-        False,
-        description="Leave answers to records whose item the run does not know, instead of stopping.",
-    )
+    dataset: str | None = Field(None, description="Default: push_to_argilla's.")
+    workspace: str | None = Field(None, description="Default: push_to_argilla's.")
+    skip_unknown: bool = Field(False, description="Skip answers on items the run does not know, instead of stopping.")
 
 
 class PullFromArgillaOutput(BaseModel):
@@ -39,17 +46,9 @@ class PullFromArgillaOutput(BaseModel):
 
 
 def pull_from_argilla(args: PullFromArgillaInput, ctx: ToolContext) -> PullFromArgillaOutput:
-    """Bring people's answers back from the run's Argilla dataset as label events.
+    """Bring people's answers back from Argilla as labels, with progress per annotator.
 
-    Every submitted answer becomes a line of labels.jsonl and annotation_round_XX.jsonl (source
-    human, annotator = the Argilla username, the time it was given, the Argilla response id);
-    a discarded record is recorded with status 'discarded'; drafts stay in Argilla. With several
-    annotators per record every answer is kept. Pulling twice adds nothing; an answer changed in
-    Argilla since the last pull is added as a correction that supersedes the earlier event.
-    Stops without writing anything if the dataset no longer matches spec.json or holds answers
-    for items the run does not know (see skip_unknown). Also returns progress: records done and
-    pending per round and per annotator. The server comes from ARGILLA_API_URL and
-    ARGILLA_API_KEY in the environment.
+    Pulling twice adds nothing. Needs ARGILLA_API_URL and ARGILLA_API_KEY.
     """
     result = pull_responses(
         ctx.root.run(args.run),

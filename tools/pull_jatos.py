@@ -1,4 +1,12 @@
-"""Tool pull_jatos: bring a JATOS study's results back as label events."""
+"""Tool pull_jatos: bring a JATOS study's results back as label events.
+
+Each item response becomes a LabelEvent with source "human", the JATOS worker as the annotator
+(`jatos:<workerId>`), destination "jatos" and external_id
+`<studyResultId>:<componentResultId>:<trial>`; they go to labels.jsonl and annotation_round_XX.jsonl
+through the run, and pulling twice adds nothing. Practice trials and attention checks are not
+labels; a participant's attention pass rate is kept with each label. Needs JATOS_TOKEN (and
+JATOS_URL) in the environment.
+"""
 
 from __future__ import annotations
 
@@ -13,13 +21,11 @@ from alloop.tools.jspsych.jzip import study_uuids
 
 
 class PullJatosInput(JatosArgs):
-    label_round: int | None = Field(
-        None, ge=0, le=99, description="Round the labels belong to (default: the experiment's round)."
-    )
-    study: str | None = Field(None, description="JATOS study id or UUID (default: the UUID export_jzip derived).")
+    label_round: int | None = Field(None, ge=0, le=99, description="Round of the labels; default the experiment's.")
+    study: str | None = Field(None, description="JATOS study id or UUID; default export_jzip's.")
     only_finished: bool = Field(True, description="Only study runs that reached the end.")
     min_attention_pass: float | None = Field(
-        None, ge=0, le=1, description="Leave out participants who passed fewer attention checks than this share."
+        None, ge=0, le=1, description="Leave out participants below this attention-check pass rate."
     )
 
 
@@ -34,14 +40,9 @@ class PullJatosOutput(BaseModel):
 
 
 def pull_jatos(args: PullJatosInput, ctx: ToolContext) -> PullJatosOutput:
-    """Fetch a JATOS study's results (data and metadata) and append them as label events.
+    """Bring a JATOS study's results back as labels; pulling twice adds nothing.
 
-    Each item response becomes a LabelEvent with source "human", the JATOS worker as the
-    annotator (`jatos:<workerId>`), destination "jatos" and external_id
-    `<studyResultId>:<componentResultId>:<trial>`; they go to labels.jsonl and
-    annotation_round_XX.jsonl through the run, and pulling twice adds nothing. Practice
-    trials and attention checks are not labels; a participant's attention pass rate is kept
-    with each label. Needs JATOS_TOKEN (and JATOS_URL) in the environment.
+    Needs JATOS_TOKEN (and JATOS_URL).
     """
     run = ctx.root.run(args.run)
     spec = run.spec()

@@ -1,4 +1,13 @@
-"""push_to_argilla: send a round's selected batch to the run's Argilla dataset."""
+"""push_to_argilla: send a round's selected batch to the run's Argilla dataset.
+
+Makes the run's Argilla dataset on first use (fields from spec.text_fields, one question fitting the
+task type, guidelines from the spec, overlap of spec.annotators_per_item annotators per record) and
+checks it on later pushes. Each selected item becomes a record keyed by its item id, with the round,
+strategy, selection reason, uncertainty scores, prediction, confidence and model version as metadata
+and the model's prediction as a suggestion. Pushing the same round again updates records, never
+duplicates them. The server comes from ARGILLA_API_URL and ARGILLA_API_KEY in the environment. Bring
+the answers back with pull_from_argilla.
+"""
 
 from __future__ import annotations
 
@@ -9,17 +18,10 @@ from alloop.tools.base import RunArgs, ToolContext, ToolSpec
 
 
 class PushToArgillaInput(RunArgs):
-    round: int = Field(ge=0, le=99, description="The round whose selection_round_XX.jsonl to send.")
-    dataset: str | None = Field(
-        None, description="Argilla dataset name; default: the one this run used before, else the run name."
-    )
-    workspace: str | None = Field(
-        None, description="Argilla workspace; default: the one this run used before, else 'alloop'."
-    )
-    annotators: list[str] = Field(
-        default_factory=list,
-        description="Argilla usernames to add to the workspace so that they see the dataset.",
-    )
+    round: int = Field(ge=0, le=99, description="Selection round to send.")
+    dataset: str | None = Field(None, description="Default: the run's earlier one, else the run name.")
+    workspace: str | None = Field(None, description="Default: the run's earlier one, else 'alloop'.")
+    annotators: list[str] = Field(default_factory=list, description="Argilla users to give the dataset to.")
 
 
 class PushToArgillaOutput(BaseModel):
@@ -38,16 +40,9 @@ class PushToArgillaOutput(BaseModel):
 
 
 def push_to_argilla(args: PushToArgillaInput, ctx: ToolContext) -> PushToArgillaOutput:
-    """Send a round's selected batch to Argilla for people to label.
+    """Send a round's selection to Argilla for people to label; a re-push updates its records.
 
-    Makes the run's Argilla dataset on first use (fields from spec.text_fields, one question
-    fitting the task type, guidelines from the spec, overlap of spec.annotators_per_item
-    annotators per record) and checks it on later pushes. Each selected item becomes a record
-    keyed by its item id, with the round, strategy, selection reason, uncertainty scores,
-    prediction, confidence and model version as metadata and the model's prediction as a
-    suggestion. Pushing the same round again updates records, never duplicates them.
-    The server comes from ARGILLA_API_URL and ARGILLA_API_KEY in the environment. Bring the
-    answers back with pull_from_argilla.
+    Needs ARGILLA_API_URL and ARGILLA_API_KEY. Next: pull_from_argilla.
     """
     result = push_round(
         ctx.root.run(args.run),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from alloop.tools import (
+    archive_run,
     build_jspsych,
     check_convergence,
     export_batch,
@@ -11,6 +12,7 @@ from alloop.tools import (
     interview_spec,
     jatos_import,
     llm_judge,
+    note,
     pull_from_argilla,
     pull_jatos,
     push_to_argilla,
@@ -29,6 +31,7 @@ from alloop.tools.errors import InputError
 TOOLS: list[ToolSpec] = [
     status.SPEC,
     interview_spec.SPEC,
+    archive_run.SPEC,
     seed_set.SPEC,
     train_glmm.SPEC,
     score_pool.SPEC,
@@ -45,6 +48,7 @@ TOOLS: list[ToolSpec] = [
     simulate.SPEC,
     check_convergence.SPEC,
     llm_judge.SPEC,
+    note.SPEC,
     write_report.SPEC,
 ]
 

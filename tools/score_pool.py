@@ -1,4 +1,10 @@
-"""score_pool: predictions, confidence and uncertainty for every pool item, in one pass."""
+"""score_pool: predictions, confidence and uncertainty for every pool item, in one pass.
+
+Embeddings come from the cache (each item is embedded once per encoder); probabilities and
+predictions go to models/round_XX/predictions.npz, tagged with the model version, for select_batch
+(which derives the uncertainty measures) and check_convergence. The first call embeds the pool:
+minutes (about 50–150 s for a few thousand texts on a CPU).
+"""
 
 from __future__ import annotations
 
@@ -22,8 +28,7 @@ class ScoreInput(RunArgs):
     shortlist: int | None = Field(
         None,
         ge=1,
-        description="Large pools with a trained encoder: re-embed only the N items the pretrained encoder's head "
-        "is least sure of (plus N/4 at random); the rest keep that head's scores. Recorded in the card.",
+        description="Trained encoder, large pool: re-embed only the N least certain items (plus N/4 at random).",
     )
 
 
@@ -40,11 +45,10 @@ class ScoreOutput(BaseModel):
 
 
 def score_pool(args: ScoreInput, ctx: ToolContext) -> ScoreOutput:
-    """Score the whole pool (and the held-out set) with a round's model.
+    """Score the pool and held-out set with a round's model, for select_batch and check_convergence.
 
-    Embeddings come from the cache (each item is embedded once per encoder); probabilities and
-    predictions go to models/round_XX/predictions.npz, tagged with the model version, for
-    select_batch (which derives the uncertainty measures) and check_convergence.
+    Use after train_glmm. The first call embeds the pool: minutes (about 50–150 s for a few
+    thousand texts on a CPU).
     """
     run = ctx.root.run(args.run)
     with run.lock():

@@ -1,4 +1,10 @@
-"""train_glmm: fit the round's model on every label so far and evaluate it on held-out gold."""
+"""train_glmm: fit the round's model on every label so far and evaluate it on held-out gold.
+
+Uses every human-standing label so far (held-out items never), evaluates on the held-out gold set
+and writes models/round_XX/ (head, card, and the encoder's weights when it learned) and the round's
+gold_* row in results.tsv. Frozen takes seconds; encoder_training full, lora or contrastive takes
+minutes on a CPU (progress is reported) and re-embeds the pool.
+"""
 
 from __future__ import annotations
 
@@ -30,26 +36,18 @@ from alloop.tools.run.schema import LABELED_TASKS, EncoderTrainingKind, ResultRo
 class TrainInput(RunArgs):
     training_strategy: TrainingStrategy | None = Field(
         None,
-        description="retrain (prior centred on 0), fine_tune (all labels, prior centred on the previous "
-        "round's weights), new_only (the newest batch, prior centred on the previous weights), hybrid (retrain "
-        "until ΔF1 < ε for k rounds, then fine_tune); default from spec.json.",
+        description="fine_tune: from the last round's weights; new_only: the newest batch; default from spec.json.",
     )
-    head: str | None = Field(None, description="Head family; default from spec.json (model.head).")
-    C: float | None = Field(
-        None,
-        gt=0,
-        description="Prior variance of the feature weights; default the head's own (logistic 10, glmm estimated).",
-    )
+    head: str | None = Field(None, description="logistic or glmm; default from spec.json.")
+    C: float | None = Field(None, gt=0, description="Prior variance of the weights; default the head's own.")
     round: int | None = Field(None, ge=1, description="Redo this round instead of training the next.")
     encoder_training: EncoderTrainingKind | None = Field(
         None,
-        description="frozen (embeddings of the pretrained encoder), full, lora or contrastive (the encoder learns "
-        "too; slower: minutes on a CPU); default from spec.json (model.encoder_training.kind).",
+        description="frozen, or the encoder learns too (minutes on a CPU); default from spec.json.",
     )
     final: bool = Field(
         False,
-        description="Train the final model on every label (with encoder_training, e.g. lora: the PRepAL recipe) "
-        "and mark it final in the card, results.tsv and the report.",
+        description="Train the final model on every label and mark it final.",
     )
 
 
@@ -69,12 +67,10 @@ class TrainOutput(BaseModel):
 
 
 def train_glmm(args: TrainInput, ctx: ToolContext) -> TrainOutput:
-    """Train this round's model: the spec's head over encoder embeddings, the encoder frozen or learning too.
+    """Train the next round's model on every label so far; its held-out gold_* scores go to results.tsv.
 
-    Uses every human-standing label so far (held-out items never), evaluates on the held-out
-    gold set and writes models/round_XX/ (head, card, and the encoder's weights when it learned)
-    and the round's gold_* row in results.tsv. Frozen takes seconds; encoder_training full, lora
-    or contrastive takes minutes on a CPU (progress is reported) and re-embeds the pool.
+    Use once a batch's labels are in. A frozen encoder takes seconds; encoder_training full, lora
+    or contrastive takes minutes on a CPU.
     """
     run = ctx.root.run(args.run)
     with run.lock():

@@ -1,4 +1,8 @@
-"""write_report: a researcher's summary of the run, from its files alone (report.md + a plot)."""
+"""write_report: a researcher's summary of the run, from its files alone (report.md + a plot).
+
+Write report.md (spec, round table with gold_* and judge_* kept apart, labels by source, per-class
+F1, notes) and learning_curve.png into the run folder.
+"""
 
 from __future__ import annotations
 
@@ -22,8 +26,10 @@ class ReportOutput(BaseModel):
 
 
 def write_report(args: ReportInput, ctx: ToolContext) -> ReportOutput:
-    """Write report.md (spec, round table with gold_* and judge_* kept apart, labels by source,
-    per-class F1, notes) and learning_curve.png into the run folder."""
+    """Write report.md and learning_curve.png from the run's files (gold_* and judge_* kept apart).
+
+    Use when status says stop or done.
+    """
     run = ctx.root.run(args.run)
     rows = run.results()
     plot = learning_curve(run, rows)

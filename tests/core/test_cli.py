@@ -104,7 +104,7 @@ def test_root_confines_run_names(tmp_path):
 def test_list_options_take_commas_and_repeated_flags(tmp_path):
     pool = tmp_path / "pool.jsonl"
     pool.write_text("".join(json.dumps({"id": str(i), "text": f"item {i}"}) + "\n" for i in range(4)))
-    alloop("init", "lists", "--pool", str(pool), "--task-type", "categorical",
+    alloop("init", "lists", "--pool", str(pool), "--heldout", "none", "--task-type", "categorical",
            "--labels", "red,green", "--labels", "blue", root=tmp_path / "runs")
     spec = json.loads((tmp_path / "runs" / "lists" / "spec.json").read_text())
     assert spec["labels"] == ["red", "green", "blue"]

@@ -68,7 +68,8 @@ def test_failed_create_leaves_nothing_behind(root, monkeypatch):
     assert list(root.path.iterdir()) == []
 
 
-def test_lock_refuses_a_second_writer(root):
+def test_lock_refuses_a_second_writer(root, monkeypatch):
+    monkeypatch.setenv("ALLOOP_LOCK_WAIT", "0.1")  # a second writer waits this long, then is refused
     run = small_run(root)
     with run.lock(), pytest.raises(LockedError), root.run("r1").lock():
         pass

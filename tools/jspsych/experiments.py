@@ -31,10 +31,8 @@ def experiment_name(round_: int | None, name: str | None) -> str:
 class ExperimentArgs(RunArgs):
     """Base input of a tool that works on one experiment of a run, named by its round or its name."""
 
-    round: int | None = Field(
-        None, ge=0, le=99, description="Selection round of the experiment (experiments/round_XX)."
-    )
-    name: str | None = Field(None, description="Experiment folder name under experiments/ (default round_XX).")
+    round: int | None = Field(None, ge=0, le=99, description="Selection round of the experiment.")
+    name: str | None = Field(None, description="Or the experiment's folder under experiments/.")
 
     @model_validator(mode="after")
     def _one_experiment(self) -> Self:
@@ -51,9 +49,7 @@ class ExperimentArgs(RunArgs):
 class JatosArgs(ExperimentArgs):
     """Base input of a tool that talks to JATOS about one experiment."""
 
-    jatos_url: str | None = Field(
-        None, description="JATOS server (default: $JATOS_URL). The token is read from $JATOS_TOKEN."
-    )
+    jatos_url: str | None = Field(None, description="Default: $JATOS_URL.")
 
 
 def load_config(run: RunDir, config: ExperimentConfig, config_file: str | None) -> ExperimentConfig:

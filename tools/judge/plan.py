@@ -26,49 +26,36 @@ class JudgeArgs(RunArgs):
     """The arguments a judging call is planned from: llm_judge's input model."""
 
     use: JudgeUse = Field(
-        description="evaluation (weak interim check; with held-out items, calibrates the judge against gold), "
-        "prioritization (which items people should label next), adjudication (settle human disagreements), "
-        "pseudo_labeling (labels for unlabeled items). Must be among spec.judge.uses."
+        description="evaluation (calibrates the judge on held-out gold), prioritization (what people label next), "
+        "adjudication (settle disagreements), pseudo_labeling. Must be in spec.judge.uses."
     )
     kind: JudgeKind = Field(
         "label",
-        description="label (in the schema), score (0-1: how much a human label would be worth), ranking "
-        "(order a group of items), rationale (an explanation). adjudication and pseudo_labeling need 'label'.",
+        description="score: 0-1, how much a human label is worth; adjudication and pseudo_labeling need label.",
     )
-    round: int | None = Field(None, ge=0, le=99, description="Round to log under (default: the latest round).")
-    items: list[str] | None = Field(None, description="Item ids to judge (default: from `source`).")
+    round: int | None = Field(None, ge=0, le=99, description="Round to log under; default the latest.")
+    items: list[str] | None = Field(None, description="Item ids; default: from `source`.")
     source: ItemSource | None = Field(
         None,
-        description="Where items come from when `items` is not given: the round's selection, unlabeled pool "
-        "items, held-out items, or pool items whose human labels disagree. Default by use: evaluation→heldout, "
-        "prioritization→unlabeled, adjudication→disagreements, pseudo_labeling→unlabeled.",
+        description="Items when `items` is not given; default by use: evaluation→heldout, adjudication→disagreements "
+        "(pool items whose human labels differ), else unlabeled.",
     )
     limit: int = Field(20, ge=1, le=1000, description="At most this many items.")
     backend: JudgeBackendName | None = Field(
         None, description="Default: spec.judge.backend, else anthropic with a key, else sampling, else local."
     )
-    model: str | None = Field(None, description="Judge model (default: spec.judge.model, else the backend's default).")
-    rubric: str | None = Field(
-        None, description="A rubric template file inside the run folder (default: the built-in one for the task type)."
-    )
-    local_model: str | None = Field(
-        None, description="Backend local: a .gguf file or Hugging Face model folder, or 'smollm2'."
-    )
-    local_constrained: bool = Field(
-        True, description="Backend local, kind label: choose among the schema's labels by likelihood."
-    )
+    model: str | None = Field(None, description="Judge model; default spec.judge.model, else the backend's.")
+    rubric: str | None = Field(None, description="Rubric template file in the run folder; default built in.")
+    local_model: str | None = Field(None, description="local: a .gguf file, a Hugging Face model folder, or 'smollm2'.")
+    local_constrained: bool = Field(True, description="local, kind label: pick a label by likelihood.")
     max_tokens: int = Field(400, ge=16, le=8192)
     concurrency: int = Field(4, ge=1, le=32, description="Requests in flight at once.")
-    max_retries: int = Field(4, ge=0, le=10, description="Retries of a rate-limited, overloaded or timed-out request.")
-    backoff_s: float = Field(
-        1.0, ge=0, le=60, description="First backoff (doubles per retry) when the server gives none."
-    )
+    max_retries: int = Field(4, ge=0, le=10)
+    backoff_s: float = Field(1.0, ge=0, le=60, description="First backoff; doubles per retry.")
     timeout_s: float = Field(60.0, gt=0, le=600, description="Per request.")
-    price_input_per_mtok: float | None = Field(
-        None, ge=0, description="USD per million input tokens (unlisted models)."
-    )
-    price_output_per_mtok: float | None = Field(None, ge=0, description="USD per million output tokens.")
-    use_cache: bool = Field(True, description="Reuse answers cached for the same item, rubric version and model.")
+    price_input_per_mtok: float | None = Field(None, ge=0, description="USD, for models without a known price.")
+    price_output_per_mtok: float | None = Field(None, ge=0)
+    use_cache: bool = True
 
 
 def check_permission(spec: TaskSpec, args: JudgeArgs) -> None:

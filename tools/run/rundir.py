@@ -1,7 +1,8 @@
 """RunRoot and RunDir: the only code that names a path inside a run (domain code asks them for it).
 
 Writes are atomic (temporary file in the same folder, fsync, rename); appends are flushed
-and fsynced; one writer at a time holds the run's lock; run names resolve inside the root.
+and fsynced; one writer at a time holds the run's lock (a second one waits, with a bound); run
+names resolve inside the root. A run is never deleted by a tool: it is archived (moved aside).
 """
 
 from __future__ import annotations
@@ -9,12 +10,16 @@ from __future__ import annotations
 import contextlib
 import csv
 import fcntl
+import inspect
 import json
 import os
 import re
 import shutil
+import socket
 import tempfile
+import time
 from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -33,12 +38,30 @@ from alloop.tools.run.schema import LabelEvent, ResultRow, SelectionRow, TaskSpe
 
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 ROOT_ENV = "ALLOOP_ROOT"
+LOCK_WAIT_ENV = "ALLOOP_LOCK_WAIT"
+DEFAULT_LOCK_WAIT = 30.0
+ARCHIVE_DIR = ".archive"
+DRAFTS_DIR = ".drafts"
 M = TypeVar("M", bound=BaseModel)
 
 
 def default_root() -> Path:
     """The run root: $ALLOOP_ROOT, else ./runs."""
     return Path(os.environ.get(ROOT_ENV) or "runs")
+
+
+def lock_wait() -> float:
+    """How long a second writer waits for a run's lock: $ALLOOP_LOCK_WAIT seconds, else 30."""
+    raw = os.environ.get(LOCK_WAIT_ENV, "").strip()
+    if not raw:
+        return DEFAULT_LOCK_WAIT
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds < float("inf"):
+        raise InputError(f"${LOCK_WAIT_ENV} must be a number of seconds, 0 or more; got {raw!r}")
+    return seconds
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -132,6 +155,13 @@ class RunRoot:
         """An existing run."""
         path = self.resolve(name)
         if not self.exists(name):
+            draft = self.draft(name)
+            if draft is not None:
+                raise RunNotFoundError(
+                    f"run {name!r} is not created yet: its setup interview holds answers for "
+                    f"{', '.join(sorted(draft)) or 'nothing'}; finish it with interview_spec "
+                    "(answering the held-out question, or 'none', creates the run)"
+                )
             known = ", ".join(self.names()) or "none"
             raise RunNotFoundError(
                 f"no run {name!r} under {self.path} (runs here: {known}); create it with `alloop init`"
@@ -153,11 +183,69 @@ class RunRoot:
             return []
         return sorted(p.name for p in self.path.iterdir() if (p / "spec.json").is_file())
 
+    # -- drafts: interview answers kept until the run is created ------------------------
+    def draft_path(self, name: str) -> Path:
+        return self.path / DRAFTS_DIR / f"{self.resolve(name).name}.json"
+
+    def draft(self, name: str) -> dict[str, Any] | None:
+        """The interview answers given so far for a run not created yet (None: no draft)."""
+        path = self.draft_path(name)
+        if not path.is_file():
+            return None
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{path}: not valid JSON ({exc.msg}); fix or delete it") from exc
+        if not isinstance(data, dict):
+            raise InputError(f"{path}: expected a JSON object of interview answers")
+        return data
+
+    def write_draft(self, name: str, answers: dict[str, Any]) -> None:
+        atomic_write_json(self.draft_path(name), answers)
+
+    def drop_draft(self, name: str) -> None:
+        """Forget a draft once its run is created (the answers now live in spec.json)."""
+        with contextlib.suppress(FileNotFoundError):
+            self.draft_path(name).unlink()
+
+    # -- archive: moved aside under the root, never deleted ------------------------------
+    def archive(self, name: str) -> Path:
+        """Move a run, or its unfinished interview draft, to .archive/<name>-<UTC time>; the name is free again.
+
+        The run's lock is held while it moves, so a writer at work finishes first (or this waits, then fails).
+        """
+        if self.exists(name):
+            run = self.run(name)
+            with run.lock():
+                target = self._archive_target(name, "")
+                os.rename(run.path, target)
+            return target
+        if self.draft(name) is None:
+            self.run(name)  # raises: no such run, naming the runs there are
+        target = self._archive_target(name, ".draft.json")
+        os.rename(self.draft_path(name), target)
+        return target
+
+    def archived(self) -> list[str]:
+        """What .archive/ holds, by name (so by time within one run name)."""
+        folder = self.path / ARCHIVE_DIR
+        return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+
+    def _archive_target(self, name: str, suffix: str) -> Path:
+        folder = self.path / ARCHIVE_DIR
+        folder.mkdir(parents=True, exist_ok=True)
+        base = f"{self.resolve(name).name}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}"
+        target, n = folder / f"{base}{suffix}", 1
+        while target.exists():
+            n += 1
+            target = folder / f"{base}-{n}{suffix}"
+        return target
+
     def create(self, spec: TaskSpec, pool: ItemTable, heldout: ItemTable | None) -> RunDir:
         """Make a new run in one step: it is built in a temporary folder, then renamed."""
         path = self.resolve(spec.run)
         if path.exists():
-            raise InputError(f"run {spec.run!r} already exists at {path}; pick another name or delete it")
+            raise InputError(f"run {spec.run!r} already exists at {path}; use another name or archive it (archive_run)")
         self.path.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=self.path, prefix=f".{spec.run}.creating-"))
         try:
@@ -265,19 +353,49 @@ class RunDir:
 
     # -- lock ----------------------------------------------------------------------------
     @contextlib.contextmanager
-    def lock(self) -> Iterator[None]:
-        """Hold the run's single-writer lock; a second writer gets a clear error."""
+    def lock(self, wait: float | None = None) -> Iterator[None]:
+        """Hold the run's single-writer lock (an flock, so a crashed holder never keeps it).
+
+        A second writer, in this process or another, waits up to `wait` seconds ($ALLOOP_LOCK_WAIT,
+        default 30), then fails naming the holder and how long it waited. The holder is written
+        into the lock file while it is held, and cleared on release.
+        """
+        bound = lock_wait() if wait is None else wait
         handle = (self.path / ".lock").open("a+")
         try:
+            started = time.monotonic()
+            if not _flock_within(handle, bound):
+                raise LockedError(self._busy_message(handle, time.monotonic() - started))
+            if not _same_file(handle, self.path / ".lock"):
+                raise RunNotFoundError(f"run {self.name!r} was archived while this call waited for it")
+            _write_holder(handle)
             try:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError as exc:
-                raise LockedError(
-                    f"run {self.name!r} is locked by another alloop process; wait for it to finish"
-                ) from exc
-            yield
+                yield
+            finally:
+                handle.truncate(0)
         finally:
             handle.close()
+
+    def _busy_message(self, handle: Any, waited: float) -> str:
+        handle.seek(0)
+        try:
+            holder = json.loads(handle.read() or "{}")
+        except json.JSONDecodeError:
+            holder = {}
+        pid, host, tool = holder.get("pid"), holder.get("host"), holder.get("tool")
+        call = f"the {tool} call" if tool else "a call"
+        if pid == os.getpid() and host == socket.gethostname():
+            who = f"{call} in this same process (pid {pid})"
+        elif pid is not None:
+            who = f"{call} in another alloop process (pid {pid} on {host})"
+        else:
+            who = "another alloop call"
+        since = holder.get("since")
+        held = f" since {since}" if since else ""
+        return (
+            f"run {self.name!r} is busy: {who} has held its lock{held}; waited {waited:.1f} s for it "
+            f"(${LOCK_WAIT_ENV} sets the bound). Try again when that call ends, or call status to see where it stands"
+        )
 
     # -- spec ----------------------------------------------------------------------------
     def spec(self) -> TaskSpec:
@@ -449,6 +567,49 @@ class RunDir:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
+
+
+def _flock_within(handle: Any, seconds: float) -> bool:
+    """Take an exclusive flock, retrying until `seconds` have passed; False if it stayed busy."""
+    deadline = time.monotonic() + seconds
+    delay = 0.02
+    while True:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            time.sleep(min(delay, left))
+            delay = min(delay * 2, 0.5)
+
+
+def _same_file(handle: Any, path: Path) -> bool:
+    """Whether the open lock file is still the one at `path` (not moved away by an archive)."""
+    try:
+        return os.path.samestat(os.fstat(handle.fileno()), os.stat(path))
+    except FileNotFoundError:
+        return False
+
+
+def _calling_tool() -> str | None:
+    """The outermost tool function on this thread's stack (a tool module defines SPEC), or None."""
+    frame, tool = inspect.currentframe(), None
+    while frame is not None:
+        module = frame.f_globals.get("__name__", "")
+        if module.startswith("alloop.tools.") and module.count(".") == 2 and "SPEC" in frame.f_globals:
+            tool = frame.f_code.co_name
+        frame = frame.f_back
+    return tool
+
+
+def _write_holder(handle: Any) -> None:
+    """Say in the lock file who holds it, so a waiting writer can tell whom it waits for."""
+    holder = {"pid": os.getpid(), "host": socket.gethostname(), "tool": _calling_tool(), "since": utc_now()}
+    handle.truncate(0)
+    handle.write(json.dumps(holder))
+    handle.flush()
 
 
 def _tsv_cell(value: Any) -> str:

@@ -183,6 +183,7 @@ class TaskSpec(_Strict):
         description="Label schema: classes, options or ordinal scale points, in order.",
     )
     data_source: str = Field("", description="Where the pool came from (path, corpus, query).")
+    pool_file: str = Field("", description="The pool file the run was made from, as given.")
     labeled_state: LabeledState = "none"
     prediction_unit: PredictionUnit = Field("item", description="Predict per item, or per participant response (GLMM).")
     text_fields: list[str] = Field(default_factory=lambda: ["text"], min_length=1)
