@@ -3,7 +3,8 @@
 The server and key come only from ARGILLA_API_URL and ARGILLA_API_KEY in the environment;
 neither is written to the run directory nor logged. REST calls go through `Argilla.request`,
 which turns every transport or HTTP failure into a ServiceError or InputError naming the URL
-(never the key).
+(never the key). Every such message passes alloop.tools.secrets.scrub: a server's error body can
+echo the request's headers, the key among them.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from alloop.tools.base import ProgressFn, no_progress
 from alloop.tools.errors import AlloopError, InputError, ServiceError
+from alloop.tools.secrets import hold, scrub
 
 if TYPE_CHECKING:  # pragma: no cover
     import httpx
@@ -95,6 +97,7 @@ class Argilla:
 
         self.url = url.rstrip("/")
         self._key = key
+        hold(key)
         self.http: httpx.Client = httpx.Client(
             base_url=self.url, headers={"X-Argilla-Api-Key": key}, timeout=httpx.Timeout(timeout, connect=10.0)
         )
@@ -114,12 +117,16 @@ class Argilla:
         missing = [name for name, value in ((ENV_URL, url), (ENV_KEY, key)) if not value]
         if missing:
             raise ServiceError(
-                f"{' and '.join(missing)} not set: export the Argilla server's URL as {ENV_URL} and an "
-                f"owner's or admin's API key as {ENV_KEY} in the environment of alloop (never as arguments)"
+                scrub(
+                    f"{' and '.join(missing)} not set: export the Argilla server's URL as {ENV_URL} and an "
+                    f"owner's or admin's API key as {ENV_KEY} in the environment of alloop (never as arguments)"
+                )
             )
         if not url.startswith(("http://", "https://")):
             raise ServiceError(
-                f"{ENV_URL}={url!r} is not an http(s) URL; set it to the Argilla server, e.g. http://localhost:6900"
+                scrub(
+                    f"{ENV_URL}={url!r} is not an http(s) URL; set it to the Argilla server, e.g. http://localhost:6900"
+                )
             )
         client = cls(url, key, timeout)
         try:
@@ -151,13 +158,17 @@ class Argilla:
             reply = self.http.request(method, path, **kwargs)
         except httpx.TimeoutException as exc:
             raise ServiceError(
-                f"Argilla at {self.url} did not answer in time while trying to {what} "
-                f"({type(exc).__name__}); is it overloaded or down?"
+                scrub(
+                    f"Argilla at {self.url} did not answer in time while trying to {what} "
+                    f"({type(exc).__name__}); is it overloaded or down?"
+                )
             ) from exc
         except httpx.HTTPError as exc:
             raise ServiceError(
-                f"cannot reach Argilla at {self.url} to {what} ({exc.__class__.__name__}: {exc}); "
-                f"is the server running and is {ENV_URL} right?"
+                scrub(
+                    f"cannot reach Argilla at {self.url} to {what} ({exc.__class__.__name__}: {exc}); "
+                    f"is the server running and is {ENV_URL} right?"
+                )
             ) from exc
         return self._json(reply, what)
 
@@ -166,26 +177,30 @@ class Argilla:
         detail = _detail(reply)
         if status == 401:
             raise ServiceError(
-                f"Argilla at {self.url} refused the API key (401) while trying to {what}: check {ENV_KEY}"
+                scrub(f"Argilla at {self.url} refused the API key (401) while trying to {what}: check {ENV_KEY}")
             )
         if status == 403:
             who = self.me.get("username", "this key's user")
             raise ServiceError(
-                f"Argilla at {self.url}: {who} (role {self.me.get('role', '?')}) may not {what} (403); "
-                "use an owner's or admin's API key"
+                scrub(
+                    f"Argilla at {self.url}: {who} (role {self.me.get('role', '?')}) may not {what} (403); "
+                    "use an owner's or admin's API key"
+                )
             )
         if status == 422:
-            raise InputError(f"Argilla at {self.url} rejected the request to {what} (422): {detail}")
+            raise InputError(scrub(f"Argilla at {self.url} rejected the request to {what} (422): {detail}"))
         if status >= 400:
-            raise ServiceError(f"Argilla at {self.url} failed to {what} ({status}): {detail}")
+            raise ServiceError(scrub(f"Argilla at {self.url} failed to {what} ({status}): {detail}"))
         if status == 204 or not reply.content:
             return None
         try:
             return reply.json()
         except ValueError as exc:
             raise ServiceError(
-                f"{self.url} answered {what} with something that is not JSON: is {ENV_URL} the Argilla "
-                "server's URL (e.g. http://localhost:6900, without /api)?"
+                scrub(
+                    f"{self.url} answered {what} with something that is not JSON: is {ENV_URL} the Argilla "
+                    "server's URL (e.g. http://localhost:6900, without /api)?"
+                )
             ) from exc
 
     def check(self) -> dict[str, Any]:
@@ -196,14 +211,16 @@ class Argilla:
             reply = self.http.get("/api/v1/me")
         except httpx.HTTPError as exc:
             raise ServiceError(
-                f"cannot reach Argilla at {self.url} ({exc.__class__.__name__}: {exc}); "
-                f"is the server running and is {ENV_URL} right?"
+                scrub(
+                    f"cannot reach Argilla at {self.url} ({exc.__class__.__name__}: {exc}); "
+                    f"is the server running and is {ENV_URL} right?"
+                )
             ) from exc
         if reply.status_code == 404:
-            raise ServiceError(f"{self.url} has no /api/v1/me: it is not an Argilla 2.x server; check {ENV_URL}")
+            raise ServiceError(scrub(f"{self.url} has no /api/v1/me: it is not an Argilla 2.x server; check {ENV_URL}"))
         me = self._json(reply, "identify the API key's user")
         if not isinstance(me, dict) or "username" not in me:
-            raise ServiceError(f"{self.url} did not answer /api/v1/me like an Argilla server; check {ENV_URL}")
+            raise ServiceError(scrub(f"{self.url} did not answer /api/v1/me like an Argilla server; check {ENV_URL}"))
         self.me = me
         return me
 
@@ -240,7 +257,7 @@ class Argilla:
             raise
         except httpx.HTTPError as exc:
             raise ServiceError(
-                f"cannot reach Argilla at {self.url} to {what} ({exc.__class__.__name__}: {exc})"
+                scrub(f"cannot reach Argilla at {self.url} to {what} ({exc.__class__.__name__}: {exc})")
             ) from exc
         except Exception as exc:
             from argilla._exceptions import ArgillaError
@@ -249,12 +266,12 @@ class Argilla:
                 raise
             status = getattr(exc, "status_code", None)
             if status == 422 or exc.__class__.__name__ in ("UnprocessableEntityError", "BadRequestError"):
-                raise InputError(f"Argilla at {self.url} rejected the request to {what}: {exc}") from exc
+                raise InputError(scrub(f"Argilla at {self.url} rejected the request to {what}: {exc}")) from exc
             if exc.__class__.__name__ == "ArgillaCredentialsError" or status == 401:
                 raise ServiceError(
-                    f"Argilla at {self.url} refused the API key while trying to {what}: check {ENV_KEY}"
+                    scrub(f"Argilla at {self.url} refused the API key while trying to {what}: check {ENV_KEY}")
                 ) from exc
-            raise ServiceError(f"Argilla at {self.url} failed to {what}: {exc}") from exc
+            raise ServiceError(scrub(f"Argilla at {self.url} failed to {what}: {exc}")) from exc
 
     # -- lookups ---------------------------------------------------------------------------
     def workspace(self, name: str, create: bool = False) -> dict[str, Any] | None:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from alloop.tools.errors import AlloopError, InputError, ServiceError, StateError
 from alloop.tools.run.schema import TaskSpec
+from alloop.tools.secrets import scrub
 
 if TYPE_CHECKING:  # pragma: no cover
     from alloop.tools.argilla.client import Argilla, Target
@@ -305,7 +306,7 @@ def ensure_dataset(
         created = client.dataset(target)
         if created is None:  # pragma: no cover - the server just made it
             raise ServiceError(
-                f"Argilla at {client.url} made dataset {target.dataset!r} but cannot find it (id {ds.id})"
+                scrub(f"Argilla at {client.url} made dataset {target.dataset!r} but cannot find it (id {ds.id})")
             )
         return created, True, notes
     dataset_id = existing["id"]

@@ -3,7 +3,8 @@
 The API lives under `/jatos/api/v1` and takes a personal access token as
 `Authorization: Bearer jap_...`. The token and the server's URL come from the environment
 (JATOS_TOKEN, JATOS_URL) or the caller; the token is never written to a file, a log or an
-error message.
+error message: every ServiceError passes alloop.tools.secrets.scrub, since a server's error body
+can echo the request's `Authorization` header.
 
 Endpoints used (JATOS's jatos-api.yaml): import `POST /study` (3.8/3.9, multipart field
 `study`) or `POST /studies` (3.10+), `GET /studies/properties`, `GET /studies/{id}/properties`,
@@ -28,6 +29,7 @@ import httpx
 from alloop.tools.errors import InputError, ServiceError
 from alloop.tools.jspsych.results import Conversion, parse_result_data, trials_to_events
 from alloop.tools.run.schema import LabelEvent, TaskSpec
+from alloop.tools.secrets import hold, scrub
 
 URL_ENV = "JATOS_URL"
 TOKEN_ENV = "JATOS_TOKEN"
@@ -76,13 +78,12 @@ class JatosClient:
         if not url:
             raise ServiceError(f"no JATOS server: set {URL_ENV} (e.g. https://jatos.example.org) or pass url")
         if not token:
-            raise ServiceError(
-                f"no JATOS API token: create one in JATOS (user menu → API tokens) and set {TOKEN_ENV}"
-            )
+            raise ServiceError(f"no JATOS API token: create one in JATOS (user menu → API tokens) and set {TOKEN_ENV}")
         if not re.match(r"^https?://", url):
-            raise InputError(f"{URL_ENV} must start with http:// or https://, got {url!r}")
+            raise InputError(scrub(f"{URL_ENV} must start with http:// or https://, got {url!r}"))
         self.url = url.rstrip("/")
         self.api = api
+        hold(token)
         self._http = httpx.Client(
             base_url=self.url + API_PREFIX,
             headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
@@ -108,11 +109,15 @@ class JatosClient:
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
-            raise ServiceError(f"JATOS at {self.url} could not be reached ({type(exc).__name__}: {exc})") from exc
+            raise ServiceError(
+                scrub(f"JATOS at {self.url} could not be reached ({type(exc).__name__}: {exc})")
+            ) from exc
         if response.status_code in (401, 403):
             raise ServiceError(
-                f"JATOS refused {method} {path} (HTTP {response.status_code}): check that {TOKEN_ENV} is a valid, "
-                "active token of a user who is a member of the study"
+                scrub(
+                    f"JATOS refused {method} {path} (HTTP {response.status_code}): check that {TOKEN_ENV} is a "
+                    "valid, active token of a user who is a member of the study"
+                )
             )
         return response
 
@@ -124,7 +129,7 @@ class JatosClient:
             detail = (body.get("error") or {}).get("message") or body.get("message") or detail
         except (ValueError, AttributeError):
             pass
-        return ServiceError(f"JATOS answered {method} {path} with HTTP {response.status_code}: {detail}")
+        return ServiceError(scrub(f"JATOS answered {method} {path} with HTTP {response.status_code}: {detail}"))
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self._request(method, path, **kwargs)
@@ -133,7 +138,7 @@ class JatosClient:
         try:
             body = response.json()
         except ValueError as exc:
-            raise ServiceError(f"JATOS answered {method} {path} with something that is not JSON") from exc
+            raise ServiceError(scrub(f"JATOS answered {method} {path} with something that is not JSON")) from exc
         return body.get("data", body) if isinstance(body, dict) else body
 
     def _versions(self) -> tuple[str, ...]:
@@ -343,4 +348,3 @@ def results_to_events(
         notes.extend(conversion.skipped)
         events.extend(conversion.events)
     return events, notes
-

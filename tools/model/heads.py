@@ -8,7 +8,6 @@ GLMM head in the glmm package.
 
 from __future__ import annotations
 
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
@@ -106,11 +105,15 @@ def make_head(name: str, spec: TaskSpec, **overrides: Any) -> Head:
 
 
 def save_head(head: Head, path: Path) -> None:
+    """Write the head as JSON and arrays (model/head_files.py), never as a pickle."""
+    from alloop.tools.model.head_files import head_bytes
     from alloop.tools.run.rundir import atomic_write_bytes
 
-    atomic_write_bytes(path, pickle.dumps(head))
+    atomic_write_bytes(path, head_bytes(head))
 
 
 def load_head(path: Path) -> Head:
-    """Load a head this run saved itself (never a pickle from elsewhere)."""
-    return pickle.loads(path.read_bytes())
+    """The head saved at `path`, rebuilt without running code from the file; an old head.pkl is refused."""
+    from alloop.tools.model.head_files import read_head
+
+    return read_head(path)

@@ -1,10 +1,11 @@
 """Where a run stands in its rounds, and each round's model folder.
 
 Round 0 is the seed set. Round r ≥ 1 trains on every label so far, scores the pool and selects
-the batch whose answers come back as round r. A round's files: models/round_XX/ (head.pkl,
+the batch whose answers come back as round r. A round's files: models/round_XX/ (head.npz,
 card.json, predictions.npz) and selection_round_XX.jsonl. `ModelDir` is the one reader and
 writer of a model folder; predictions carry the model version that made them, so nothing reads
-scores of a different model than the one it names.
+scores of a different model than the one it names. The head file holds JSON and arrays only
+(model/head_files.py); an older alloop's head.pkl is refused, never unpickled.
 """
 
 from __future__ import annotations
@@ -88,7 +89,8 @@ class ModelDir:
 
     @property
     def head_path(self) -> Path:
-        return self.path / "head.pkl"
+        """The head: JSON and arrays in one .npz, read without unpickling (an old head.pkl beside it is refused)."""
+        return self.path / "head.npz"
 
     @property
     def predictions_path(self) -> Path:
