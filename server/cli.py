@@ -260,7 +260,7 @@ def demo(
     run: Annotated[str, typer.Option(help="Run name.")] = "demo",
     rounds: Annotated[int, typer.Option(help="Training rounds.")] = 10,
     batch_size: Annotated[int, typer.Option(help="Items labeled per round.")] = 20,
-    strategy: Annotated[str, typer.Option(help="select_batch strategy.")] = "margin",
+    strategy: Annotated[str, typer.Option(help="select_batch strategy.")] = "typiclust",
     fresh: Annotated[bool, typer.Option("--fresh/--keep", help="Replace an existing run of that name.")] = True,
 ) -> None:
     """The main job: a real loop on the BBC News corpus with a simulated annotator from gold labels."""

@@ -51,7 +51,8 @@ def test_selection_rows_carry_scores_prediction_and_model(looped_run):
     assert set(row["scores"]) == {"least_confidence", "margin", "entropy"}
     assert row["prediction"] and 0 < row["confidence"] <= 1
     assert row["model_version"].startswith("r02-")
-    assert row["strategy"] == "margin"  # the default, chosen in benchmarks/label_efficiency.py
+    assert row["strategy"] == "typiclust"  # the default, chosen in benchmarks/label_efficiency.py
+    assert row["reason"].startswith("typiclust: most typical item of cluster")
 
 
 def test_heldout_items_are_never_selected_or_trained_on(looped_run, bbc_slice):
