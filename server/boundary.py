@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from alloop.tools.base import ToolSpec
 from alloop.tools.errors import AlloopError, describe_validation, unexpected_failure, unknown_argument
+from alloop.tools.secrets import scrub
 
 log = logging.getLogger("alloop.server")
 
@@ -34,7 +35,7 @@ def raise_for_client(spec: ToolSpec, exc: Exception) -> NoReturn:
     if isinstance(exc, MCPError | ToolError):
         raise exc  # a protocol error, or already worded for the client
     if isinstance(exc, AlloopError):
-        raise ToolError(str(exc)) from exc
+        raise ToolError(scrub(str(exc))) from exc
     if isinstance(exc, ValidationError) and exc.title == spec.input_model.__name__:
         described = describe_validation(exc, model=spec.input_model, name=spec.name)
         raise ToolError(f"invalid arguments: {described}") from exc

@@ -36,7 +36,7 @@ from alloop.tools.errors import AlloopError, InputError, describe_validation, un
 from alloop.tools.registry import TOOLS, tool_named
 from alloop.tools.report.datasets import demo_answers, write_demo_files
 from alloop.tools.run.rundir import ROOT_ENV, RunRoot
-from alloop.tools.secrets import install_log_filter
+from alloop.tools.secrets import install_log_filter, scrub
 
 
 class _Commands(TyperGroup):
@@ -80,7 +80,7 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JS
 
 def fail(message: object) -> NoReturn:
     """Report a failure the user can fix: one red line on stderr (unwrapped, for logs and grep), exit code 2."""
-    err.print(f"error: {message}", style="red", markup=False, highlight=False, soft_wrap=True)
+    err.print(f"error: {scrub(str(message))}", style="red", markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(2)
 
 

@@ -147,7 +147,9 @@ def _tag_of(model: type[BaseModel]) -> str | None:
 
 def unexpected_failure(tool: str, exc: BaseException, log: str = "the server log") -> str:
     """A bug's report for the caller: which tool, what failed, what to do; never the traceback."""
-    detail = " ".join(f"{type(exc).__name__}: {exc}".split())
+    from alloop.tools.secrets import scrub  # on use: the contract module stays import-light
+
+    detail = scrub(" ".join(f"{type(exc).__name__}: {exc}".split()))
     if len(detail) > 300:
         detail = detail[:297] + "..."
     return (

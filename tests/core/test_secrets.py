@@ -229,3 +229,12 @@ def test_scrub_leaves_ordinary_messages_alone(text, monkeypatch):
 def test_the_filter_leaves_clean_records_as_they_were():
     record = logging.LogRecord("alloop", logging.INFO, __file__, 1, "trained round %d", (3,), None)
     assert SecretFilter().filter(record) and record.args == (3,) and record.getMessage() == "trained round 3"
+
+
+def test_a_bug_whose_message_holds_a_key_is_reported_without_it(monkeypatch):
+    """The adapters' last line of defence: an unexpected exception's text is scrubbed too."""
+    from alloop.tools.errors import unexpected_failure
+
+    monkeypatch.setenv("ARGILLA_API_KEY", "argilla.apikey.abcdef123456")
+    report = unexpected_failure("push_to_argilla", RuntimeError("server said: key argilla.apikey.abcdef123456"))
+    assert "abcdef123456" not in report and "***" in report
