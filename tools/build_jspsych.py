@@ -9,7 +9,8 @@ binary buttons|keys, forced_choice, categorical buttons|multiple_choice, multi_s
 slider|number|spr, free_text, cloze), instructions, consent, demographics, practice, attention
 checks, ordering constraints, minimum trial time, completion page and Prolific code, lists (all,
 split, latin_square) and the list distribution strategy run in the browser over the JATOS batch
-session. Everything is checked before writing. Next: export_jzip to pack it for JATOS.
+session. `include_heldout` adds held-out overlap items to every list (the human ceiling; answers
+come back under their held-out ids). Everything is checked before writing. Next: export_jzip.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pydantic import BaseModel, Field, model_validator
 from alloop.tools.base import ToolContext, ToolSpec
 from alloop.tools.jspsych.build import build_study
 from alloop.tools.jspsych.config import ExperimentConfig
-from alloop.tools.jspsych.experiments import ExperimentArgs, batch_items, load_config
+from alloop.tools.jspsych.experiments import ExperimentArgs, batch_items, heldout_items, load_config
 from alloop.tools.jspsych.jzip import study_uuids
 
 
@@ -29,6 +30,7 @@ class BuildJspsychInput(ExperimentArgs):
     item_ids: list[str] | None = Field(None, description="Or these pool items (any item set); needs `name`.")
     config: ExperimentConfig = Field(default_factory=ExperimentConfig, description="The study's configuration.")
     config_file: str | None = Field(None, description="Or a JSON file in the run folder holding the configuration.")
+    include_heldout: int = Field(0, ge=0, description="Held-out items every participant also judges (human ceiling).")
 
     @model_validator(mode="after")
     def _one_experiment(self) -> Self:
@@ -47,6 +49,7 @@ class BuildJspsychOutput(BaseModel):
     experiment: str
     path: str = Field(description="The study folder (index.html at its root).")
     n_items: int
+    n_heldout: int = Field(0, description="Held-out items among n_items, in every list.")
     list_sizes: list[int]
     n_files: int
     study_key: str
@@ -63,8 +66,9 @@ def build_jspsych(args: BuildJspsychInput, ctx: ToolContext) -> BuildJspsychOutp
     name = args.experiment
     config = load_config(run, args.config, args.config_file)
     items, provenance = batch_items(run, args.round, args.item_ids)
+    shared = heldout_items(run, spec, args.include_heldout)
     key = study_uuids(run.name, name)["study"]
-    ctx.progress(0, 1, f"building {name} ({len(items)} items)")
+    ctx.progress(0, 1, f"building {name} ({len(items) + len(shared)} items)")
     with run.lock():
         out_dir = run.experiment_dir(name)
         built = build_study(
@@ -73,11 +77,18 @@ def build_jspsych(args: BuildJspsychInput, ctx: ToolContext) -> BuildJspsychOutp
             config,
             out_dir,
             study_key=key,
-            provenance={"run": run.name, "experiment": name, "spec_version": spec.spec_version, **provenance},
+            provenance={
+                "run": run.name,
+                "experiment": name,
+                "spec_version": spec.spec_version,
+                **provenance,
+                "heldout_ids": [str(row["id"]) for row in shared],
+            },
+            shared=shared,
         )
         run.append_note(
-            f"build_jspsych: experiments/{name} with {built.n_items} items in {len(built.list_sizes)} list(s), "
-            f"distribution {config.distribution.strategy}"
+            f"build_jspsych: experiments/{name} with {built.n_items} items ({len(shared)} held-out, in every list) "
+            f"in {len(built.list_sizes)} list(s), distribution {config.distribution.strategy}"
         )
     ctx.progress(1, 1, "built")
     return BuildJspsychOutput(
@@ -85,6 +96,7 @@ def build_jspsych(args: BuildJspsychInput, ctx: ToolContext) -> BuildJspsychOutp
         experiment=name,
         path=str(built.path),
         n_items=built.n_items,
+        n_heldout=len(shared),
         list_sizes=built.list_sizes,
         n_files=len(built.files),
         study_key=key,

@@ -4,8 +4,10 @@ Makes the run's Argilla dataset on first use (fields from spec.text_fields, one 
 task type, guidelines from the spec, overlap of spec.annotators_per_item annotators per record) and
 checks it on later pushes. Each selected item becomes a record keyed by its item id, with the round,
 strategy, selection reason, uncertainty scores, prediction, confidence and model version as metadata
-and the model's prediction as a suggestion. Pushing the same round again updates records, never
-duplicates them. The server comes from ARGILLA_API_URL and ARGILLA_API_KEY in the environment. Bring
+and the model's prediction as a suggestion. `include_heldout` adds held-out overlap items (no
+suggestion) for two or more people each, the human ceiling; it needs annotators_per_item ≥ 2, since
+Argilla completes a record after that many answers. Pushing the same round again updates records,
+never duplicates them. The server comes from ARGILLA_API_URL and ARGILLA_API_KEY in the environment. Bring
 the answers back with pull_from_argilla.
 """
 
@@ -22,6 +24,7 @@ class PushToArgillaInput(RunArgs):
     dataset: str | None = Field(None, description="Default: the run's earlier one, else the run name.")
     workspace: str | None = Field(None, description="Default: the run's earlier one, else 'alloop'.")
     annotators: list[str] = Field(default_factory=list, description="Argilla users to give the dataset to.")
+    include_heldout: int = Field(0, ge=0, description="Held-out items for every annotator too (human ceiling).")
 
 
 class PushToArgillaOutput(BaseModel):
@@ -29,7 +32,7 @@ class PushToArgillaOutput(BaseModel):
     workspace: str
     dataset_id: str
     round: int
-    records: int = Field(description="Records sent (one per selected item, keyed by item id).")
+    records: int = Field(description="Records sent (one per selected or held-out item, keyed by item id).")
     created: int = Field(description="Records new to the dataset.")
     updated: int = Field(description="Records already there, updated in place (a re-push).")
     suggestions: int = Field(description="Records carrying the model's prediction as a suggestion.")
@@ -37,6 +40,7 @@ class PushToArgillaOutput(BaseModel):
     question: str = Field(description="Argilla question type used for the task.")
     annotators_per_item: int = Field(description="Submitted answers needed before a record counts as done.")
     warnings: list[str] = Field(default_factory=list)
+    heldout: int = Field(0, description="Held-out records among them, with no suggestion.")
 
 
 def push_to_argilla(args: PushToArgillaInput, ctx: ToolContext) -> PushToArgillaOutput:
@@ -51,6 +55,7 @@ def push_to_argilla(args: PushToArgillaInput, ctx: ToolContext) -> PushToArgilla
         workspace=args.workspace,
         annotators=args.annotators,
         progress=ctx.progress,
+        include_heldout=args.include_heldout,
     )
     return PushToArgillaOutput(**vars(result))
 

@@ -12,6 +12,7 @@ from alloop.tools.errors import AlloopError
 from alloop.tools.run.labels import answered_items
 from alloop.tools.run.models import ModelDir, model_rounds
 from alloop.tools.run.rundir import RunDir
+from alloop.tools.train_glmm import cannot_train
 
 COLLECT = {
     "file": "export_batch, then import_labels when the file comes back",
@@ -32,7 +33,7 @@ class StatusOutput(BaseModel):
     pool_size: int
     heldout_size: int
     labels_by_source: dict[str, int]
-    n_labeled_items: int
+    n_labeled_items: int = Field(description="Pool items with an answer; held-out answers only evaluate.")
     selection_rounds: list[int]
     model_rounds: list[int]
     pending_in_latest_batch: int
@@ -55,6 +56,8 @@ def status(args: StatusInput, ctx: ToolContext) -> StatusOutput:
     results = run.results()
     last = results[-1] if results else None
     heldout = run.heldout()
+    heldout_answered = answered & set(heldout.ids) if heldout is not None else set()
+    untrainable = cannot_train(spec)
     pending = 0
     done = False
     progress = _argilla_progress(run)
@@ -62,6 +65,8 @@ def status(args: StatusInput, ctx: ToolContext) -> StatusOutput:
         step = "seed_set: choose the first items to label" + (
             " (strategy 'existing' confirms the imported labels)" if events else ""
         )
+        if untrainable is not None:
+            step += f"; {spec.task_type} runs cannot be trained yet, so the loop stops once they are labeled"
     else:
         latest = run.latest_selection_round()
         pending = sum(1 for row in run.selection(latest) if row.item_id not in answered)
@@ -78,8 +83,12 @@ def status(args: StatusInput, ctx: ToolContext) -> StatusOutput:
             max_rounds = spec.budget.max_rounds
             if max_rounds is not None and models and models[-1] >= max_rounds:
                 step, done = f"stop: the budget's {max_rounds} rounds are done; write the report (write_report)", True
+            elif untrainable is not None:
+                step, done = f"stop: {untrainable}", True
             else:
-                step = f"train_glmm: train round {latest + 1} on the {len(answered)} answered items"
+                step = f"train_glmm: train round {latest + 1} on the {len(answered - heldout_answered)} answered items"
+                if heldout_answered:
+                    step += f" (the {len(heldout_answered)} answered held-out items only evaluate)"
         elif not ModelDir(run, models[-1]).has_predictions():
             step = f"score_pool: score the pool with round {models[-1]}'s model"
         else:
@@ -91,7 +100,7 @@ def status(args: StatusInput, ctx: ToolContext) -> StatusOutput:
         pool_size=len(run.pool()),
         heldout_size=len(heldout) if heldout is not None else 0,
         labels_by_source=dict(Counter(e.source for e in events)),
-        n_labeled_items=len(answered),
+        n_labeled_items=len(answered - heldout_answered),
         selection_rounds=selections,
         model_rounds=models,
         pending_in_latest_batch=pending,

@@ -30,7 +30,7 @@ from alloop.tools.model.training import (
 )
 from alloop.tools.run.labels import answered_items
 from alloop.tools.run.models import ModelDir, data_hash, latest_round, model_rounds, next_training_round, resolve_round
-from alloop.tools.run.schema import LABELED_TASKS, EncoderTrainingKind, ResultRow, TrainingStrategy
+from alloop.tools.run.schema import LABELED_TASKS, EncoderTrainingKind, ResultRow, TaskSpec, TrainingStrategy
 
 
 class TrainInput(RunArgs):
@@ -66,6 +66,27 @@ class TrainOutput(BaseModel):
     card: dict[str, Any]
 
 
+def cannot_train(spec: TaskSpec) -> str | None:
+    """Why no round can be trained for this task type, and what to do instead (None: it can).
+
+    status asks this too, so it never sends an agent to a training that cannot run.
+    """
+    task = spec.task_type
+    if task == "multi_select":
+        return (
+            "train_glmm cannot train multi_select runs yet: its heads predict one label per answer, and a "
+            "multi_select answer is a set of options. The labels collected so far are kept; write the report "
+            "(write_report), or make a binary run per option (labels no, yes), or fit one GLMM per option at "
+            "the command line (`alloop glmm fit --family multi_select --option COLUMN`)"
+        )
+    if task not in LABELED_TASKS:
+        return (
+            f"train_glmm trains label heads, and task_type {task!r} has no label schema: the labels collected "
+            "so far are kept; write the report (write_report)"
+        )
+    return None
+
+
 def train_glmm(args: TrainInput, ctx: ToolContext) -> TrainOutput:
     """Train the next round's model on every label so far; its held-out gold_* scores go to results.tsv.
 
@@ -75,8 +96,8 @@ def train_glmm(args: TrainInput, ctx: ToolContext) -> TrainOutput:
     run = ctx.root.run(args.run)
     with run.lock():
         spec = run.spec()
-        if spec.task_type not in LABELED_TASKS:
-            raise InputError(f"train_glmm trains label heads; task_type {spec.task_type!r} has no label schema")
+        if (reason := cannot_train(spec)) is not None:
+            raise InputError(reason)
         next_round = next_training_round(run)
         if args.final:  # a round of its own after the loop's last model, so the loop's curve stays whole
             next_round = max(next_round, latest_round(run) + 1)

@@ -16,12 +16,14 @@ from pathlib import Path
 TOOLS = Path(__file__).resolve().parents[2] / "tools"
 CONTRACT_FILES = {"__init__", "base", "errors", "registry"}
 ADAPTER_LIBRARIES = {"mcp", "typer", "rich"}
-SERVER_MODULES = {"app", "cli", "cli_agreement", "cli_glmm", "elicitation", "sampling", "__main__"}
+SERVER = TOOLS.parent / "server"
+SERVER_MODULES = {path.stem for path in SERVER.glob("*.py")} - {"__init__"}
+"""Every module of the `alloop` package (app, boundary, cancellation, cli, resources, results, schemas, ...):
+read from the folder, so a new adapter module is covered the day it is added."""
 RUN_PATH = re.compile(
     r"\b(?:run|rundir|run_dir|target|self\.run)\.path\s*(?:/|\.joinpath\b)"  # a RunDir's folder joined by hand
     r"|\broot\.resolve\([^)]+\)\s*/"  # a run's folder from the root, joined by hand
 )
-SERVER = TOOLS.parent / "server"
 
 
 def _imports(tree: ast.AST) -> list[str]:
@@ -82,6 +84,7 @@ def test_the_scan_finds_each_planted_violation(tmp_path: Path) -> None:
     (tree / "model" / "paths.py").write_text("def f(run):\n    return run.path / 'models'\n")
     (tree / "report" / "spec_of.py").write_text("def f(root, name):\n    return root.resolve(name) / 'spec.json'\n")
     (tree / "judge" / "talk.py").write_text("import mcp\nfrom alloop.cli import app\n")
+    (tree / "people" / "answer.py").write_text("from alloop.results import tool_result\n")
 
     planted = set(layout_violations(tree)) - set(layout_violations(TOOLS))
 
@@ -90,6 +93,7 @@ def test_the_scan_finds_each_planted_violation(tmp_path: Path) -> None:
         "judge/talk.py: imports the adapter library mcp",
         "judge/talk.py: imports the server module alloop.cli",
         "model/paths.py: builds a path inside a run; ask the run package for it",
+        "people/answer.py: imports the server module alloop.results",
         "report/spec_of.py: builds a path inside a run; ask the run package for it",
         "selection/leak.py: a domain package imports the tool alloop.tools.select_batch",
     ]

@@ -28,7 +28,8 @@ from alloop.tools.argilla.settings import (
 )
 from alloop.tools.base import ProgressFn, no_progress
 from alloop.tools.errors import AlloopError, InputError, StateError
-from alloop.tools.run.schema import SelectionRow, utc_now
+from alloop.tools.people.overlap import heldout_overlap, people_needed, still_open
+from alloop.tools.run.schema import SelectionRow, TaskSpec, utc_now
 
 if TYPE_CHECKING:  # pragma: no cover
     from alloop.tools.run.items import ItemTable
@@ -136,6 +137,22 @@ def record_payloads(
     return payloads, warnings_
 
 
+def heldout_payloads(
+    plan: DatasetPlan, items: Sequence[dict[str, Any]], round_: int, first_rank: int, people: int
+) -> list[dict[str, Any]]:
+    """Records for held-out overlap items: no suggestion and no prediction, so nobody copies the model."""
+    reason = f"held-out overlap: every annotator labels it ({people}+ people, for the human ceiling)"
+    return [
+        {
+            "id": str(item["id"]),
+            "fields": {f.name: "" if item.get(f.source) is None else str(item[f.source]) for f in plan.fields},
+            "metadata": {"round": round_, "rank": rank, "strategy": "heldout-overlap", "reason": reason},
+            "suggestion": None,
+        }
+        for rank, item in enumerate(items, start=first_rank)
+    ]
+
+
 def _agent(model_version: str | None) -> str:
     agent = re.sub(r"[^a-zA-Z0-9\-_:./\s]", "-", model_version or "alloop")[:200]
     return agent if re.search(r"[a-zA-Z0-9]", agent) else "alloop"
@@ -160,6 +177,26 @@ class PushResult:
     question: str
     annotators_per_item: int
     warnings: list[str]
+    heldout: int = 0
+
+
+def _heldout_items(run: RunDir, spec: TaskSpec, plan: DatasetPlan, n: int) -> list[dict[str, Any]]:
+    """The held-out overlap items still short of people, once the dataset can collect 2+ answers a record."""
+    if n <= 0:
+        return []
+    needed = people_needed(spec)
+    if plan.min_submitted < needed:
+        raise InputError(
+            f"held-out items need {needed} or more people each for the human ceiling, but the run's Argilla "
+            f"dataset completes a record after {plan.min_submitted} answer(s) (spec annotators_per_item), and "
+            f"a completed record leaves the others' queues: set annotators_per_item to {needed} (interview_spec) "
+            "and push again, or send held-out items with export_batch"
+        )
+    ids = still_open(run, spec, heldout_overlap(run, n))
+    heldout = run.heldout()
+    if not ids or heldout is None:
+        return []
+    return heldout.rows(heldout.positions(ids))
 
 
 def _batch_items(run: RunDir, rows: Sequence[SelectionRow], pool: ItemTable) -> list[dict[str, Any]]:
@@ -235,8 +272,10 @@ def push_round(
     workspace: str | None = None,
     annotators: Sequence[str] = (),
     progress: ProgressFn = no_progress,
+    include_heldout: int = 0,
 ) -> PushResult:
-    """Send a round's selection to the run's Argilla dataset (made or checked first)."""
+    """Send a round's selection to the run's Argilla dataset (made or checked first), with the
+    first `include_heldout` held-out overlap items that still lack people."""
     spec = run.spec()
     rows = sorted(run.selection(round_), key=lambda r: r.rank)
     if not rows:
@@ -244,6 +283,8 @@ def push_round(
     items = _batch_items(run, rows, run.pool())
     plan = dataset_plan(spec, [name for row in rows for name in row.scores])
     payloads, notes = record_payloads(plan, rows, items)
+    shared = _heldout_items(run, spec, plan, include_heldout)
+    payloads += heldout_payloads(plan, shared, round_, len(rows) + 1, people_needed(spec))
     target = target_for(run, dataset, workspace)
     with Argilla.from_env() as client:
         ds, made, more_notes = ensure_dataset(client, target, plan, annotators)
@@ -260,14 +301,14 @@ def push_round(
     with run.lock():
         before = run.destinations().get(DESTINATION) or {}
         rounds = dict(before.get("rounds") or {})
-        rounds[str(round_)] = {"pushed_at": utc_now(), "records": len(payloads)}
+        rounds[str(round_)] = {"pushed_at": utc_now(), "records": len(payloads), "heldout": len(shared)}
         run.write_destination(
             DESTINATION,
             {"dataset": target.dataset, "workspace": target.workspace, "dataset_id": str(ds["id"]), "rounds": rounds},
         )
         run.append_note(
-            f"round {round_}: pushed {len(payloads)} records to Argilla dataset {target.dataset!r} "
-            f"(workspace {target.workspace!r}; {created} new, {updated} updated)"
+            f"round {round_}: pushed {len(payloads)} records ({len(shared)} held-out) to Argilla dataset "
+            f"{target.dataset!r} (workspace {target.workspace!r}; {created} new, {updated} updated)"
         )
     return PushResult(
         dataset=target.dataset,
@@ -282,4 +323,5 @@ def push_round(
         question=plan.question.kind,
         annotators_per_item=plan.min_submitted,
         warnings=notes,
+        heldout=len(shared),
     )

@@ -139,20 +139,30 @@ def _check_distribution(config: ExperimentConfig, n_lists: int) -> None:
 
 
 def plan_study(
-    items: Sequence[dict[str, Any]], spec: TaskSpec, config: ExperimentConfig
+    items: Sequence[dict[str, Any]],
+    spec: TaskSpec,
+    config: ExperimentConfig,
+    shared: Sequence[dict[str, Any]] = (),
 ) -> tuple[dict[str, Any], list[list[str]], dict[str, Any], dict[str, Any]]:
-    """Check everything and return (items, lists, browser config, distribution) without writing."""
+    """Check everything and return (items, lists, browser config, distribution) without writing.
+
+    `shared` items go into every list (held-out overlap items everyone judges), outside the
+    split or Latin square, so they need none of its fields.
+    """
     if not items:
         raise InputError("no items: the batch is empty; select a batch first")
     widget = widget_for(spec, config)
     options = options_for(spec, config)
     payloads: dict[str, Any] = {}
-    for item in items:
+    list_fields = {config.lists.condition_field, config.lists.group_field, config.order.no_adjacent_field} - {None}
+    unset = dict.fromkeys(list_fields)
+    for item in [*items, *({**unset, **row} for row in shared)]:
         payload = item_payload(item, spec, config, "batch")
         if payload["id"] in payloads:
             raise InputError(f"batch: item {payload['id']!r} appears twice")
         payloads[payload["id"]] = payload
-    lists = make_lists(list(items), config.lists, config.seed)
+    everyone = [str(row["id"]) for row in shared]
+    lists = [[*ids, *everyone] for ids in make_lists(list(items), config.lists, config.seed)]
     _check_distribution(config, len(lists))
     practice = []
     for i, trial in enumerate(config.practice):
@@ -207,9 +217,10 @@ def build_study(
     *,
     study_key: str,
     provenance: dict[str, Any] | None = None,
+    shared: Sequence[dict[str, Any]] = (),
 ) -> BuiltStudy:
     """Write the study folder at out_dir (replacing an earlier build there, atomically)."""
-    payloads, lists, browser, distribution = plan_study(items, spec, config)
+    payloads, lists, browser, distribution = plan_study(items, spec, config, shared)
     browser["study_key"] = study_key
     distribution["study_key"] = study_key
     modules = npm.check_cache() if config.jspsych_source == "local" else None

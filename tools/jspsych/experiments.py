@@ -15,7 +15,9 @@ from pydantic import Field, ValidationError, model_validator
 from alloop.tools.base import RunArgs
 from alloop.tools.errors import InputError, describe_validation
 from alloop.tools.jspsych.config import ExperimentConfig
+from alloop.tools.people.overlap import heldout_overlap, still_open
 from alloop.tools.run.rundir import RunDir
+from alloop.tools.run.schema import TaskSpec
 
 EXPERIMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
@@ -78,3 +80,17 @@ def batch_items(run: RunDir, round_: int | None, item_ids: list[str] | None) -> 
         raise InputError("the batch is empty: nothing to build")
     pool = run.pool()
     return pool.rows(pool.positions(ids)), provenance
+
+
+def heldout_items(run: RunDir, spec: TaskSpec, n: int) -> list[dict]:
+    """The first `n` held-out overlap items that still lack people, for every participant to judge.
+
+    The same items as export_batch and simulate_annotator send, so answers from any destination
+    add up to the human ceiling. Their gold labels stay behind.
+    """
+    ids = still_open(run, spec, heldout_overlap(run, n))
+    if not ids:
+        return []
+    heldout = run.heldout()
+    assert heldout is not None  # heldout_overlap refused a run without one
+    return [{k: v for k, v in row.items() if k != "label"} for row in heldout.rows(heldout.positions(ids))]
