@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
@@ -24,11 +25,11 @@ SeedStrategy = Literal[("existing", *SEED_STRATEGIES)]  # type: ignore[valid-typ
 
 
 class SeedInput(RunArgs):
-    strategy: SeedStrategy = Field(
-        "typical",
-        description="existing (confirm imported labels), random, diverse (embedding clusters), typical "
-        "(TypiClust: the densest item of each cluster), stratified (typical items, an equal share per class "
-        "guessed from partly known labels, else from the label names), keyword.",
+    strategy: SeedStrategy | None = Field(
+        None,
+        description="existing, random, diverse, typical (densest item per cluster), stratified (typical items, "
+        "equal shares of classes guessed from known labels or label names), keyword. Default: stratified "
+        "when two classes are known, else typical.",
     )
     size: int | None = Field(None, ge=1, description="Seed items; default: the spec's batch size.")
     keywords: dict[str, list[str]] | None = Field(None, description="keyword strategy: label → keywords.")
@@ -42,6 +43,11 @@ class SeedOutput(BaseModel):
     file: str
     by_reason: dict[str, int]
     next_step: str
+
+
+def default_strategy(known_labels: Sequence[str]) -> str:
+    """Known labels of two or more classes give strata to balance the seed over; else dense regions."""
+    return "stratified" if len(set(known_labels)) >= 2 else "typical"
 
 
 def _texts_of(pool: ItemTable, fields: list[str], positions: np.ndarray) -> list[str]:
@@ -64,13 +70,10 @@ def _confirm_existing(known: TrainingLabels, seed: int) -> list[SelectionRow]:
 
 
 def seed_set(args: SeedInput, ctx: ToolContext) -> SeedOutput:
-    """Choose the seed items to label first (written as selection_round_00.jsonl).
+    """Choose the seed items to label first (selection_round_00.jsonl), before any model exists.
 
-    'existing' confirms labels imported with the pool; the others pick unlabeled items: random,
-    diverse (one per embedding cluster), typical (the densest item of each cluster), stratified
-    (typical items, an equal share per class guessed from partly known labels, else from the
-    label names) or keyword (items matching each class's keywords, balanced). Except 'existing',
-    the first call embeds the pool: minutes (about 50–150 s for a few thousand texts on a CPU).
+    Except 'existing', the first call embeds the pool: minutes (about 50–150 s for a few thousand
+    texts on a CPU).
     """
     run = ctx.root.run(args.run)
     with run.lock():
@@ -83,8 +86,9 @@ def seed_set(args: SeedInput, ctx: ToolContext) -> SeedOutput:
         pool = run.pool()
         heldout = run.heldout()
         known = training_labels(spec, run.labels(), set(heldout.ids) if heldout else set())
+        name = args.strategy or default_strategy(known.labels)
 
-        if args.strategy == "existing":
+        if name == "existing":
             rows = _confirm_existing(known, seed)
         else:
             encoder = run_encoder(run)
@@ -103,13 +107,13 @@ def seed_set(args: SeedInput, ctx: ToolContext) -> SeedOutput:
                 covered=found.covered,
                 known_vectors=pool_x[pool.positions(known.item_ids)],
                 known_labels=list(known.labels),
-                texts=_texts_of(pool, spec.text_fields, candidates) if args.strategy == "keyword" else None,
+                texts=_texts_of(pool, spec.text_fields, candidates) if name == "keyword" else None,
                 keywords=args.keywords,
                 labels=list(spec.labels),
-                label_vectors=encoder.encode(list(spec.labels)) if args.strategy == "stratified" else None,
+                label_vectors=encoder.encode(list(spec.labels)) if name == "stratified" else None,
                 options={"seed": seed},
             )
-            strategy = SEED_STRATEGIES[args.strategy]()
+            strategy = SEED_STRATEGIES[name]()
             check_requirements(strategy, problem)
             picked = strategy.select(problem)
             if problem.report.get("keywords_without_match"):
@@ -121,25 +125,25 @@ def seed_set(args: SeedInput, ctx: ToolContext) -> SeedOutput:
                     round=0,
                     rank=r,
                     item_id=pool.ids[candidates[pick.position]],
-                    strategy=f"seed:{args.strategy}",
+                    strategy=f"seed:{name}",
                     reason=pick.reason,
                     seed=seed,
                 )
                 for r, pick in enumerate(picked, start=1)
             ]
         path = run.write_selection(0, rows)
-        run.append_note(f"round 0: seed set of {len(rows)} items by {args.strategy} (seed {seed})")
+        run.append_note(f"round 0: seed set of {len(rows)} items by {name} (seed {seed})")
     by_reason: dict[str, int] = {}
     for row in rows:
-        key = row.reason.split(":")[0] if args.strategy != "keyword" else row.reason
+        key = row.reason.split(":")[0] if name != "keyword" else row.reason
         by_reason[key] = by_reason.get(key, 0) + 1
     nxt = (
         "train_glmm"
-        if args.strategy == "existing"
+        if name == "existing"
         else "get the seed batch labeled (export_batch/import_labels, push_to_argilla, or simulate_annotator)"
     )
     return SeedOutput(
-        run=args.run, strategy=args.strategy, n_selected=len(rows), file=path.name, by_reason=by_reason, next_step=nxt
+        run=args.run, strategy=name, n_selected=len(rows), file=path.name, by_reason=by_reason, next_step=nxt
     )
 
 

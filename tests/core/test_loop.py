@@ -259,7 +259,7 @@ def test_seed_strategies(bbc_run, ctx, strategy):
         assert len({r.reason for r in rows}) >= 3  # balanced over classes, not all one
 
 
-def test_stratified_seed_balances_over_partly_known_labels(bbc_slice, ctx, tmp_path, new_run):
+def test_the_default_seed_balances_over_partly_known_labels(bbc_slice, ctx, tmp_path, new_run):
     rows = read_jsonl(bbc_slice["pool"])
     gold = {r["id"]: r["label"] for r in read_jsonl(bbc_slice["gold"])}
     partial = [{**r, "label": gold[r["id"]]} if i % 24 == 0 else r for i, r in enumerate(rows)]
@@ -268,7 +268,8 @@ def test_stratified_seed_balances_over_partly_known_labels(bbc_slice, ctx, tmp_p
     new_run("partial", pool=pool)
     run = ctx.root.run("partial")
     assert run.spec().labeled_state == "partial" and len(run.labels()) == 10
-    seed_set(SeedInput(run="partial", strategy="stratified", size=10), ctx)
+    out = seed_set(SeedInput(run="partial", size=10), ctx)  # no strategy named: the known classes decide
+    assert out.strategy == "stratified"
     guessed = [r.reason.split("of class ")[1].split(" (")[0] for r in run.selection(0)]
     assert sorted(guessed) == sorted(repr(label) for label in BBC_LABELS for _ in range(2))  # two per class
     assert all("nearest labeled centroid" in r.reason for r in run.selection(0))
