@@ -45,9 +45,9 @@ class SeedOutput(BaseModel):
     next_step: str
 
 
-def default_strategy(known_labels: Sequence[str]) -> str:
-    """Known labels of two or more classes give strata to balance the seed over; else dense regions."""
-    return "stratified" if len(set(known_labels)) >= 2 else "typical"
+def default_strategy(schema: Sequence[str], known_labels: Sequence[str]) -> str:
+    """Known labels of two or more classes of the schema give strata to balance the seed over; else dense regions."""
+    return "stratified" if len(set(known_labels) & set(schema)) >= 2 else "typical"
 
 
 def _texts_of(pool: ItemTable, fields: list[str], positions: np.ndarray) -> list[str]:
@@ -86,7 +86,7 @@ def seed_set(args: SeedInput, ctx: ToolContext) -> SeedOutput:
         pool = run.pool()
         heldout = run.heldout()
         known = training_labels(spec, run.labels(), set(heldout.ids) if heldout else set())
-        name = args.strategy or default_strategy(known.labels)
+        name = args.strategy or default_strategy(spec.labels, known.labels)
 
         if name == "existing":
             rows = _confirm_existing(known, seed)

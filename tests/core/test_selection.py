@@ -254,3 +254,46 @@ def test_badge_and_typiclust_pick_distinct_items_away_from_the_reference(name):
     picks = [x.position for x in get_strategy(name).select(p)]
     assert len(picks) == len(set(picks)) == 10
     assert min(picks) >= 40  # twins of the reference (here: the items themselves) are never picked
+
+
+def test_typiclust_fills_the_batch_when_its_big_clusters_run_out():
+    """Clusters left with only twins are passed over for the small ones, not the end of the batch."""
+    rng = np.random.default_rng(0)
+    centres = unit(rng.normal(size=(5, 16)))
+    sizes = [100, 100, 100, 3, 3]  # three dense blobs of near-identical items, two small groups
+    embeddings = unit(np.repeat(centres, sizes, axis=0) + 1e-4 * rng.normal(size=(306, 16)))
+    p = SelectionProblem(
+        n=3,
+        rng=np.random.default_rng(1),
+        duplicate_threshold=0.9,
+        embeddings=embeddings,
+        reference=centres[:1],  # the first blob duplicates a labeled item
+        covered=np.repeat(centres[1:2], 2, axis=0),  # the second blob has two labels
+    )
+    picks = get_strategy("typiclust").select(p)
+    assert len(picks) == 3
+    assert {int(x.position) // 100 for x in picks} == {1, 2, 3}  # blob 2, blob 1, then a small group
+
+
+def test_stratified_seed_gives_every_guessed_class_its_share_and_fills_a_shortfall():
+    from alloop.tools.selection.seeding import SEED_STRATEGIES
+
+    rng = np.random.default_rng(0)
+    centres = unit(rng.normal(size=(3, 16)))
+    noise = np.repeat([0.1, 0.0001, 0.1], [150, 40, 10])[:, None] * rng.normal(size=(200, 16))
+    embeddings = unit(np.repeat(centres, [150, 40, 10], axis=0) + noise)  # the 40 'rare' items are one item, 40 times
+    names = ["common", "rare", "other"]
+    p = SelectionProblem(
+        n=9,
+        rng=np.random.default_rng(1),
+        duplicate_threshold=0.99,
+        embeddings=embeddings,
+        labels=names,
+        label_vectors=centres,
+    )
+    picks = SEED_STRATEGIES["stratified"]().select(p)
+    assert len(picks) == 9 and len({x.position for x in picks}) == 9
+    of = {c: [x.position for x in picks if f"of class {c!r}" in x.reason] for c in names}
+    assert len(of["common"]) == 3 and len(of["other"]) == 3  # equal shares of the guessed classes
+    assert len(of["rare"]) == 1 and 150 <= of["rare"][0] < 190  # its twins are not picked again
+    assert sum("typical fill" in x.reason for x in picks) == 2  # the shortfall is filled, not left out

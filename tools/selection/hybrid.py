@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from alloop.tools.model.uncertainty import uncertainty
+from alloop.tools.model.uncertainty import measure_for, uncertainty
 from alloop.tools.selection.base import Picked, SelectionProblem
 from alloop.tools.selection.coreset import k_center_greedy
 from alloop.tools.selection.uncertainty import top_k_order
@@ -18,7 +18,9 @@ class UncertainThenDiverse:
 
     def select(self, problem: SelectionProblem) -> list[Picked]:
         factor = int(problem.options.get("hybrid_factor", 10))
-        entropy = uncertainty(problem.probs)["entropy"]
+        task_type = problem.options.get("task_type")
+        measure = measure_for("entropy", task_type)
+        entropy = uncertainty(problem.probs, task_type)[measure]
         key = entropy + problem.rng.random(len(entropy)) * 1e-9
         shortlist = top_k_order(key, min(len(key), factor * problem.n))
         picked, distances = k_center_greedy(
@@ -32,7 +34,7 @@ class UncertainThenDiverse:
         return [
             Picked(
                 int(shortlist[p]),
-                f"entropy {entropy[shortlist[p]]:.3f} (among top {len(shortlist)} uncertain); "
+                f"{measure} {entropy[shortlist[p]]:.3f} (among top {len(shortlist)} uncertain); "
                 + ("first pick" if d != d else f"cosine distance {d:.3f} from covered set"),
             )
             for p, d in zip(picked, distances, strict=True)

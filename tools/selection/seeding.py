@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 from alloop.tools.errors import InputError
 from alloop.tools.selection.base import Picked, SelectionProblem
 from alloop.tools.selection.duplicates import take_distinct
-from alloop.tools.selection.typiclust import KMEANS_SAMPLE, TYPICALITY_SAMPLE, typicality, typiclust_picks
+from alloop.tools.selection.typiclust import KMEANS_SAMPLE, typiclust_picks
 
 
 def _balanced(groups: dict[str, np.ndarray], rng: np.random.Generator) -> list[tuple[int, str]]:
@@ -88,33 +88,35 @@ class TypicalSeed:
     requires: ClassVar[frozenset[str]] = frozenset({"embeddings"})
 
     def select(self, problem: SelectionProblem) -> list[Picked]:
-        x, n = problem.embeddings, problem.n
-        km, _ = _kmeans(problem)
-        rng = np.random.default_rng(int(problem.options.get("seed", 0)))
-        cluster = km.predict(x)
-        sizes = np.bincount(cluster, minlength=n)
-        picks: list[Picked] = []
-        for c in np.argsort(-sizes, kind="stable"):
-            members = np.flatnonzero(cluster == c)
-            if len(members) > TYPICALITY_SAMPLE:  # the densest region shows in a sample; keeps memory bounded
-                members = np.sort(rng.choice(members, TYPICALITY_SAMPLE, replace=False))
-            if not len(members):
-                continue
-            best = int(members[np.argmax(typicality(x[members]))])
-            picks.append(Picked(best, f"typical: densest item of cluster {c} ({sizes[c]} items)"))
-        return picks[:n]
+        seed = int(problem.options.get("seed", 0))
+        picks = typiclust_picks(problem.embeddings, None, problem.n, seed, problem.duplicate_threshold)
+        return [Picked(p, f"typical: densest item of cluster {c} ({size} items)") for p, c, size, _ in picks]
 
 
-def _provisional_classes(problem: SelectionProblem) -> tuple[list[str], np.ndarray, str]:
-    """Each candidate's guessed class: nearest known-label centroid, else nearest label name."""
+def _provisional_classes(problem: SelectionProblem) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """Candidates per guessed class, and how each class was guessed.
+
+    With known labels of two or more classes, a candidate goes to its nearest labeled centroid;
+    a class without a known label yet is guessed from its name (nearest label name), so the
+    classes a seed most needs are not left out.
+    """
+    if len(problem.labels) < 2:
+        raise InputError("a stratified seed needs a label schema of two or more classes; use 'typical'")
     known = np.asarray(problem.known_labels or [], dtype=object)
-    classes = [c for c in problem.labels if c in set(known.tolist())]
-    if len(classes) >= 2:
-        centroids = np.stack([problem.known_vectors[known == c].mean(0) for c in classes])
-        how = "nearest labeled centroid"
-    else:
-        classes, centroids, how = list(problem.labels), problem.label_vectors, "nearest label name"
-    return classes, (problem.embeddings @ centroids.T).argmax(axis=1), how
+    seen = [c for c in problem.labels if c in set(known.tolist())]
+    groups: dict[str, np.ndarray] = {}
+    how: dict[str, str] = {}
+    if len(seen) >= 2:
+        centroids = np.stack([problem.known_vectors[known == c].mean(0) for c in seen])
+        nearest = (problem.embeddings @ centroids.T).argmax(axis=1)
+        groups |= {c: np.flatnonzero(nearest == k) for k, c in enumerate(seen)}
+        how |= dict.fromkeys(seen, "nearest labeled centroid")
+    unseen = [c for c in problem.labels if c not in groups]
+    if unseen and problem.label_vectors is not None:
+        by_name = (problem.embeddings @ problem.label_vectors.T).argmax(axis=1)
+        groups |= {c: np.flatnonzero(by_name == problem.labels.index(c)) for c in unseen}
+        how |= dict.fromkeys(unseen, "nearest label name")
+    return groups, how
 
 
 def _equal_shares(sizes: dict[str, int], n: int) -> dict[str, int]:
@@ -135,28 +137,34 @@ class StratifiedSeed:
     """Typical items (TypiClust) within each provisional class, an equal share per class.
 
     Classes are guessed from the labels known so far (nearest labeled centroid) when two or more
-    classes are known, else from the label names embedded by the same encoder (zero-shot): a
-    guess, but one that gives a class its share of the seed where a cluster seed follows the
-    pool's majority.
+    classes are known, and from the label names embedded by the same encoder (zero-shot) for
+    classes without a known label: a guess, but one that gives a class its share of the seed
+    where a cluster seed follows the pool's majority.
     """
 
     name: ClassVar[str] = "stratified"
     requires: ClassVar[frozenset[str]] = frozenset({"embeddings", "label_vectors"})
 
     def select(self, problem: SelectionProblem) -> list[Picked]:
-        classes, guess, how = _provisional_classes(problem)
-        members = {c: np.flatnonzero(guess == k) for k, c in enumerate(classes)}
-        shares = _equal_shares({c: len(m) for c, m in members.items()}, problem.n)
+        groups, how = _provisional_classes(problem)
+        shares = _equal_shares({c: len(m) for c, m in groups.items()}, problem.n)
         seed = int(problem.options.get("seed", 0))
         picks: list[Picked] = []
         for c, share in shares.items():
-            inside = members[c]
+            inside = groups[c]
             taken = problem.embeddings[[q.position for q in picks]] if picks else None
             for p, cluster, size, _ in typiclust_picks(
                 problem.embeddings[inside], None, share, seed, problem.duplicate_threshold, taken
             ):
-                reason = f"stratified: typical item of cluster {cluster} ({size} items) of class {c!r} ({how})"
-                picks.append(Picked(int(inside[p]), reason))
+                if int(inside[p]) not in {q.position for q in picks}:  # a class guessed twice (centroid, name)
+                    reason = f"stratified: typical item of cluster {cluster} ({size} items) of class {c!r} ({how[c]})"
+                    picks.append(Picked(int(inside[p]), reason))
+        if len(picks) < problem.n:  # near-duplicates or overlapping guesses left a shortfall: typical items fill it
+            taken = problem.embeddings[[q.position for q in picks]] if picks else None
+            fill = typiclust_picks(
+                problem.embeddings, None, problem.n - len(picks), seed, problem.duplicate_threshold, taken
+            )
+            picks += [Picked(p, f"stratified: typical fill, cluster {c} ({size} items)") for p, c, size, _ in fill]
         return picks
 
 

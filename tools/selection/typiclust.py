@@ -59,6 +59,8 @@ def typiclust_picks(
     reference: np.ndarray | None = None,
 ) -> list[tuple[int, int, int, int]]:
     """(position, cluster, cluster size, labeled in cluster before the pick) for up to n picks."""
+    if n < 1 or not len(candidates):
+        return []
     covered = covered if covered is not None else np.empty((0, candidates.shape[1]), candidates.dtype)
     x = np.concatenate([candidates, covered]) if len(covered) else candidates
     k = max(1, min(len(covered) + n, MAX_CLUSTERS, len(x)))
@@ -73,20 +75,18 @@ def typiclust_picks(
     small = sizes < MIN_CLUSTER_SIZE if (sizes >= MIN_CLUSTER_SIZE).sum() >= n else np.zeros(k, bool)
     picks: list[tuple[int, int, int, int]] = []
     exhausted = np.zeros(k, dtype=bool)
-    while len(picks) < n and not exhausted.all():
-        # fewest labeled first, then largest; small clusters (outliers) only when nothing else is left
-        order = np.lexsort((-sizes, labeled, small | exhausted))
-        c = int(order[0])
+    while len(picks) < n:
+        # clusters with candidates left; among them not small (outliers), fewest labeled, largest
+        c = int(np.lexsort((-sizes, labeled, small, exhausted))[0])
         if exhausted[c]:
-            break
+            break  # every cluster is exhausted
         members = np.flatnonzero((of_candidate == c) & allowed)
         if not len(members):
             exhausted[c] = True
             continue
-        context = (
-            members if len(members) <= TYPICALITY_SAMPLE else np.sort(rng.choice(members, TYPICALITY_SAMPLE, False))
-        )
-        best = int(context[np.argmax(typicality(candidates[context]))])
+        if len(members) > TYPICALITY_SAMPLE:  # the densest region shows in a sample; keeps memory bounded
+            members = np.sort(rng.choice(members, TYPICALITY_SAMPLE, replace=False))
+        best = int(members[np.argmax(typicality(candidates[members]))])
         picks.append((best, c, int(sizes[c]), int(labeled[c])))
         labeled[c] += 1
         allowed[best] = False

@@ -6,7 +6,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from alloop.tools.model.uncertainty import uncertainty, uncertainty_rank_key
+from alloop.tools.errors import InputError
+from alloop.tools.model.uncertainty import measure_for, uncertainty, uncertainty_rank_key
 from alloop.tools.selection.base import Picked, SelectionProblem
 from alloop.tools.selection.duplicates import take_distinct
 
@@ -39,8 +40,10 @@ class UncertaintySampling:
     measure: ClassVar[str]
 
     def select(self, problem: SelectionProblem) -> list[Picked]:
-        values = uncertainty(problem.probs)[self.measure]
-        key = uncertainty_rank_key(self.measure, values)
+        task_type = problem.options.get("task_type")
+        measure = measure_for(self.measure, task_type)  # ordinal: variance; magnitude: sd; multi_select: Σ entropy
+        values = uncertainty(problem.probs, task_type)[measure]
+        key = uncertainty_rank_key(measure, values)
         # Ties (common with few labels) are broken at random, seeded, not by pool order.
         key = key + problem.rng.random(len(key)) * 1e-9
         order = top_k_order(key, min(len(key), max(8 * problem.n, 256)))
@@ -56,7 +59,7 @@ class UncertaintySampling:
         # take_distinct walked exactly the first chosen + skipped entries of the ranking
         rank_of = {int(p): rank for rank, p in enumerate(order[: len(chosen) + skipped], 1)}
         total = len(key)
-        return [Picked(p, f"{self.measure} {values[p]:.3f}, rank {rank_of[p]} of {total} unlabeled") for p in chosen]
+        return [Picked(p, f"{measure} {values[p]:.3f}, rank {rank_of[p]} of {total} unlabeled") for p in chosen]
 
 
 class LeastConfidence(UncertaintySampling):
@@ -86,7 +89,10 @@ class PowerMargin:
     requires: ClassVar[frozenset[str]] = frozenset({"probs"})
 
     def select(self, problem: SelectionProblem) -> list[Picked]:
-        margin = uncertainty(problem.probs)["margin"]
+        measures = uncertainty(problem.probs, problem.options.get("task_type"))
+        if "margin" not in measures:
+            raise InputError("power_margin draws by class margins; a magnitude run has none: use entropy (ranks by sd)")
+        margin = measures["margin"]
         beta = float(problem.options.get("power_beta", 1.0))
         score = np.clip(1.0 - margin, 1e-12, None)
         key = beta * np.log(score) + problem.rng.gumbel(size=len(score))
