@@ -30,6 +30,7 @@ from alloop import __version__
 from alloop.boundary import AlloopServer, raise_for_client
 from alloop.cancellation import stop_when_cancelled
 from alloop.elicitation import interview_hook, interview_parameters
+from alloop.http_auth import bearer_auth
 from alloop.resources import register_run_files, register_schemas
 from alloop.results import tool_result
 from alloop.sampling import judge_hook, judge_return_annotation
@@ -173,8 +174,11 @@ def make_tool(spec: ToolSpec, root: RunRoot) -> Tool:
     return tool
 
 
-def create_server(root: Path | str | None = None) -> MCPServer:
-    """Build the alloop MCP server over a run root (default $ALLOOP_ROOT or ./runs)."""
+def create_server(root: Path | str | None = None, *, http_token: str | None = None) -> MCPServer:
+    """Build the alloop MCP server over a run root (default $ALLOOP_ROOT or ./runs).
+
+    With `http_token`, its HTTP app answers only requests bearing that token (alloop.http_auth).
+    """
     run_root = RunRoot(root)
     server = AlloopServer(
         TOOLS,
@@ -182,6 +186,7 @@ def create_server(root: Path | str | None = None) -> MCPServer:
         version=__version__,
         instructions=INSTRUCTIONS,
         tools=[make_tool(spec, run_root) for spec in TOOLS],
+        **(bearer_auth(http_token) if http_token else {}),
     )
     register_prompts(server)
     register_run_files(server, run_root)

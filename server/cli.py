@@ -53,8 +53,8 @@ class _Commands(TyperGroup):
             fail(exc)
         except ValidationError as exc:
             fail(f"invalid arguments: {describe_validation(exc)}")
-        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
-            raise  # usage errors, --help and typer.Exit: click's own way out
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort, typer.Exit, typer.Abort):
+            raise  # usage errors, --help and typer.Exit (not a click class in typer ≥ 0.29): the way out
         except Exception as exc:
             command = ctx.invoked_subcommand or "alloop"
             log.debug("%s failed unexpectedly", command, exc_info=True)
@@ -237,15 +237,29 @@ def serve(
     transport: Annotated[Literal["stdio", "http"], typer.Option(help="stdio, or streamable HTTP.")] = "stdio",
     host: Annotated[str, typer.Option(help="HTTP only: address to bind (loopback by default).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="HTTP only: port.")] = 8765,
+    no_auth: Annotated[
+        bool, typer.Option("--no-auth", help="HTTP only: accept requests without the bearer token (not advised).")
+    ] = False,
+    allow_remote: Annotated[
+        bool, typer.Option("--allow-remote", help="HTTP only: allow a --host other machines can reach.")
+    ] = False,
 ) -> None:
-    """Start the MCP server (stdio by default; `--transport http` for streamable HTTP)."""
-    from alloop.app import create_server
+    """Start the MCP server (stdio by default; `--transport http` for streamable HTTP).
 
-    server = create_server(root)
+    Over HTTP every request must carry `Authorization: Bearer <token>`: $ALLOOP_HTTP_TOKEN, or a token
+    made at start and printed once to stderr.
+    """
+    from alloop.app import create_server
+    from alloop.http_auth import check_bind, server_token, warn_no_auth
+
     if transport == "stdio":
-        server.run("stdio")
-    else:
-        server.run("streamable-http", host=host, port=port)
+        create_server(root).run("stdio")
+        return
+    check_bind(host, allow_remote)
+    if no_auth:
+        warn_no_auth()
+    token = None if no_auth else server_token()
+    create_server(root, http_token=token).run("streamable-http", host=host, port=port)
 
 
 @app.command("version")

@@ -39,7 +39,7 @@ def _read(root: RunRoot, run: str, locate: Callable[[RunDir], Path], made_by: st
 
 
 def _round(value: str) -> int:
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()):
         raise ResourceError(f"round {value!r} is not a number; use 0-99, e.g. selection_round_3.jsonl")
     return int(value)
 

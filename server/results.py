@@ -16,6 +16,8 @@ from pydantic import BaseModel
 LIST_LIMIT = 20
 OMITTED = "omitted"
 """The result field that says, per capped list, how many entries were left out."""
+UNCAPPED = frozenset({"invalid", "skipped_unknown"})
+"""Lists no run file holds (pull_from_argilla's answers to fix in Argilla): the agent gets them whole."""
 
 
 def cap_lists(data: dict[str, Any], limit: int = LIST_LIMIT) -> dict[str, Any]:
@@ -23,6 +25,8 @@ def cap_lists(data: dict[str, Any], limit: int = LIST_LIMIT) -> dict[str, Any]:
     capped = dict(data)
     omitted: dict[str, int] = {}
     for key, value in data.items():
+        if key in UNCAPPED:
+            continue
         if isinstance(value, list) and len(value) > limit and any(isinstance(v, dict) for v in value):
             capped[key] = value[:limit]
             omitted[key] = len(value) - limit

@@ -35,6 +35,12 @@ def test_every_tool_is_a_subcommand_and_nothing_else_is():
     assert "interview-spec" in alloop("--help").stdout  # the installed entry point mounts them too
 
 
+
+def test_a_command_s_help_is_help_not_a_failure():
+    done = alloop("status", "--help")
+    assert "Usage" in done.stdout and done.stderr == ""
+
+
 def test_an_output_with_a_summary_prints_it_instead_of_its_fields(capsys):
     from alloop.cli import render
 

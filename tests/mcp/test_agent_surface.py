@@ -167,6 +167,14 @@ async def test_a_long_list_of_records_is_capped_and_says_how_many_were_left_out(
     assert len(out["ids"]) == 50  # plain values are short: only lists of records are cut
 
 
+def test_answers_to_fix_in_argilla_reach_the_agent_whole():
+    """pull_from_argilla's invalid answers are in no run file: cutting them would lose them."""
+    from alloop.results import cap_lists
+
+    invalid = [{"record": i, "problem": "no label"} for i in range(50)]
+    assert cap_lists({"invalid": invalid}) == {"invalid": invalid}
+
+
 # -- resources -----------------------------------------------------------------------------
 
 

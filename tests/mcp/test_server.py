@@ -164,14 +164,19 @@ async def test_streamable_http_on_loopback(root, looped_run):
     import subprocess
     import time
 
+    import httpx2
+    from mcp.client.streamable_http import streamable_http_client
+
     root.path.mkdir(parents=True, exist_ok=True)
     shutil.copytree(looped_run, root.path / "looped")
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
+    token = "a-token-for-this-test-only"
     process = subprocess.Popen(
         [sys.executable, "-m", "alloop", "serve", "--transport", "http", "--port", str(port), "--root", str(root.path)],
         stderr=subprocess.DEVNULL,
+        env={**os.environ, "ALLOOP_HTTP_TOKEN": token},
     )
     try:
         deadline = time.monotonic() + 60
@@ -180,7 +185,10 @@ async def test_streamable_http_on_loopback(root, looped_run):
                 if s.connect_ex(("127.0.0.1", port)) == 0:
                     break
             time.sleep(0.3)
-        async with Client(f"http://127.0.0.1:{port}/mcp") as client:
+        async with (
+            httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30) as http,
+            Client(streamable_http_client(f"http://127.0.0.1:{port}/mcp", http_client=http)) as client,
+        ):
             out = payload(await client.call_tool("status", {"run": "looped"}))
         assert out["model_rounds"] == [1, 2, 3]
     finally:
