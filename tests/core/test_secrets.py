@@ -238,3 +238,22 @@ def test_a_bug_whose_message_holds_a_key_is_reported_without_it(monkeypatch):
     monkeypatch.setenv("ARGILLA_API_KEY", "argilla.apikey.abcdef123456")
     report = unexpected_failure("push_to_argilla", RuntimeError("server said: key argilla.apikey.abcdef123456"))
     assert "abcdef123456" not in report and "***" in report
+
+
+@pytest.mark.parametrize(
+    "echo",
+    [
+        '{"api_key": "unknown-secret-123"}',
+        "{'token': 'unknown-secret-123'}",
+        "Client(api_key='unknown-secret-123')",
+        "password=unknown-secret-123",
+        "SOME_SERVICE_TOKEN: unknown-secret-123",
+    ],
+)
+def test_a_secret_alloop_does_not_know_is_still_blanked_by_its_name(echo):
+    assert "unknown-secret-123" not in scrub(echo)
+
+
+@pytest.mark.parametrize("text", ["used 400 tokens: fine", "max_tokens=400", "the secret is out"])
+def test_ordinary_words_near_a_secret_s_name_stay(text):
+    assert scrub(text) == text

@@ -41,9 +41,16 @@ _HEADER = re.compile(
 )
 _ASSIGNMENT = re.compile(
     r"""(?x)
-    (\b[A-Z][A-Z0-9_]*(?:_KEY|_TOKEN|_SECRET|_PASSWORD)\s*=\s*["']?                    # JATOS_TOKEN=...
+    (\b[A-Z][A-Z0-9_]*(?:_KEY|_TOKEN|_SECRET|_PASSWORD)["']?\s*[:=]\s*["']?            # JATOS_TOKEN=..., KEY: ...
     |[?&](?i:api[-_]?key|access[-_]?token|token|secret|password)=)                      # ?token=...
     [^\s"'&,;]+
+    """
+)
+_QUOTED_KEY = re.compile(
+    r"""(?ix)
+    ((?:["'](?:api[-_]?key|access[-_]?token|token|secret|password)["']\s*[:=]           # {"api_key": ...
+    |\b(?:api[-_]?key|access[-_]?token|token|secret|password)\s*=)\s*["']?)            # api_key='...'
+    [^\s"',;&}\])]+
     """
 )
 _SHAPES = re.compile(r"\bsk-ant-[A-Za-z0-9_-]{8,}|\bjap_[A-Za-z0-9_]{8,}")
@@ -73,6 +80,7 @@ def scrub(text: str) -> str:
         text = text.replace(value, MASK)
     text = _HEADER.sub(lambda m: f"{m[1]}{m[2]}{m[3] or ''}{MASK}", text)
     text = _ASSIGNMENT.sub(lambda m: f"{m[1]}{MASK}", text)
+    text = _QUOTED_KEY.sub(lambda m: f"{m[1]}{MASK}", text)
     text = _SHAPES.sub(MASK, text)
     return _URL_PASSWORD.sub(rf"\1:{MASK}@", text)
 
