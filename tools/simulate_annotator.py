@@ -80,7 +80,8 @@ def simulate_annotator(args: SimulateAnnotatorInput, ctx: ToolContext) -> Simula
         for key, item_id, label in tasks:
             for name in people.names:
                 answer = people.answer(name, item_id, label)
-                extra: dict[str, object] = {"simulated": True, "gold_file": args.gold.rsplit("/", 1)[-1]}
+                source = "heldout set" if key.startswith("heldout:") else args.gold.rsplit("/", 1)[-1]
+                extra: dict[str, object] = {"simulated": True, "gold_file": source}
                 if not plain:
                     extra |= {"noise": args.noise, "seed": args.seed, **answer.params}
                 events.append(
