@@ -182,8 +182,9 @@ def test_heldout_overlap_gives_check_convergence_a_human_ceiling(ctx, ratings, r
     assert (found.n_items, found.n_people, found.people) == (15, 3, ["sim-p01", "sim-p02", "sim-p03"])
     assert 0 < found.human_ceiling.value < 1
     assert looped.rounds[-1]["n_labeled"] == 20  # held-out answers are never trained on
-    heldout_answered = {e.item_id for e in ctx.root.run(run).labels() if e.external_id.startswith("simulated:heldout")}
-    assert heldout_answered == set(heldout_overlap(ctx.root.run(run), 15))
+    heldout_events = [e for e in ctx.root.run(run).labels() if e.external_id.startswith("simulated:heldout")]
+    assert {e.item_id for e in heldout_events} == set(heldout_overlap(ctx.root.run(run), 15))
+    assert {e.extra["gold_file"] for e in heldout_events} == {"heldout set"}  # their gold is the run's own
 
 
 def test_export_asks_every_annotator_for_heldout_items_until_two_people_answered(ctx, ratings, rating_run, tmp_path):
