@@ -91,11 +91,15 @@ def check_convergence(args: CheckConvergenceInput, ctx: ToolContext) -> CheckCon
     spec = run.spec()
     round_ = args.round if args.round is not None else latest_result_round(run)
     metric = args.metric or spec.stopping.agreement_metric
-    level = level_for(spec, args.level)
     predictions = ModelDir(run, round_).predictions()
-    report, judged, note = measure_agreement(
-        run, spec, round_, predictions, metric, level, args.bootstrap, args.confidence, args.seed, ctx.progress
-    )
+    if spec.task_type == "multi_select" and args.level is None:
+        level, report, judged = "nominal", None, None
+        note = "agreement on option sets (a set-valued distance) is not measured yet; the other rules decide"
+    else:
+        level = level_for(spec, args.level)
+        report, judged, note = measure_agreement(
+            run, spec, round_, predictions, metric, level, args.bootstrap, args.confidence, args.seed, ctx.progress
+        )
     evidence = gather_evidence(run, spec, round_, ctx.now())
     if report is not None:
         evidence.agreement = AgreementEvidence(

@@ -17,7 +17,8 @@ from alloop.tools.base import RunArgs, ToolContext, ToolSpec
 from alloop.tools.model.encoders import embed_table, run_encoder
 from alloop.tools.model.heads import item_design, load_head
 from alloop.tools.model.shortlist import shortlist
-from alloop.tools.model.uncertainty import uncertainty
+from alloop.tools.model.task_types import confidence, predicted, score_columns, scores
+from alloop.tools.model.uncertainty import measure_for, uncertainty
 from alloop.tools.run.models import ModelDir, Predictions, latest_model_round, resolve_round
 
 CHUNK = 65536
@@ -38,10 +39,11 @@ class ScoreOutput(BaseModel):
     model_version: str
     n_scored: int
     predicted_counts: dict[str, int]
-    mean_confidence: float
-    mean_entropy: float
+    mean_confidence: float | None
+    uncertainty_measure: str = Field(description="entropy; summed option entropy (multi_select); variance; sd.")
+    mean_uncertainty: float
     score_seconds: float
-    most_uncertain: list[dict] = Field(description="The five least confident items: id, prediction, confidence.")
+    most_uncertain: list[dict] = Field(description="The five most uncertain items: id, prediction, the measure.")
 
 
 def score_pool(args: ScoreInput, ctx: ToolContext) -> ScoreOutput:
@@ -60,7 +62,8 @@ def score_pool(args: ScoreInput, ctx: ToolContext) -> ScoreOutput:
         head = load_head(model.head_path)
         encoder = run_encoder(run, round_)  # the encoder this round trained, or the pretrained one
         pool = run.pool()
-        probs = np.empty((len(pool), len(spec.labels)), dtype=np.float32)
+        columns = score_columns(spec)
+        probs = np.empty((len(pool), len(columns)), dtype=np.float32)
         scored = np.arange(len(pool))
         if args.shortlist is not None and encoder.weights is not None and args.shortlist < len(pool):
             probs, scored = shortlist(run, spec, args.shortlist, spec.selection.seed)
@@ -71,17 +74,24 @@ def score_pool(args: ScoreInput, ctx: ToolContext) -> ScoreOutput:
         for start in range(0, len(scored), CHUNK):
             rows = scored[start : start + CHUNK]
             design = item_design(pool, spec.model.predictors, rows)
-            probs[rows] = head.predict_proba(x[start : start + CHUNK], design)
+            probs[rows] = scores(head, x[start : start + CHUNK], design)
             ctx.progress(min(start + CHUNK, len(scored)), len(scored), "scoring pool")
         heldout = run.heldout()
         if heldout is not None:
             hx = embed_table(run, heldout, spec.text_fields, encoder)
-            heldout_probs = head.predict_proba(hx, item_design(heldout, spec.model.predictors)).astype(np.float32)
+            heldout_probs = scores(head, hx, item_design(heldout, spec.model.predictors)).astype(np.float32)
             heldout_ids = np.asarray(heldout.ids)
         else:
-            heldout_probs, heldout_ids = np.zeros((0, len(spec.labels)), np.float32), np.asarray([], dtype=str)
-        preds = Predictions.from_probabilities(
-            np.asarray(pool.ids), probs, heldout_ids, heldout_probs, list(spec.labels), card["model_version"]
+            heldout_probs, heldout_ids = np.zeros((0, len(columns)), np.float32), np.asarray([], dtype=str)
+        preds = Predictions(
+            pool_ids=np.asarray(pool.ids, dtype=str),
+            pool_pred=predicted(spec, probs),
+            heldout_ids=np.asarray(heldout_ids, dtype=str),
+            heldout_pred=predicted(spec, heldout_probs),
+            labels=columns,
+            model_version=card["model_version"],
+            pool_probs=probs,
+            heldout_probs=heldout_probs,
         )
         if len(scored) < len(pool):
             preds.pool_scored = np.isin(np.arange(len(pool)), scored)
@@ -89,22 +99,23 @@ def score_pool(args: ScoreInput, ctx: ToolContext) -> ScoreOutput:
         seconds = time.perf_counter() - started
         run.update_result(round_, score_seconds=round(seconds, 3))
 
-    measures = uncertainty(probs)
-    confidence = probs.max(axis=1)
-    predicted = preds.pool_pred
-    labels, counts = np.unique(predicted, return_counts=True)
-    worst = np.argsort(confidence)[:5]
+    measures = uncertainty(probs, spec.task_type)
+    measure = measure_for("entropy", spec.task_type)
+    sure = confidence(spec, probs)
+    labels, counts = np.unique(preds.pool_pred, return_counts=True)
+    worst = np.argsort(-measures[measure])[:5]
     return ScoreOutput(
         run=args.run,
         round=round_,
         model_version=card["model_version"],
         n_scored=len(pool),
         predicted_counts={str(k): int(v) for k, v in zip(labels, counts, strict=True)},
-        mean_confidence=round(float(confidence.mean()), 4),
-        mean_entropy=round(float(measures["entropy"].mean()), 4),
+        mean_confidence=None if sure is None else round(float(sure.mean()), 4),
+        uncertainty_measure=measure,
+        mean_uncertainty=round(float(measures[measure].mean()), 4),
         score_seconds=round(seconds, 3),
         most_uncertain=[
-            {"id": pool.ids[i], "prediction": str(predicted[i]), "confidence": round(float(confidence[i]), 4)}
+            {"id": pool.ids[i], "prediction": str(preds.pool_pred[i]), measure: round(float(measures[measure][i]), 4)}
             for i in worst
         ],
     )

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from alloop.tools.base import RunArgs, ToolContext, ToolSpec
 from alloop.tools.errors import StateError
 from alloop.tools.model.encoders import embed_table, run_encoder
+from alloop.tools.model.task_types import confidence, predicted
 from alloop.tools.model.uncertainty import uncertainty
 from alloop.tools.run.labels import answered_items
 from alloop.tools.run.models import ModelDir, latest_model_round
@@ -99,7 +100,7 @@ def select_batch(args: SelectInput, ctx: ToolContext) -> SelectOutput:
             probs=probs[candidates] if probs is not None else None,
             reference=found.duplicates_of,
             covered=found.covered,
-            options={"hybrid_factor": spec.selection.hybrid_factor},
+            options={"hybrid_factor": spec.selection.hybrid_factor, "task_type": spec.task_type},
         )
         check_requirements(strategy, problem)
         picked = strategy.select(problem)
@@ -109,10 +110,11 @@ def select_batch(args: SelectInput, ctx: ToolContext) -> SelectOutput:
                 "selected items; lower the batch size or the near_duplicate_threshold"
             )
         positions = candidates[[p.position for p in picked]]
-        measures = uncertainty(probs[positions]) if probs is not None else {}
+        measures = uncertainty(probs[positions], spec.task_type) if probs is not None else {}
+        texts = predicted(spec, probs[positions]) if probs is not None else None
+        sure = confidence(spec, probs[positions]) if probs is not None else None
         rows = []
         for rank, (pick, position) in enumerate(zip(picked, positions, strict=True), start=1):
-            p = probs[position] if probs is not None else None
             rows.append(
                 SelectionRow(
                     round=round_,
@@ -121,8 +123,8 @@ def select_batch(args: SelectInput, ctx: ToolContext) -> SelectOutput:
                     strategy=strategy.name,
                     reason=pick.reason,
                     scores={m: round(float(v[rank - 1]), 6) for m, v in measures.items()},
-                    prediction=spec.labels[int(p.argmax())] if p is not None else None,
-                    confidence=round(float(p.max()), 6) if p is not None else None,
+                    prediction=str(texts[rank - 1]) if texts is not None else None,
+                    confidence=round(float(sure[rank - 1]), 6) if sure is not None else None,
                     model_version=card["model_version"],
                     seed=seed,
                 )

@@ -19,7 +19,7 @@ from alloop.tools.base import RunArgs, ToolContext, ToolSpec
 from alloop.tools.errors import InputError, StateError
 from alloop.tools.model.encoders import embed_table, run_encoder
 from alloop.tools.model.heads import item_design, load_head, make_head, save_head
-from alloop.tools.model.metrics import label_metrics
+from alloop.tools.model.task_types import gold_figures, label_counts, scores, targets
 from alloop.tools.model.training import (
     StrategyChoice,
     choose_strategy,
@@ -72,14 +72,7 @@ def cannot_train(spec: TaskSpec) -> str | None:
     status asks this too, so it never sends an agent to a training that cannot run.
     """
     task = spec.task_type
-    if task == "multi_select":
-        return (
-            "train_glmm cannot train multi_select runs yet: its heads predict one label per answer, and a "
-            "multi_select answer is a set of options. The labels collected so far are kept; write the report "
-            "(write_report), or make a binary run per option (labels no, yes), or fit one GLMM per option at "
-            "the command line (`alloop glmm fit --family multi_select --option COLUMN`)"
-        )
-    if task not in LABELED_TASKS:
+    if task not in LABELED_TASKS | {"magnitude"}:
         return (
             f"train_glmm trains label heads, and task_type {task!r} has no label schema: the labels collected "
             "so far are kept; write the report (write_report)"
@@ -111,8 +104,7 @@ def train_glmm(args: TrainInput, ctx: ToolContext) -> TrainOutput:
             raise StateError(
                 "no labels yet: run seed_set, then get the seed batch labeled (import_labels, simulate or Argilla)"
             )
-        index = {label: i for i, label in enumerate(spec.labels)}
-        y = np.asarray([index[label] for label in labels], dtype=np.int64)
+        y = targets(spec, labels)
 
         started = time.perf_counter()
         requested = args.training_strategy or spec.model.training_strategy
@@ -122,8 +114,13 @@ def train_glmm(args: TrainInput, ctx: ToolContext) -> TrainOutput:
         head = make_head(args.head or spec.model.head, spec, C=args.C)
         if requested != "retrain" and not head.anchorable and training.kind == "frozen":
             raise InputError(
-                f"head {head.name!r} re-estimates its variance components from all labels every round, so "
+                f"head {head.name!r} is refitted from all labels every round (no warm start), so "
                 f"training_strategy {requested!r} has no meaning for it; use retrain"
+            )
+        if training.kind != "frozen" and spec.task_type in ("multi_select", "magnitude"):
+            raise InputError(
+                f"encoder_training {training.kind!r} trains the encoder on one class per item; a {spec.task_type} "
+                "run trains its head on a frozen encoder: use encoder_training frozen"
             )
         previous = [r for r in model_rounds(run) if r < round_]
         choice = choose_strategy(spec, requested, run, previous[-1] if previous else None)
@@ -176,18 +173,12 @@ def train_glmm(args: TrainInput, ctx: ToolContext) -> TrainOutput:
 
         gold: dict[str, Any] = {}
         if heldout is not None:
-            probs = head.predict_proba(hx, item_design(heldout, spec.model.predictors))
-            predicted = np.asarray(spec.labels, dtype=object)[probs.argmax(axis=1)]
-            gold = label_metrics(
-                [str(v) for v in heldout.column("label")],
-                list(predicted),
-                spec.labels,
-                ordinal=spec.task_type == "ordinal_scale",
-            )
-        cv = cross_validated(spec, head, [labels[i] for i in rows], encoder_card)
+            rows_scored = scores(head, hx, item_design(heldout, spec.model.predictors))
+            gold = gold_figures(spec, heldout.column("label"), rows_scored)
+        cv = cross_validated(spec, head, [labels[i] for i in rows], encoder_card, y[rows])
 
         version = f"r{round_:02d}-{data_hash(item_ids, labels)[:8]}"
-        counts = {label: int((y == i).sum()) for label, i in index.items()}
+        counts = label_counts(spec, y)
         card = {
             "round": round_,
             "model_version": version,
@@ -209,7 +200,7 @@ def train_glmm(args: TrainInput, ctx: ToolContext) -> TrainOutput:
             "label_counts": counts,
             "trained_on": {
                 "n": len(rows),
-                "label_counts": {label: int((y[rows] == i).sum()) for label, i in index.items()},
+                "label_counts": label_counts(spec, y[rows]),
             },
             "data_hash": data_hash(item_ids, labels),
             "seed": spec.selection.seed,

@@ -193,11 +193,6 @@ async def test_an_ordinal_study_of_responses_with_a_glmm_and_a_human_ceiling_run
     assert "3 simulated participant(s) gave 84 answers (60 on held-out items)" in report
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="train_glmm cannot train multi_select yet (heads predict one label; multi_select heads are other work): "
-    "status stops the run after the seed batch instead of sending the agent to train_glmm",
-)
 @pytest.mark.parametrize("study_root", ["multi_select"], indirect=True)
 async def test_a_multi_select_study_runs_from_an_empty_root_to_its_report(study_root):
     root, study = study_root
@@ -207,16 +202,16 @@ async def test_a_multi_select_study_runs_from_an_empty_root_to_its_report(study_
 
 
 async def test_status_never_sends_an_agent_to_a_training_that_cannot_run(root):
-    """A multi_select run with labels: status says why the loop stops there, and train_glmm refuses readably."""
-    pool = [{"id": f"t{n}", "text": f"title {n}", "label": ["tech", "numbers"][: 1 + n % 2]} for n in range(6)]
+    """A free_text run with answers: status says why the loop stops there, and train_glmm refuses readably."""
+    pool = [{"id": f"t{n}", "text": f"title {n}", "label": f"a paraphrase of title {n}"} for n in range(6)]
     write_jsonl(root.path / "pool.jsonl", pool)
     async with Client(create_server(root.path)) as client:
-        setup = {"pool": "pool.jsonl", "heldout": "none", "task_type": "multi_select", "labels": ["tech", "numbers"]}
-        payload(await client.call_tool("interview_spec", {"run": "tags", **setup}))
-        payload(await client.call_tool("seed_set", {"run": "tags", "strategy": "existing"}))
-        status = payload(await client.call_tool("status", {"run": "tags"}))
-        train = await client.call_tool("train_glmm", {"run": "tags"})
-    assert status["done"] and status["next_step"].startswith("stop: train_glmm cannot train multi_select runs yet")
+        setup = {"pool": "pool.jsonl", "heldout": "none", "task_type": "free_text"}
+        payload(await client.call_tool("interview_spec", {"run": "paraphrase", **setup}))
+        payload(await client.call_tool("seed_set", {"run": "paraphrase", "strategy": "existing"}))
+        status = payload(await client.call_tool("status", {"run": "paraphrase"}))
+        train = await client.call_tool("train_glmm", {"run": "paraphrase"})
+    assert status["done"] and status["next_step"].startswith("stop: train_glmm trains label heads")
     assert "write the report (write_report)" in status["next_step"]
-    assert train.is_error and "cannot train multi_select runs yet" in train.content[0].text
+    assert train.is_error and "'free_text' has no label schema" in train.content[0].text
     assert "unexpectedly" not in train.content[0].text

@@ -34,21 +34,37 @@ FORMAT = "alloop-head"
 FORMAT_VERSION = 1
 LEGACY_SUFFIX = ".pkl"
 _META = "meta"
+_HEADS = ("LogisticHead", "GLMMHead", "OptionHead", "GaussianHead")
+"""The classes a head file may have at its top; the other allowed classes are parts of heads."""
 _LEARNED = re.compile(r"^[A-Za-z][A-Za-z0-9_]*_$")
 """scikit-learn's convention for learned attributes, which are all a file may set."""
 
 
 def _classes() -> dict[str, type]:
     """What a head file may rebuild: the heads and the objects they hold, by class name."""
-    from sklearn.linear_model import LogisticRegression
+    from sklearn.linear_model import BayesianRidge, LogisticRegression
 
     from alloop.tools.glmm.design import GLMMSpec, ModelFrame, Term
     from alloop.tools.glmm.head import GLMMHead
     from alloop.tools.glmm.model import GLMMFit
+    from alloop.tools.model.gaussian import GaussianHead
     from alloop.tools.model.logistic import LogisticHead
+    from alloop.tools.model.option_head import OptionHead
 
     return {
-        cls.__name__: cls for cls in (LogisticHead, GLMMHead, LogisticRegression, GLMMFit, ModelFrame, Term, GLMMSpec)
+        cls.__name__: cls
+        for cls in (
+            LogisticHead,
+            GLMMHead,
+            OptionHead,
+            GaussianHead,
+            LogisticRegression,
+            BayesianRidge,
+            GLMMFit,
+            ModelFrame,
+            Term,
+            GLMMSpec,
+        )
     }
 
 
@@ -81,7 +97,7 @@ def head_from_bytes(data: bytes, where: str) -> Head:
         head = _Reader(classes, arrays).decode(meta.get("object"))
     except (TypeError, ValueError, KeyError, RecursionError, AlloopError) as exc:
         raise InputError(f"{where} does not describe a head ({type(exc).__name__}: {exc}); {retrain}") from None
-    if type(head) not in (classes["LogisticHead"], classes["GLMMHead"]) or head.name != meta.get("head"):
+    if type(head) not in tuple(classes[name] for name in _HEADS) or head.name != meta.get("head"):
         raise InputError(f"{where} does not describe a {meta.get('head')!r} head; {retrain}")
     return head
 

@@ -95,13 +95,30 @@ def __getattr__(name: str) -> Any:
 
 
 def make_head(name: str, spec: TaskSpec, **overrides: Any) -> Head:
-    """The named head set up for the spec; `overrides` (None values ignored) replace its defaults."""
+    """The named head set up for the spec; `overrides` (None values ignored) replace its defaults.
+
+    multi_select fits the named head once per option; magnitude has one head, the Gaussian.
+    """
     heads = __getattr__("HEADS")
+    overrides = {key: value for key, value in overrides.items() if value is not None}
+    if spec.task_type == "multi_select" and name in heads:
+        from alloop.tools.model.option_head import OptionHead
+
+        return OptionHead.from_spec(spec, base=name, **overrides)
+    if spec.task_type == "magnitude":
+        if name == "glmm":
+            raise InputError(
+                "the glmm head does not fit magnitudes in the loop yet; use head 'logistic' (for magnitude: the "
+                "Gaussian head, BayesianRidge) or `alloop glmm fit --family gaussian` at the command line"
+            )
+        from alloop.tools.model.gaussian import GaussianHead
+
+        return GaussianHead.from_spec(spec, **overrides)
     try:
         cls = heads[name]
     except KeyError:
         raise InputError(f"unknown head {name!r}; choose one of {sorted(heads)}") from None
-    return cls.from_spec(spec, **{key: value for key, value in overrides.items() if value is not None})
+    return cls.from_spec(spec, **overrides)
 
 
 def save_head(head: Head, path: Path) -> None:

@@ -5,7 +5,8 @@ schema): a class the model predicts but gold lacks counts as 0 in macro-F1; a cl
 both is left out of the average (`zero_division=nan`), so a schema class nobody has labeled or
 predicted yet does not cap the figure.
 Per-class F1 is written as null for a class absent from gold (not 0, which reads "never right").
-Ordinal scales also get the errors in scale points (MAE, RMSE) and Spearman's ρ.
+Ordinal scales also get the errors in scale points (MAE, RMSE) and Spearman's ρ, of the expected
+scale point where the probabilities are given (smaller errors than the most probable point's).
 """
 
 from __future__ import annotations
@@ -18,10 +19,16 @@ import numpy as np
 
 
 def label_metrics(
-    gold: Sequence[str], predicted: Sequence[str], labels: Sequence[str], ordinal: bool = False, prefix: str = "gold"
+    gold: Sequence[str],
+    predicted: Sequence[str],
+    labels: Sequence[str],
+    ordinal: bool = False,
+    prefix: str = "gold",
+    expected: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """`<prefix>_*` figures of predicted labels against true labels (one `Metric` column each)."""
-    from sklearn.metrics import accuracy_score, f1_score, mean_absolute_error, root_mean_squared_error
+    """`<prefix>_*` figures of predicted labels against true labels (one `Metric` column each);
+    `expected`: ordinal only, each row's expected scale point (0..k−1), which the errors then read."""
+    from sklearn.metrics import accuracy_score, f1_score
 
     gold_a, pred_a = np.asarray(gold, dtype=object), np.asarray(predicted, dtype=object)
     labels = list(labels)
@@ -39,15 +46,11 @@ def label_metrics(
         ),
     }
     if ordinal:
-        from scipy.stats import spearmanr
+        from alloop.tools.model.task_metrics import scale_metrics
 
         position = {label: i for i, label in enumerate(labels)}
         g = np.asarray([position[v] for v in gold_a], dtype=float)
-        p = np.asarray([position[v] for v in pred_a], dtype=float)
-        rho = spearmanr(g, p).statistic if len(g) > 1 and g.std() > 0 and p.std() > 0 else None
-        figures |= {
-            f"{prefix}_mae": float(mean_absolute_error(g, p)),
-            f"{prefix}_rmse": float(root_mean_squared_error(g, p)),
-            f"{prefix}_spearman": None if rho is None or not np.isfinite(rho) else float(rho),
-        }
+        p = expected if expected is not None else np.asarray([position[v] for v in pred_a], dtype=float)
+        scale = scale_metrics(g, p, prefix)
+        figures |= {k: v for k, v in scale.items() if k != f"{prefix}_r2"}
     return figures

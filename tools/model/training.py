@@ -18,10 +18,12 @@ from alloop.tools.base import ProgressFn
 from alloop.tools.model.encoders import HFEncoder, resolve_encoder
 from alloop.tools.model.heads import Design, item_design
 from alloop.tools.model.metrics import label_metrics
+from alloop.tools.model.task_metrics import option_matrix, option_text
+from alloop.tools.model.task_types import cv_figures
 from alloop.tools.run.labels import HUMAN_SOURCES, live_events, training_labels
 from alloop.tools.run.models import ModelDir
 from alloop.tools.run.rundir import RunDir
-from alloop.tools.run.schema import EncoderTrainingSpec, TaskSpec
+from alloop.tools.run.schema import EncoderTrainingSpec, LabelEvent, TaskSpec
 
 
 @dataclass
@@ -76,7 +78,7 @@ def training_rows(spec: TaskSpec, run: RunDir, exclude: set[str]) -> tuple[list[
     Design predictors (spec.model.predictors, numeric pool fields) go with every row; per
     response, so do the participant (the label's annotator) and the item.
     """
-    events = run.labels()
+    events = answer_texts(spec, run.labels())
     names = spec.model.predictors
     if spec.prediction_unit == "item":
         tl = training_labels(spec, events, exclude)
@@ -97,12 +99,26 @@ def training_rows(spec: TaskSpec, run: RunDir, exclude: set[str]) -> tuple[list[
     return item_ids, [str(e.label) for e in rows], design, 0
 
 
-def cross_validated(spec: TaskSpec, head: Any, labels: list[str], encoder: dict[str, Any]) -> dict[str, Any]:
+def answer_texts(spec: TaskSpec, events: list[LabelEvent]) -> list[LabelEvent]:
+    """multi_select answers as one text each ('a|b', options in schema order), so that votes on
+    the same set count together; other task types' events as they are."""
+    if spec.task_type != "multi_select":
+        return events
+    texts = [option_text(row, spec.labels) for row in option_matrix([e.label for e in events], spec.labels)]
+    return [e.model_copy(update={"label": t}) if e.label is not None else e for e, t in zip(events, texts, strict=True)]
+
+
+def cross_validated(
+    spec: TaskSpec, head: Any, labels: list[str], encoder: dict[str, Any], y: np.ndarray | None = None
+) -> dict[str, Any]:
     """cv_* figures: the head's out-of-fold predictions, or the trained encoder's validation split.
 
     When the encoder trained on these rows, the head's out-of-fold rows were in its training set,
     so only the validation items the encoder held back give an honest figure (macro-F1).
+    multi_select and magnitude read `y`, the targets (task_types.cv_figures).
     """
+    if spec.task_type in ("multi_select", "magnitude") and y is not None:
+        return cv_figures(spec, head, y)
     if encoder.get("kind", "frozen") != "frozen":
         value = encoder.get("validation_macro_f1")
         return {"cv_macro_f1": None if value is None else round(float(value), 6)}

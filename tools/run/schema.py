@@ -163,7 +163,8 @@ class SelectionSpec(_Strict):
 
     strategy: str = Field(
         "typiclust",
-        description="Default from benchmarks/label_efficiency.py: typiclust, the one strategy ≥ random on all 3 data sets.",
+        description="Default from benchmarks/label_efficiency.py: typiclust, the one strategy ≥ random on all "
+        "3 data sets.",
     )
     near_duplicate_threshold: float = Field(
         0.98, gt=0, le=1, description="Cosine similarity at or above which two items are duplicates."
@@ -293,11 +294,19 @@ class ResultRow(_Strict):
     gold_mae: float | None = None
     gold_rmse: float | None = None
     gold_spearman: float | None = None
+    gold_r2: float | None = Field(None, description="magnitude: R² of the predicted means.")
+    gold_micro_f1: float | None = Field(None, description="multi_select: F1 over every (item, option) decision.")
+    gold_hamming_loss: float | None = Field(None, description="multi_select: share of (item, option) decisions wrong.")
+    gold_jaccard: float | None = Field(None, description="multi_select: mean Jaccard index of the option sets.")
     cv_accuracy: float | None = Field(None, description="cv_*: out-of-fold on the labeled items, never gold.")
     cv_macro_f1: float | None = None
     cv_mae: float | None = None
     cv_rmse: float | None = None
     cv_spearman: float | None = None
+    cv_r2: float | None = None
+    cv_micro_f1: float | None = None
+    cv_hamming_loss: float | None = None
+    cv_jaccard: float | None = None
     decision_source: str = Field("", description="cv or gold: which figures this round's decisions read.")
     encoder_training: str = Field("", description="frozen, full, lora or contrastive: how the encoder learned.")
     final: bool = Field(False, description="The final model: trained once on every label (PRepAL).")
@@ -324,8 +333,10 @@ SUMMARY_COLUMNS = [
     "training_strategy",
     "gold_accuracy",
     "gold_macro_f1",
+    "gold_mae",
     "judge_accuracy",
     "agreement_model_human",
+    "agreement_human_ceiling",
     "stop_decision",
     "train_seconds",
     "score_seconds",

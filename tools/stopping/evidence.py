@@ -14,7 +14,7 @@ import numpy as np
 from alloop.tools.agreement.statistics import cohens_kappa, finite
 from alloop.tools.run.models import ModelDir, model_rounds
 from alloop.tools.run.rundir import RunDir
-from alloop.tools.run.schema import CV_METRIC_COLUMNS, METRIC_COLUMNS, ResultRow, TaskSpec
+from alloop.tools.run.schema import CV_METRIC_COLUMNS, METRIC_COLUMNS, SCALE_METRICS, ResultRow, TaskSpec
 from alloop.tools.stopping.rules import PredictionChange, StoppingEvidence
 
 SPENT_SOURCES = frozenset({"human", "simulated"})
@@ -58,7 +58,12 @@ def gather_evidence(run: RunDir, spec: TaskSpec, round_: int, now: datetime) -> 
     source = spec.model.decision_source
     history = _series(rows, source, spec.metric)
     metric_note = ""
-    if source == "cv" and not history and _series(rows, "gold", spec.metric):
+    if spec.task_type == "magnitude" and spec.metric not in SCALE_METRICS:
+        metric_note = (
+            f"a magnitude run has no {spec.metric}; set metric to mae, rmse or spearman with interview_spec so "
+            "the plateau rule has a figure to read"
+        )
+    elif source == "cv" and not history and _series(rows, "gold", spec.metric):
         metric_note = (
             f"no cross-validated {spec.metric} in results.tsv (the head gives none); set model.decision_source "
             "to gold with interview_spec to let the plateau rule read the held-out set"

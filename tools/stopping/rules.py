@@ -37,6 +37,8 @@ from alloop.tools.report.figures import figure
 from alloop.tools.run.schema import TaskSpec
 
 RuleStatus = Literal["off", "waiting", "go", "stop"]
+SMALLER_IS_BETTER: frozenset[str] = frozenset({"mae", "rmse", "hamming_loss"})
+"""Metrics that are errors: a falling figure is progress (the plateau rule says which way is better)."""
 
 
 class RuleState(BaseModel):
@@ -223,8 +225,10 @@ class Plateau(StoppingRule):
         assert self.epsilon is not None
         history = sorted((r, v) for r, v in evidence.metric_history if r <= evidence.round)
         deltas = [{"from": a[0], "to": b[0], "delta": b[1] - a[1]} for a, b in itertools.pairwise(history)]
+        better = "smaller" if evidence.metric in SMALLER_IS_BETTER else "larger"
         facts = {
             "metric": evidence.metric,
+            "better": better,
             "source": evidence.metric_source,
             "epsilon": self.epsilon,
             "rounds": self.rounds,
@@ -242,15 +246,17 @@ class Plateau(StoppingRule):
         recent = deltas[-self.rounds :]
         flat = all(abs(d["delta"]) < self.epsilon for d in recent)
         largest = max(abs(d["delta"]) for d in recent)
+        last = recent[-1]["delta"]
+        trend = "improved" if (last < 0) == (better == "smaller") and last != 0 else "did not improve"
         if flat:
             reason = (
                 f"{_source(evidence)} {evidence.metric} changed by less than {self.epsilon:g} in each of the last "
-                f"{self.rounds} rounds (largest |Δ| {largest:.4g})"
+                f"{self.rounds} rounds (largest |Δ| {largest:.4g}; {better} is better, the last change {trend})"
             )
         else:
             reason = (
                 f"{_source(evidence)} {evidence.metric} still moves: largest |Δ| {largest:.4g} ≥ {self.epsilon:g} "
-                f"in the last {self.rounds} rounds"
+                f"in the last {self.rounds} rounds ({better} is better, the last change {trend})"
             )
         return self._state(flat, reason, **facts)
 

@@ -1,0 +1,120 @@
+"""What a head's training targets and score rows are, per task type, and their figures.
+
+Classes (binary, categorical, forced choice, ordinal) train on class indices and score as
+probabilities over spec.labels; multi_select trains on an n × k 0/1 matrix and scores one
+probability per option; magnitude trains on numbers and scores (mean, sd). train_glmm,
+score_pool and select_batch go through here, so none of them branches on the task type itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from alloop.tools.errors import InputError
+from alloop.tools.model.heads import Design, Head
+from alloop.tools.model.metrics import label_metrics
+from alloop.tools.model.task_metrics import (
+    expected_points,
+    multi_select_metrics,
+    option_matrix,
+    option_text,
+    scale_metrics,
+)
+from alloop.tools.model.uncertainty import MAGNITUDE_COLUMNS
+from alloop.tools.run.schema import TaskSpec
+
+
+def targets(spec: TaskSpec, labels: list[Any]) -> np.ndarray:
+    """Training targets: class indices, an option matrix (multi_select) or numbers (magnitude)."""
+    if spec.task_type == "multi_select":
+        return option_matrix(labels, spec.labels)
+    if spec.task_type == "magnitude":
+        return magnitudes(labels, "training labels")
+    index = {label: i for i, label in enumerate(spec.labels)}
+    return np.asarray([index[label] for label in labels], dtype=np.int64)
+
+
+def magnitudes(values: list[Any], where: str) -> np.ndarray:
+    """Labels as finite numbers, or an error naming the first that is not one."""
+    out = np.empty(len(values))
+    for i, value in enumerate(values):
+        try:
+            out[i] = float(value)
+        except (TypeError, ValueError):
+            raise InputError(f"{where}: magnitude {value!r} is not a number") from None
+        if not np.isfinite(out[i]):
+            raise InputError(f"{where}: magnitude {value!r} is not a finite number")
+    return out
+
+
+def label_counts(spec: TaskSpec, y: np.ndarray) -> dict[str, int]:
+    """Labels per class, or per option for multi_select (answers choosing it); magnitude: the count."""
+    if spec.task_type == "magnitude":
+        return {"n": len(y)}
+    if spec.task_type == "multi_select":
+        return {option: int(y[:, j].sum()) for j, option in enumerate(spec.labels)}
+    return {label: int((y == i).sum()) for i, label in enumerate(spec.labels)}
+
+
+def score_columns(spec: TaskSpec) -> list[str]:
+    """What each column of a score row holds: the labels, the options, or mean and sd."""
+    return list(MAGNITUDE_COLUMNS) if spec.task_type == "magnitude" else list(spec.labels)
+
+
+def scores(head: Head, X: np.ndarray, design: Design | None) -> np.ndarray:
+    """A head's score rows: `predict_scores` where the head has it (magnitude), else probabilities."""
+    predict = getattr(head, "predict_scores", None) or head.predict_proba
+    return predict(X, design)
+
+
+def predicted(spec: TaskSpec, rows: np.ndarray) -> np.ndarray:
+    """Each score row's prediction as text: a label, an option set 'a|b', or a number."""
+    if not len(rows):
+        return np.array([], dtype=str)
+    if spec.task_type == "multi_select":
+        return np.asarray([option_text(r, spec.labels) for r in rows > 0.5], dtype=str)
+    if spec.task_type == "magnitude":
+        return np.asarray([f"{v:.6g}" for v in rows[:, 0]], dtype=str)
+    return np.asarray(spec.labels, dtype=str)[rows.argmax(axis=1)]
+
+
+def confidence(spec: TaskSpec, rows: np.ndarray) -> np.ndarray | None:
+    """How sure each prediction is: P(predicted label or set); magnitude has none (its sd is the uncertainty)."""
+    if spec.task_type == "magnitude":
+        return None
+    if spec.task_type == "multi_select":
+        return np.maximum(rows, 1 - rows).prod(axis=1)
+    return rows.max(axis=1)
+
+
+def gold_figures(spec: TaskSpec, gold: list[Any], rows: np.ndarray, prefix: str = "gold") -> dict[str, Any]:
+    """`<prefix>_*` figures of score rows against true labels, as the task type measures them."""
+    if spec.task_type == "multi_select":
+        return multi_select_metrics(option_matrix(gold, spec.labels), (rows > 0.5).astype(int), spec.labels, prefix)
+    if spec.task_type == "magnitude":
+        return {f"{prefix}_n": len(gold)} | scale_metrics(magnitudes(gold, "held-out gold"), rows[:, 0], prefix)
+    ordinal = spec.task_type == "ordinal_scale"
+    return label_metrics(
+        [str(v) for v in gold],
+        list(predicted(spec, rows)),
+        spec.labels,
+        ordinal=ordinal,
+        prefix=prefix,
+        expected=expected_points(rows) if ordinal else None,
+    )
+
+
+def cv_figures(spec: TaskSpec, head: Head, y: np.ndarray) -> dict[str, Any]:
+    """cv_* figures from the head's out-of-fold predictions (none when the head gives none)."""
+    oof = getattr(head, "oof_predictions_", None)
+    if oof is None:
+        return {}
+    if spec.task_type == "multi_select":
+        figures = multi_select_metrics(y, oof, spec.labels, "cv")
+    elif spec.task_type == "magnitude":
+        figures = scale_metrics(y, oof, "cv")
+    else:
+        return {}  # class heads: model/training.py's cross_validated
+    return {k: None if v is None else round(v, 6) for k, v in figures.items() if k not in ("cv_n", "cv_f1_by_class")}
