@@ -3,7 +3,7 @@
 For every task type: build the study from a run's selection round, export the .jzip, import
 it through the JATOS client, take it as a participant would, pull the results back through
 the client and find the answers in labels.jsonl. Also: six participants starting at once end
-up in balanced Latin-square lists; item text with HTML or script is shown as text; consent,
+up in balanced Latin-square lists; item text and config text with HTML or script are shown as text; consent,
 Prolific redirect, study-full, debug pin and minimum trial time.
 """
 
@@ -42,8 +42,15 @@ def jatos() -> Any:
         yield double
 
 
-def publish(tmp_path: Path, jatos: JatosDouble, name: str, task_type: str, labels: list[str],
-            items: list[dict[str, Any]], config: dict[str, Any]) -> tuple[ToolContext, RunDir, str]:
+def publish(
+    tmp_path: Path,
+    jatos: JatosDouble,
+    name: str,
+    task_type: str,
+    labels: list[str],
+    items: list[dict[str, Any]],
+    config: dict[str, Any],
+) -> tuple[ToolContext, RunDir, str]:
     """Build, export and import a study; returns a context on the double, the run and a general
     participant link."""
     root, run = make_run(tmp_path / name, name, task_type, labels, items)
@@ -76,25 +83,74 @@ CASES = [
     ("likert", "ordinal_scale", ["1", "2", "3", "4", "5"], "likert", {}, TWO_ITEMS, {"s1": "2", "s2": "5"}),
     ("oslider", "ordinal_scale", ["bad", "ok", "good"], "slider", {}, TWO_ITEMS, {"s1": "good", "s2": "bad"}),
     ("binbtn", "binary", ["yes", "no"], "buttons", {}, TWO_ITEMS, {"s1": "no", "s2": "yes"}),
-    ("binkeys", "binary", ["acceptable", "unacceptable"], "keys", {"keys": ["f", "j"]}, TWO_ITEMS,
-     {"s1": "unacceptable", "s2": "acceptable"}),
-    ("afc3", "forced_choice", ["A", "B", "C"], "buttons", {"choices_field": "options"},
-     [{"id": "p1", "text": "Which sounds best?", "options": ["He go.", "He goes.", "He going."]},
-      {"id": "p2", "text": "Which sounds best?", "options": ["Two cat.", "Two cats.", "Two cates."]}],
-     {"p1": "B", "p2": "C"}),
-    ("catbtn", "categorical", ["noun", "verb", "adjective"], "buttons", {}, TWO_ITEMS,
-     {"s1": "verb", "s2": "adjective"}),
-    ("catmc", "categorical", ["noun", "verb", "adjective"], "multiple_choice", {}, TWO_ITEMS,
-     {"s1": "noun", "s2": "verb"}),
-    ("multi", "multi_select", ["grammatical", "plausible", "funny"], "checkboxes", {}, TWO_ITEMS,
-     {"s1": ["grammatical", "funny"], "s2": ["plausible"]}),
+    (
+        "binkeys",
+        "binary",
+        ["acceptable", "unacceptable"],
+        "keys",
+        {"keys": ["f", "j"]},
+        TWO_ITEMS,
+        {"s1": "unacceptable", "s2": "acceptable"},
+    ),
+    (
+        "afc3",
+        "forced_choice",
+        ["A", "B", "C"],
+        "buttons",
+        {"choices_field": "options"},
+        [
+            {"id": "p1", "text": "Which sounds best?", "options": ["He go.", "He goes.", "He going."]},
+            {"id": "p2", "text": "Which sounds best?", "options": ["Two cat.", "Two cats.", "Two cates."]},
+        ],
+        {"p1": "B", "p2": "C"},
+    ),
+    (
+        "catbtn",
+        "categorical",
+        ["noun", "verb", "adjective"],
+        "buttons",
+        {},
+        TWO_ITEMS,
+        {"s1": "verb", "s2": "adjective"},
+    ),
+    (
+        "catmc",
+        "categorical",
+        ["noun", "verb", "adjective"],
+        "multiple_choice",
+        {},
+        TWO_ITEMS,
+        {"s1": "noun", "s2": "verb"},
+    ),
+    (
+        "multi",
+        "multi_select",
+        ["grammatical", "plausible", "funny"],
+        "checkboxes",
+        {},
+        TWO_ITEMS,
+        {"s1": ["grammatical", "funny"], "s2": ["plausible"]},
+    ),
     ("magslider", "magnitude", [], "slider", {"min": 0, "max": 100}, TWO_ITEMS, {"s1": 30.0, "s2": 80.0}),
-    ("magnumber", "magnitude", [], "number", {"min": 0, "max": 1000, "step": 0.5}, TWO_ITEMS,
-     {"s1": 12.5, "s2": 400.0}),
+    (
+        "magnumber",
+        "magnitude",
+        [],
+        "number",
+        {"min": 0, "max": 1000, "step": 0.5},
+        TWO_ITEMS,
+        {"s1": 12.5, "s2": 400.0},
+    ),
     ("freetext", "free_text", [], "text", {}, TWO_ITEMS, {"s1": "boats are manned", "s2": "nonsense"}),
-    ("cloze", "cloze", [], "blanks", {},
-     [{"id": "c1", "text": "The cat ___ on the ___."}, {"id": "c2", "text": "I ___ 100% sure."}],
-     {"c1": ["sat", "mat"], "c2": "am"}),
+    (
+        "cloze",
+        "cloze",
+        [],
+        "blanks",
+        {},
+        [{"id": "c1", "text": "The cat ___ on the ___."}, {"id": "c2", "text": "I ___ 100% sure."}],
+        {"c1": ["sat", "mat"], "c2": "am"},
+    ),
 ]
 
 
@@ -105,8 +161,12 @@ def test_every_task_type_round_trip(case: tuple, tmp_path: Path, jatos: JatosDou
         "title": f"Study {name}",
         "instructions": ["Welcome.", "Judge each sentence.\n\nThere are no wrong answers."],
         "trial": {"widget": widget, "prompt": "Your judgment?", **extra},
-        "practice": [{"fields": {"text": items[0]["text"], **{k: v for k, v in items[0].items() if k == "options"}},
-                      "expected": answers[items[0]["id"]] if task_type != "forced_choice" else None}],
+        "practice": [
+            {
+                "fields": {"text": items[0]["text"], **{k: v for k, v in items[0].items() if k == "options"}},
+                "expected": answers[items[0]["id"]] if task_type != "forced_choice" else None,
+            }
+        ],
     }
     ctx, run, link = publish(tmp_path, jatos, name, task_type, labels, items, config)
     practice_answer = answers[items[0]["id"]]
@@ -119,7 +179,8 @@ def test_every_task_type_round_trip(case: tuple, tmp_path: Path, jatos: JatosDou
         # The participant clicks the sentence; the label is its position (A, B, C).
         by_item = {it["id"]: it["options"] for it in items}
         participant.answer = lambda item_id: by_item.get(item_id, by_item[items[0]["id"]])[
-            labels.index(answers.get(item_id, practice_answer))]
+            labels.index(answers.get(item_id, practice_answer))
+        ]
     page = new_page()
     assert participant.take(page, link + "?PROLIFIC_PID=pp-1&STUDY_ID=st&SESSION_ID=se") == "complete"
     page.wait_for_selector("#jatos-end")
@@ -222,8 +283,10 @@ def test_html_in_items_and_labels_is_shown_as_text(
     task_type: str, labels: list[str], widget: str, tmp_path: Path, jatos: JatosDouble, new_page: Any
 ) -> None:
     items = [{"id": "x<1>", "text": HOSTILE}]
-    config = {"instructions": ["<script>window.__pwned=3</script> Read <b>carefully</b>."],
-              "trial": {"widget": widget, "prompt": "<em>Judge</em>"}}
+    config = {
+        "instructions": ["<script>window.__pwned=3</script> Read <b>carefully</b>."],
+        "trial": {"widget": widget, "prompt": "<em>Judge</em>"},
+    }
     _, _, link = publish(tmp_path, jatos, f"html-{widget}", task_type, labels, items, config)
     page = new_page()
     page.goto(link, wait_until="domcontentloaded")
@@ -240,6 +303,87 @@ def test_html_in_items_and_labels_is_shown_as_text(
         assert labels[0] in page.inner_text("#jspsych-content")
         assert page.query_selector("#jspsych-content i, #jspsych-content u") is None
     assert "<em>Judge</em>" in page.inner_text("#jspsych-content")
+
+
+ATTACK = """"'><img src=x onerror="(window.__xss = window.__xss || []).push('attack')"><b>bold</b> 50% & more"""
+"""A config text that breaks out of an attribute or runs script where it is parsed as HTML."""
+BUTTONS = "#jspsych-html-button-response-btngroup button"
+CONFIG_TEXTS = [
+    # field, task_type, labels, config, the element that shows the text, items answered to get there
+    ("cloze_button_label", "cloze", [], {"trial": {"button_label": ATTACK}}, "#finish_cloze_button", 0),
+    (
+        "likert_button_label",
+        "ordinal_scale",
+        ["1", "2", "3"],
+        {"trial": {"button_label": ATTACK}},
+        "#jspsych-survey-likert-next",
+        0,
+    ),
+    ("prompt", "binary", ["yes", "no"], {"trial": {"prompt": ATTACK}}, ".alloop-prompt", 0),
+    ("response_key", "binary", ["yes", "no"], {"trial": {"widget": "keys", "keys": [ATTACK, "j"]}}, ".alloop-keys", 0),
+    (
+        "slider_end_label",
+        "magnitude",
+        [],
+        {"trial": {"slider_labels": [ATTACK, "a lot"]}},
+        "#jspsych-html-slider-response-wrapper span",
+        0,
+    ),
+    ("instructions", "binary", ["yes", "no"], {"instructions": [ATTACK]}, ".alloop-page", 0),
+    ("consent", "binary", ["yes", "no"], {"consent": ATTACK}, "#alloop-consent", 0),
+    ("consent_agree_button", "binary", ["yes", "no"], {"consent": "Agree?", "consent_agree": ATTACK}, BUTTONS, 0),
+    (
+        "demographic_prompt",
+        "binary",
+        ["yes", "no"],
+        {"demographics": [{"name": "q", "prompt": ATTACK}]},
+        "#alloop-demographics label",
+        0,
+    ),
+    (
+        "demographic_option",
+        "binary",
+        ["yes", "no"],
+        {"demographics": [{"name": "q", "prompt": "Q", "type": "choice", "options": [ATTACK, "other"]}]},
+        "#alloop-demographics option:nth-child(2)",
+        0,
+    ),
+    (
+        "practice_feedback",
+        "binary",
+        ["yes", "no"],
+        {"practice": [{"fields": {"text": "Try."}, "expected": ATTACK}]},
+        "#alloop-feedback",
+        1,
+    ),
+    ("completion_message", "binary", ["yes", "no"], {"completion_message": ATTACK}, "#alloop-complete", 2),
+]
+
+
+@pytest.mark.parametrize("case", CONFIG_TEXTS, ids=[c[0] for c in CONFIG_TEXTS])
+def test_config_text_cannot_run_script_in_the_participants_browser(
+    case: tuple, tmp_path: Path, jatos: JatosDouble, new_page: Any
+) -> None:
+    """The cloze button label once ran its onerror on every trial (reliability review 2026-11, §6):
+    every text of the config a participant sees is shown literally, and none of it runs."""
+    field, task_type, labels, config, where, answered = case
+    items = [{"id": "c1", "text": "The cat ___ here."}] if task_type == "cloze" else TWO_ITEMS
+    _, _, link = publish(tmp_path, jatos, f"xss-{field}", task_type, labels, items, {"instructions": [], **config})
+    page = new_page()
+    page.goto(link, wait_until="domcontentloaded")
+    for _ in range(answered):
+        item = page.wait_for_selector(".alloop-item")
+        page.locator(BUTTONS).first.click()
+        item.wait_for_element_state("hidden")
+    shown = page.wait_for_selector(where, state="attached")
+    assert ATTACK in shown.evaluate("e => e.tagName === 'INPUT' ? e.value : e.textContent")
+    assert page.query_selector("#jspsych-content img, #jspsych-content b") is None
+    # A copy of the attack inserted as HTML does run: once it has, the real one had its chance.
+    control = ATTACK.replace("'attack'", "'control'")
+    page.evaluate("html => document.body.insertAdjacentHTML('beforeend', html)", control)
+    page.wait_for_function("(window.__xss || []).includes('control')")
+    assert page.evaluate("window.__xss") == ["control"]
+    assert not page.errors, page.errors
 
 
 def test_consent_declined_ends_the_study_without_labels_on_jatos_3_8(tmp_path: Path, new_page: Any) -> None:
@@ -263,9 +407,7 @@ def _consent_declined(tmp_path: Path, jatos: JatosDouble, config: dict, new_page
     assert [r.study_state for r in results] == ["FAIL"]
 
 
-def test_prolific_code_redirects_and_demographics_are_kept(
-    tmp_path: Path, jatos: JatosDouble, new_page: Any
-) -> None:
+def test_prolific_code_redirects_and_demographics_are_kept(tmp_path: Path, jatos: JatosDouble, new_page: Any) -> None:
     config = {
         "instructions": [],
         "prolific_completion_code": "C0DE123",
@@ -277,7 +419,9 @@ def test_prolific_code_redirects_and_demographics_are_kept(
     }
     ctx, run, link = publish(tmp_path, jatos, "prolific", "binary", ["yes", "no"], TWO_ITEMS, config)
     participant = Participant(
-        widget="buttons", options=["yes", "no"], answer=lambda i: "no" if i.startswith("attention") else "yes",
+        widget="buttons",
+        options=["yes", "no"],
+        answer=lambda i: "no" if i.startswith("attention") else "yes",
         demographics={"age": "31", "native": "English"},
     )
     page = new_page()
@@ -293,8 +437,13 @@ def test_prolific_code_redirects_and_demographics_are_kept(
 
 def test_study_full_and_debug_pin(tmp_path: Path, jatos: JatosDouble, new_page: Any) -> None:
     items = [{"id": f"i{i}", "text": f"Item {i}."} for i in range(4)]
-    config = {"instructions": [], "lists": {"mode": "split", "n_lists": 2}, "max_participants": 1,
-              "distribution": {"strategy": "sequential"}, "allow_debug_param": True}
+    config = {
+        "instructions": [],
+        "lists": {"mode": "split", "n_lists": 2},
+        "max_participants": 1,
+        "distribution": {"strategy": "sequential"},
+        "allow_debug_param": True,
+    }
     _, _, link = publish(tmp_path, jatos, "full", "binary", ["yes", "no"], items, config)
     first = Participant(widget="buttons", options=["yes", "no"], answer=lambda i: "yes")
     assert first.take(new_page(), link) == "complete"

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+from html import unescape
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -13,12 +16,12 @@ from pydantic import ValidationError
 from alloop.tools.base import ToolContext
 from alloop.tools.build_jspsych import BuildJspsychInput, build_jspsych
 from alloop.tools.errors import InputError, StateError
-from alloop.tools.jspsych.build import build_study
+from alloop.tools.jspsych.build import build_study, plan_study
 from alloop.tools.jspsych.config import ExperimentConfig, ListConfig
 from alloop.tools.jspsych.lists import make_lists
 from alloop.tools.run.schema import TaskSpec
 
-from .helpers import make_run, npm_cache_ready
+from .helpers import has_node, make_run, npm_cache_ready
 
 ITEMS = [{"id": f"i{i}", "text": f"Sentence {i}."} for i in range(4)]
 
@@ -43,6 +46,7 @@ def test_cdn_build_writes_index_data_and_links_pinned_jspsych(tmp_path: Path) ->
     assert config["task_type"] == "binary" and config["labels"] == ["yes", "no"] and config["widget"] == "buttons"
     assert json.loads((folder / "data" / "distribution.json").read_text())["strategy"] == "balanced"
     assert out.list_sizes == [4] and out.experiment == "round_01"
+    assert html.index("js/alloop-text.js") < html.index("js/alloop-experiment.js")  # escaping before the timeline
 
 
 @pytest.mark.skipif(not npm_cache_ready(), reason="needs the jsPsych npm cache: run scripts/setup.sh --all")
@@ -116,8 +120,10 @@ def test_widget_that_does_not_fit_the_task_is_refused(tmp_path: Path) -> None:
     ("config", "match"),
     [
         ({"distribution": {"strategy": "weighted_random", "weights": [1, 1, 1]}}, "3 entries but there are 1 lists"),
-        ({"distribution": {"strategy": "quota_based", "quotas": [5]}, "lists": {"mode": "split", "n_lists": 2}},
-         "1 entries but there are 2 lists"),
+        (
+            {"distribution": {"strategy": "quota_based", "quotas": [5]}, "lists": {"mode": "split", "n_lists": 2}},
+            "1 entries but there are 2 lists",
+        ),
         ({"distribution": {"strategy": "metadata_based", "param": "g", "mapping": {"x": 4}}}, "outside 0..0"),
         ({"distribution": {"strategy": "latin_square"}}, "needs lists.mode 'latin_square'"),
         ({"distribution": {"strategy": "stratified"}}, "stratum_param"),
@@ -136,15 +142,25 @@ def test_more_lists_than_items_is_refused(tmp_path: Path) -> None:
 
 
 def test_latin_square_with_a_missing_condition_is_refused(tmp_path: Path) -> None:
-    items = [{"id": "1a", "text": "x", "g": "1", "c": "a"}, {"id": "1b", "text": "y", "g": "1", "c": "b"},
-             {"id": "2a", "text": "z", "g": "2", "c": "a"}]
-    rejected(tmp_path, r"group '2' lacks conditions \['b'\]", items=items,
-             config={"lists": {"mode": "latin_square", "group_field": "g", "condition_field": "c"}})
+    items = [
+        {"id": "1a", "text": "x", "g": "1", "c": "a"},
+        {"id": "1b", "text": "y", "g": "1", "c": "b"},
+        {"id": "2a", "text": "z", "g": "2", "c": "a"},
+    ]
+    rejected(
+        tmp_path,
+        r"group '2' lacks conditions \['b'\]",
+        items=items,
+        config={"lists": {"mode": "latin_square", "group_field": "g", "condition_field": "c"}},
+    )
 
 
 def test_attention_check_expecting_an_unknown_label_is_refused(tmp_path: Path) -> None:
-    rejected(tmp_path, "is not one of the labels", config={"attention_checks": [{"fields": {"text": "Say maybe"},
-                                                                                  "expected": "maybe"}]})
+    rejected(
+        tmp_path,
+        "is not one of the labels",
+        config={"attention_checks": [{"fields": {"text": "Say maybe"}, "expected": "maybe"}]},
+    )
 
 
 def test_a_failed_rebuild_keeps_the_previous_build(tmp_path: Path) -> None:
@@ -163,8 +179,9 @@ def test_config_file_and_item_sets(tmp_path: Path) -> None:
     root, run = make_run(tmp_path, "cf", "binary", ["yes", "no"], ITEMS)
     ctx = ToolContext(root=root)
     (run.path / "experiment.json").write_text(json.dumps({"jspsych_source": "cdn", "title": "From file"}))
-    out = build_jspsych(BuildJspsychInput(run="cf", item_ids=["i3", "i1"], name="pilot", config_file="experiment.json"),
-                        ctx)
+    out = build_jspsych(
+        BuildJspsychInput(run="cf", item_ids=["i3", "i1"], name="pilot", config_file="experiment.json"), ctx
+    )
     assert out.experiment == "pilot" and out.n_items == 2
     assert json.loads((Path(out.path) / "data" / "config.json").read_text())["title"] == "From file"
     (run.path / "bad.json").write_text(json.dumps({"jspsych_source": "cdn", "min_trial_ms": -5}))
@@ -180,3 +197,77 @@ def test_setup_script_installs_exactly_the_pinned_packages() -> None:
     script = (Path(__file__).resolve().parents[2] / "scripts" / "setup.d" / "30-browser.sh").read_text()
     pinned = set(re.findall(r'^\s+"((?:@jspsych/)?[a-z-]+@[0-9.]+)"$', script, flags=re.M))
     assert pinned == {f"{p.name}@{p.version}" for p in npm.PACKAGES}
+
+
+# -- what the participant reads: config texts are text, never markup -------------------------
+
+TEXT_JS = Path(__file__).resolve().parents[2] / "tools" / "jspsych" / "assets" / "alloop-text.js"
+ATTACK = "\"'><img src=x onerror=alert(1)> & 50%"
+needs_node = pytest.mark.skipif(not has_node(), reason="needs node (scripts/setup.sh --all installs it)")
+
+
+def in_node(expression: str, value: Any) -> Any:
+    """`expression` over `v` with T = alloop-text.js, run by Node as the browser runs it."""
+    script = (
+        "const T = require(process.argv[1]); const v = JSON.parse(process.argv[2]);"
+        f"process.stdout.write(JSON.stringify({expression}));"
+    )
+    result = subprocess.run(
+        ["node", "-e", script, str(TEXT_JS), json.dumps(value)], capture_output=True, text=True, check=True, timeout=60
+    )
+    return json.loads(result.stdout)
+
+
+def unescaped(value: Any) -> Any:
+    if isinstance(value, str):
+        return unescape(value)
+    if isinstance(value, list):
+        return [unescaped(v) for v in value]
+    if isinstance(value, dict):
+        return {k: unescaped(v) for k, v in value.items()}
+    return value
+
+
+def strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else []
+    return [s for child in children for s in strings(child)]
+
+
+@needs_node
+def test_every_config_text_reaches_the_timeline_escaped() -> None:
+    """The browser escapes its whole config at once (escapeAll), so every text in it, however deep
+    and whichever field, reaches jsPsych as HTML that shows it literally; nothing else changes."""
+    config = ExperimentConfig.model_validate(
+        {
+            "title": ATTACK,
+            "instructions": [ATTACK],
+            "consent": ATTACK,
+            "consent_agree": ATTACK,
+            "consent_decline": ATTACK,
+            "demographics": [{"name": "q", "prompt": ATTACK, "type": "choice", "options": [ATTACK, "other"]}],
+            "practice": [{"fields": {"text": ATTACK}, "expected": ATTACK}],
+            "attention_checks": [{"fields": {"text": ATTACK}, "expected": ATTACK}],
+            "trial": {"prompt": ATTACK, "button_label": ATTACK, "slider_labels": [ATTACK], "keys": [ATTACK, "j"]},
+            "completion_message": ATTACK,
+        }
+    )
+    spec = TaskSpec(run="x", task_type="binary", labels=[ATTACK, "no"])
+    _, _, browser, _ = plan_study(ITEMS, spec, config)
+    assert strings(browser).count(ATTACK) == 17
+    shown = in_node("T.escapeAll(v)", browser)
+    assert unescaped(shown) == browser
+    assert not [text for text in strings(shown) if set(text) & set("<>\"'")]
+
+
+@needs_node
+def test_blank_lines_are_the_only_formatting_a_config_text_has() -> None:
+    shown = in_node("T.paragraphs(T.escapeHtml(v))", "Read <b>this</b> & that.\n\n  Then judge.  ")
+    assert shown == "<p>Read &lt;b&gt;this&lt;/b&gt; &amp; that.</p><p>Then judge.</p>"
+
+
+def test_the_title_is_escaped_in_index_html(tmp_path: Path) -> None:
+    _, out = build(tmp_path, "binary", ["yes", "no"], ITEMS, {"jspsych_source": "cdn", "title": f"</title>{ATTACK}"})
+    page = (Path(out.path) / "index.html").read_text()
+    assert "<title>&lt;/title&gt;&#34;&#39;&gt;&lt;img src=x onerror=alert(1)&gt; &amp; 50%</title>" in page

@@ -28,7 +28,7 @@ from alloop.tools.jspsych.lists import make_lists
 from alloop.tools.run.schema import TaskSpec, utc_now
 
 HERE = Path(__file__).resolve().parent
-STATIC_JS = ("alloop-assign.js", "alloop-experiment.js")
+STATIC_JS = ("alloop-assign.js", "alloop-text.js", "alloop-experiment.js")
 STATIC_CSS = ("alloop.css",)
 MANIFEST = "alloop-build.json"
 
@@ -252,9 +252,11 @@ def build_study(
         env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True, keep_trailing_newline=True
         )
-        files["index.html"] = env.get_template("index.html.j2").render(
-            title=config.title, scripts=scripts, css=css, versions={p.name: p.version for p in npm.PACKAGES}
-        ).encode("utf-8")
+        files["index.html"] = (
+            env.get_template("index.html.j2")
+            .render(title=config.title, scripts=scripts, css=css, versions={p.name: p.version for p in npm.PACKAGES})
+            .encode("utf-8")
+        )
         digest = hashlib.sha256()
         for name in sorted(files):
             digest.update(name.encode() + b"\0" + files[name] + b"\0")

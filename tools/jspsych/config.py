@@ -1,8 +1,10 @@
 """ExperimentConfig: everything a researcher sets about a jsPsych study, validated in one place.
 
 The builder turns a TaskSpec, an item set and this config into a study folder; the browser
-code reads the same config back from `data/config.json`. Every text here that a participant
-sees (instructions, consent, prompts, item text) is shown as text, never parsed as HTML.
+code reads the same config back from `data/config.json`. No text here is HTML: every one a
+participant sees (instructions, consent, prompts, labels, options, button texts, messages) is shown
+literally. The browser escapes the whole config once on its way into the timeline (alloop-text.js),
+and index.html escapes the title; only blank lines format a text (they make paragraphs).
 """
 
 from __future__ import annotations

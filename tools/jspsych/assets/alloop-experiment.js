@@ -8,35 +8,26 @@
  * who leaves half-way still leaves their answers). Without jatos.js (opened from a plain web
  * server) it runs standalone.
  *
- * Item text, labels and every configured page are inserted as text: escapeHtml() is applied
- * to everything a plugin would otherwise parse as HTML.
+ * Item text, labels and every config text are shown as text: the config is escaped once, in
+ * start(), and each item once, in makeTrial() (AlloopText.escapeAll); the HTML below is built only
+ * from those escaped copies (`shown`, `s`), the raw values serve the logic alone.
  */
 (function () {
   "use strict";
   const A = window.AlloopAssign;
+  const T = window.AlloopText;
   const hasJatos = typeof window.jatos === "object" && window.jatos !== null && typeof window.jatos.onLoad === "function";
 
-  function escapeHtml(value) {
-    return String(value)
-      .replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;")
-      .replace(/"/g, "&quot;").replace(/'/g, "&#39;");
+  /** An escaped item as HTML. */
+  function itemHtml(s) {
+    return '<div class="alloop-item" data-item-id="' + s.id + '">' +
+      s.texts.map(function (t) { return "<p>" + t + "</p>"; }).join("") + "</div>";
   }
 
-  function paragraphs(text) {
-    return String(text || "").split(/\n\s*\n/).map(function (p) {
-      return "<p>" + escapeHtml(p.trim()) + "</p>";
-    }).join("");
-  }
-
-  function itemHtml(item) {
-    return '<div class="alloop-item" data-item-id="' + escapeHtml(item.id) + '">' +
-      item.texts.map(function (t) { return "<p>" + escapeHtml(t) + "</p>"; }).join("") + "</div>";
-  }
-
+  /** An escaped prompt as HTML. */
   function promptHtml(prompt) {
-    return prompt ? '<div class="alloop-prompt">' + escapeHtml(prompt) + "</div>" : "";
+    return prompt ? '<div class="alloop-prompt">' + prompt + "</div>" : "";
   }
-
 
   async function loadJson(path) {
     const response = await fetch(path, { cache: "no-store" });
@@ -107,18 +98,20 @@
 
   // -- trials ------------------------------------------------------------------------------
 
-  function makeTrialFactory(jsPsych, config) {
+  /** `shown` is the escaped config: what the participant reads comes from it, never from `config`. */
+  function makeTrialFactory(jsPsych, config, shown) {
     const labels = config.labels;
     const t = config.trial;
+    const st = shown.trial;
     const widget = config.widget;
     const minMs = config.min_trial_ms || 0;
 
     function optionsOf(item) { return item.choices || labels; }
 
-    function lookup(options, value) {
-      // Survey plugins hand back the (escaped) option text: map it to the original option.
+    function lookup(options, shownOptions, value) {
+      // Survey plugins hand back the option text (or its escaped form): map it to the original option.
       for (let i = 0; i < options.length; i++) {
-        if (value === options[i] || value === escapeHtml(options[i])) return options[i];
+        if (value === options[i] || value === shownOptions[i]) return options[i];
       }
       return null;
     }
@@ -140,15 +133,15 @@
       return trial;
     }
 
-    function spr(item) {
+    function spr(item, s) {
       const words = item.texts.join(" ").split(/\s+/).filter(Boolean);
       return {
         type: jsPsychCallFunction,
         async: true,
         func: function (done) {
           const el = jsPsych.getDisplayElement();
-          el.innerHTML = '<div class="alloop-item alloop-spr" id="alloop-spr" data-item-id="' + escapeHtml(item.id) + '"></div>' +
-            '<div class="alloop-keys">' + escapeHtml("Press the space bar to see the next word.") + "</div>";
+          el.innerHTML = '<div class="alloop-item alloop-spr" id="alloop-spr" data-item-id="' + s.id + '"></div>' +
+            '<div class="alloop-keys">Press the space bar to see the next word.</div>';
           const line = el.querySelector("#alloop-spr");
           const rts = [];
           let index = -1;
@@ -180,15 +173,17 @@
     }
 
     function baseTrial(item) {
+      const s = T.escapeAll(item);
       const options = optionsOf(item);
-      const stim = itemHtml(item) + promptHtml(t.prompt);
+      const shownOptions = s.choices || shown.labels;
+      const stim = itemHtml(s) + promptHtml(st.prompt);
       switch (config.task_type + ":" + widget) {
         case "binary:buttons":
         case "forced_choice:buttons":
         case "categorical:buttons":
           return {
             type: jsPsychHtmlButtonResponse, stimulus: stim,
-            choices: options.map(escapeHtml),
+            choices: shownOptions,
             toLabel: function (d) {
               if (d.response === null) return null;
               // Per-item options with one label per position: the label names the position.
@@ -198,8 +193,8 @@
         case "binary:keys":
           return {
             type: jsPsychHtmlKeyboardResponse,
-            stimulus: stim + '<div class="alloop-keys">' + t.keys.map(function (k, i) {
-              return escapeHtml(k.toUpperCase() + " = " + options[i]);
+            stimulus: stim + '<div class="alloop-keys">' + st.keys.map(function (k, i) {
+              return '<span class="alloop-key">' + k + "</span> = " + shownOptions[i];
             }).join(" &nbsp; ") + "</div>",
             choices: t.keys,
             toLabel: function (d) {
@@ -209,22 +204,22 @@
           };
         case "categorical:multiple_choice":
           return {
-            type: jsPsychSurveyMultiChoice, preamble: itemHtml(item), button_label: escapeHtml(t.button_label),
-            questions: [{ prompt: escapeHtml(t.prompt), options: options.map(escapeHtml), required: t.required, name: "response" }],
-            toLabel: function (d) { return lookup(options, d.response.response); },
+            type: jsPsychSurveyMultiChoice, preamble: itemHtml(s), button_label: st.button_label,
+            questions: [{ prompt: st.prompt, options: shownOptions, required: t.required, name: "response" }],
+            toLabel: function (d) { return lookup(options, shownOptions, d.response.response); },
           };
         case "multi_select:checkboxes":
           return {
-            type: jsPsychSurveyMultiSelect, preamble: itemHtml(item), button_label: escapeHtml(t.button_label),
-            questions: [{ prompt: escapeHtml(t.prompt), options: options.map(escapeHtml), required: t.required, name: "response" }],
+            type: jsPsychSurveyMultiSelect, preamble: itemHtml(s), button_label: st.button_label,
+            questions: [{ prompt: st.prompt, options: shownOptions, required: t.required, name: "response" }],
             toLabel: function (d) {
-              return (d.response.response || []).map(function (v) { return lookup(options, v); });
+              return (d.response.response || []).map(function (v) { return lookup(options, shownOptions, v); });
             },
           };
         case "ordinal_scale:likert":
           return {
-            type: jsPsychSurveyLikert, preamble: itemHtml(item), button_label: escapeHtml(t.button_label),
-            questions: [{ prompt: escapeHtml(t.prompt), labels: options.map(escapeHtml), required: t.required, name: "response" }],
+            type: jsPsychSurveyLikert, preamble: itemHtml(s), button_label: st.button_label,
+            questions: [{ prompt: st.prompt, labels: shownOptions, required: t.required, name: "response" }],
             toLabel: function (d) {
               const i = d.response.response;
               return i === "" || i === undefined || i === null ? null : options[i];
@@ -232,22 +227,22 @@
           };
         case "ordinal_scale:slider":
           return {
-            type: jsPsychHtmlSliderResponse, stimulus: stim, labels: options.map(escapeHtml),
+            type: jsPsychHtmlSliderResponse, stimulus: stim, labels: shownOptions,
             min: 0, max: options.length - 1, step: 1, slider_start: Math.floor((options.length - 1) / 2),
-            require_movement: t.required, button_label: escapeHtml(t.button_label),
+            require_movement: t.required, button_label: st.button_label,
             toLabel: function (d) { return options[Number(d.response)]; },
           };
         case "magnitude:slider":
           return {
-            type: jsPsychHtmlSliderResponse, stimulus: stim, labels: t.slider_labels.map(escapeHtml),
+            type: jsPsychHtmlSliderResponse, stimulus: stim, labels: st.slider_labels,
             min: t.min, max: t.max, step: t.step, slider_start: (t.min + t.max) / 2,
-            require_movement: t.required, button_label: escapeHtml(t.button_label),
+            require_movement: t.required, button_label: st.button_label,
             toLabel: function (d) { return Number(d.response); },
           };
         case "magnitude:number":
           return {
-            type: jsPsychSurveyHtmlForm, preamble: itemHtml(item), button_label: escapeHtml(t.button_label),
-            html: '<div class="alloop-form"><label for="alloop-number">' + escapeHtml(t.prompt) + "</label>" +
+            type: jsPsychSurveyHtmlForm, preamble: itemHtml(s), button_label: st.button_label,
+            html: '<div class="alloop-form"><label for="alloop-number">' + st.prompt + "</label>" +
               '<input type="number" id="alloop-number" name="response" min="' + t.min + '" max="' + t.max +
               '" step="' + t.step + '"' + (t.required ? " required" : "") + "></div>",
             toLabel: function (d) {
@@ -256,7 +251,7 @@
             },
           };
         case "magnitude:spr": {
-          const trial = spr(item);
+          const trial = spr(item, s);
           trial.toLabel = function (d) {
             const rts = d.response.word_rts;
             const total = rts.reduce(function (a, b) { return a + b; }, 0);
@@ -266,22 +261,20 @@
         }
         case "free_text:text":
           return {
-            type: jsPsychSurveyText, preamble: itemHtml(item), button_label: escapeHtml(t.button_label),
-            questions: [{ prompt: escapeHtml(t.prompt), rows: t.rows, required: t.required, name: "response" }],
+            type: jsPsychSurveyText, preamble: itemHtml(s), button_label: st.button_label,
+            questions: [{ prompt: st.prompt, rows: t.rows, required: t.required, name: "response" }],
             toLabel: function (d) { return d.response.response; },
           };
         case "cloze:blanks": {
           // The cloze plugin splits its text on "%": every literal % becomes &#37; first.
           const noPercent = function (html) { return html.replace(/%/g, "&#37;"); };
-          const marker = noPercent(escapeHtml(t.blank_marker));
-          const text = item.texts.map(function (x) {
-            return noPercent(escapeHtml(x)).split(marker).join("%%");
-          }).join("<br>");
+          const marker = noPercent(st.blank_marker);
+          const text = s.texts.map(function (x) { return noPercent(x).split(marker).join("%%"); }).join("<br>");
           return {
             type: jsPsychCloze,
-            text: '<div class="alloop-item" data-item-id="' + noPercent(escapeHtml(item.id)) + '">' + text + "</div>" +
-              noPercent(promptHtml(t.prompt)),
-            button_text: t.button_label, allow_blanks: !t.required,
+            text: '<div class="alloop-item" data-item-id="' + noPercent(s.id) + '">' + text + "</div>" +
+              noPercent(promptHtml(st.prompt)),
+            button_text: st.button_label, allow_blanks: !t.required,
             mistake_fn: function () { alert("Please fill in every blank."); },
             toLabel: function (d) { return d.response.length === 1 ? d.response[0] : d.response; },
           };
@@ -311,22 +304,23 @@
     };
   }
 
-  function demographicsTrial(config) {
-    const html = config.demographics.map(function (q) {
-      const id = "alloop-demo-" + q.name;
+  function demographicsTrial(config, shown) {
+    const html = config.demographics.map(function (q, i) {
+      const sq = shown.demographics[i];
+      const id = "alloop-demo-" + sq.name;
       let input;
       if (q.type === "choice") {
-        input = '<select id="' + id + '" name="' + q.name + '"' + (q.required ? " required" : "") + '><option value=""></option>' +
-          q.options.map(function (o) { return '<option value="' + escapeHtml(o) + '">' + escapeHtml(o) + "</option>"; }).join("") + "</select>";
+        input = '<select id="' + id + '" name="' + sq.name + '"' + (q.required ? " required" : "") + '><option value=""></option>' +
+          sq.options.map(function (o) { return '<option value="' + o + '">' + o + "</option>"; }).join("") + "</select>";
       } else {
-        input = '<input type="' + (q.type === "number" ? "number" : "text") + '" id="' + id + '" name="' + q.name + '"' +
+        input = '<input type="' + (q.type === "number" ? "number" : "text") + '" id="' + id + '" name="' + sq.name + '"' +
           (q.required ? " required" : "") + ">";
       }
-      return '<label for="' + id + '">' + escapeHtml(q.prompt) + "</label>" + input;
+      return '<label for="' + id + '">' + sq.prompt + "</label>" + input;
     }).join("");
     return {
       type: jsPsychSurveyHtmlForm, html: '<div class="alloop-form" id="alloop-demographics">' + html + "</div>",
-      button_label: escapeHtml(config.trial.button_label), data: { alloop_role: "demographics" },
+      button_label: shown.trial.button_label, data: { alloop_role: "demographics" },
     };
   }
 
@@ -414,13 +408,15 @@
       jatos_worker_id: who.workerId, jatos_study_result_id: who.resultId,
       prolific_pid: who.params.PROLIFIC_PID || null,
     });
-    const makeTrial = makeTrialFactory(jsPsych, config);
+    // The one place where config texts become HTML: everything the participant reads comes from `shown`.
+    const shown = T.escapeAll(config);
+    const makeTrial = makeTrialFactory(jsPsych, config, shown);
     const timeline = [];
     if (config.consent) {
       timeline.push({
         type: jsPsychHtmlButtonResponse,
-        stimulus: '<div class="alloop-page" id="alloop-consent">' + paragraphs(config.consent) + "</div>",
-        choices: [escapeHtml(config.consent_agree), escapeHtml(config.consent_decline)],
+        stimulus: '<div class="alloop-page" id="alloop-consent">' + T.paragraphs(shown.consent) + "</div>",
+        choices: [shown.consent_agree, shown.consent_decline],
         data: { alloop_role: "consent" },
         on_finish: function (data) {
           data.consented = data.response === 0;
@@ -434,22 +430,23 @@
     if (config.instructions.length) {
       timeline.push({
         type: jsPsychInstructions, show_clickable_nav: true, data: { alloop_role: "instructions" },
-        pages: config.instructions.map(function (p) { return '<div class="alloop-page">' + paragraphs(p) + "</div>"; }),
+        pages: shown.instructions.map(function (p) { return '<div class="alloop-page">' + T.paragraphs(p) + "</div>"; }),
       });
     }
-    if (config.demographics.length) timeline.push(demographicsTrial(config));
-    config.practice.forEach(function (item) {
+    if (config.demographics.length) timeline.push(demographicsTrial(config, shown));
+    config.practice.forEach(function (item, i) {
       timeline.push(makeTrial(item, "practice", listIndex));
       if (item.expected !== undefined && item.expected !== null) {
         // Feedback after a practice item: what was given and what was expected.
         timeline.push({
           type: jsPsychHtmlButtonResponse, data: { alloop_role: "feedback" },
-          choices: [escapeHtml(config.trial.button_label)],
+          choices: [shown.trial.button_label],
           stimulus: function () {
             const last = jsPsych.data.get().filter({ alloop_role: "practice" }).last(1).values()[0] || {};
             const show = function (v) { return Array.isArray(v) ? v.join(", ") : String(v); };
-            return '<div class="alloop-page" id="alloop-feedback"><p>' + escapeHtml("Your answer: " + show(last.label)) +
-              "</p><p>" + escapeHtml("Expected: " + show(item.expected)) + "</p></div>";
+            // The answer is the participant's own data, escaped here; the expected one is config.
+            return '<div class="alloop-page" id="alloop-feedback"><p>Your answer: ' + T.escapeHtml(show(last.label)) +
+              "</p><p>Expected: " + show(shown.practice[i].expected) + "</p></div>";
           },
         });
       }
@@ -474,8 +471,8 @@
     });
     timeline.push({
       type: jsPsychHtmlButtonResponse, data: { alloop_role: "completion" },
-      stimulus: '<div class="alloop-page" id="alloop-complete">' + paragraphs(config.completion_message) + "</div>",
-      choices: [escapeHtml(config.completion_url ? "Return to Prolific" : "Finish")],
+      stimulus: '<div class="alloop-page" id="alloop-complete">' + T.paragraphs(shown.completion_message) + "</div>",
+      choices: [config.completion_url ? "Return to Prolific" : "Finish"],
     });
     jsPsych.run(timeline);
   }
