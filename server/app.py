@@ -31,6 +31,7 @@ from alloop.boundary import AlloopServer, raise_for_client
 from alloop.cancellation import stop_when_cancelled
 from alloop.elicitation import interview_hook, interview_parameters
 from alloop.http_auth import bearer_auth
+from alloop.jobs import JobBoard, job_specs
 from alloop.resources import register_run_files, register_schemas
 from alloop.results import tool_result
 from alloop.sampling import judge_hook, judge_return_annotation
@@ -180,16 +181,17 @@ def create_server(root: Path | str | None = None, *, http_token: str | None = No
     With `http_token`, its HTTP app answers only requests bearing that token (alloop.http_auth).
     """
     run_root = RunRoot(root)
+    specs = TOOLS + job_specs(JobBoard(), TOOLS)
     server = AlloopServer(
-        TOOLS,
+        specs,
         name="alloop",
         version=__version__,
         instructions=INSTRUCTIONS,
-        tools=[make_tool(spec, run_root) for spec in TOOLS],
+        tools=[make_tool(spec, run_root) for spec in specs],
         **(bearer_auth(http_token) if http_token else {}),
     )
     register_prompts(server)
     register_run_files(server, run_root)
-    register_schemas(server, TOOLS)
-    log.info("alloop MCP server: %d tools over %s", len(TOOLS), run_root.path)
+    register_schemas(server, specs)
+    log.info("alloop MCP server: %d tools over %s", len(specs), run_root.path)
     return server

@@ -21,6 +21,7 @@ from alloop.tools.base import RunArgs, ToolContext, ToolSpec
 from alloop.tools.errors import AlloopError, InputError, describe_validation
 from alloop.tools.run.items import ItemTable
 from alloop.tools.run.labels import check_label
+from alloop.tools.run.reader import normalize_id
 from alloop.tools.run.rundir import RunRoot, read_jsonl
 from alloop.tools.run.schema import (
     LABELED_TASKS,
@@ -131,9 +132,7 @@ class InterviewInput(RunArgs):
     encoder: str | None = None
     encoder_training: EncoderTrainingSpec | None = Field(
         None,
-        description="How the encoder learns: {kind: frozen|full|lora|contrastive, epochs, learning_rate, "
-        "batch_size, max_length, validation_fraction, patience, lora_rank, lora_alpha, lora_dropout, "
-        "lora_target_modules, contrastive_pairs}; unset fields take their defaults.",
+        description="How the encoder learns ({kind: frozen|full|lora|contrastive, ...}); unset fields take defaults.",
     )
     strategy: str | None = None
     effects: EffectsMode | None = None
@@ -353,10 +352,7 @@ def _gather(args: InterviewInput, ctx: ToolContext) -> InterviewOutput:
     elif answers.pool:
         ctx.input_path(answers.pool)  # a pool outside the run root is refused now
     if items is not None and not missing:
-        run = ctx.root.create(items.spec, items.pool, items.heldout)
-        if items.imported:
-            run.append_labels(items.imported)
-        ctx.root.drop_draft(args.run)
+        ctx.root.create(items.spec, items.pool, items.heldout, items.imported)  # labels are staged with the run
         return InterviewOutput(
             run=args.run,
             created=True,
@@ -459,15 +455,16 @@ def _existing_labels(spec: TaskSpec, rows: list[dict[str, Any]], source: str) ->
         if row.get("label") in (None, ""):
             continue
         label = check_label(spec, row["label"], f"{source}:{number}")
+        item_id = normalize_id(row.get("id"), f"{source}:{number}")  # as the pool's ids are
         events.append(
             LabelEvent(
-                item_id=str(row["id"]),
+                item_id=item_id,
                 label=label,
                 source="import",
                 annotator=str(row.get("annotator", "import")),
                 round=0,
                 destination="file",
-                external_id=f"{Path(source).name}:{row['id']}",
+                external_id=f"{Path(source).name}:{item_id}",
             )
         )
     return events

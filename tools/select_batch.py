@@ -1,4 +1,9 @@
-"""select_batch: pick the next batch by a named strategy and write selection_round_XX.jsonl."""
+"""select_batch: pick the next batch by a named strategy and write selection_round_XX.jsonl.
+
+Near-duplicates: cosine ≥ spec.selection.near_duplicate_threshold to a labeled, held-out or
+selected item, or to another pick. Each row records rank, reason, uncertainty scores,
+prediction, confidence, model version and seed.
+"""
 
 from __future__ import annotations
 
@@ -43,13 +48,10 @@ class SelectOutput(BaseModel):
 
 
 def select_batch(args: SelectInput, ctx: ToolContext) -> SelectOutput:
-    """Select the next batch to label from the unlabeled pool.
+    """Select the next batch to label (selection_round_XX.jsonl, each item with its reason).
 
-    Never picks labeled, held-out, already-selected or near-duplicate items (cosine ≥
-    spec.selection.near_duplicate_threshold to any of them or to each other). Writes
-    selection_round_XX.jsonl with each item's rank, reason, uncertainty scores, prediction,
-    confidence, model version and seed. If the pool is not embedded yet, that takes minutes first
-    (about 50–150 s for a few thousand texts on a CPU).
+    Never picks labeled, held-out, already-selected or near-duplicate items. If the pool is not
+    embedded yet, that takes minutes first (about 50–150 s for a few thousand texts on a CPU).
     """
     run = ctx.root.run(args.run)
     with run.lock():
