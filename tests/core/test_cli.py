@@ -35,7 +35,6 @@ def test_every_tool_is_a_subcommand_and_nothing_else_is():
     assert "interview-spec" in alloop("--help").stdout  # the installed entry point mounts them too
 
 
-
 def test_a_command_s_help_is_help_not_a_failure():
     done = alloop("status", "--help")
     assert "Usage" in done.stdout and done.stderr == ""
@@ -110,7 +109,97 @@ def test_root_confines_run_names(tmp_path):
 def test_list_options_take_commas_and_repeated_flags(tmp_path):
     pool = tmp_path / "pool.jsonl"
     pool.write_text("".join(json.dumps({"id": str(i), "text": f"item {i}"}) + "\n" for i in range(4)))
-    alloop("init", "lists", "--pool", str(pool), "--heldout", "none", "--task-type", "categorical",
-           "--labels", "red,green", "--labels", "blue", root=tmp_path / "runs")
+    alloop(
+        "init",
+        "lists",
+        "--pool",
+        str(pool),
+        "--heldout",
+        "none",
+        "--task-type",
+        "categorical",
+        "--labels",
+        "red,green",
+        "--labels",
+        "blue",
+        root=tmp_path / "runs",
+    )
     spec = json.loads((tmp_path / "runs" / "lists" / "spec.json").read_text())
     assert spec["labels"] == ["red", "green", "blue"]
+
+
+def test_the_command_list_imports_no_tool_and_no_heavy_library():
+    code = """
+import sys
+import click
+from typer.main import get_command
+from alloop.cli import app
+group = get_command(app)
+ctx = click.Context(group)
+listing = [group.get_command(ctx, name).get_short_help_str(200) for name in group.list_commands(ctx)]
+heavy = {"numpy", "pyarrow", "torch", "sklearn", "transformers", "pandas", "jinja2", "alloop.tools.base"}
+print(len(listing), sorted(heavy & set(sys.modules)), sorted(m for m in sys.modules if m.startswith("alloop.tools.")))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split(" ", 1)[1].strip() == "[] ['alloop.tools.registry']"
+
+
+def test_each_command_s_short_help_is_one_whole_sentence():
+    from alloop.cli import app
+    from alloop.tools.registry import ENTRIES, first_sentence, tool_named
+
+    group = get_command(app)
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
+        short = " ".join((command.short_help or command.help.split("\n\n")[0]).split())  # what --help lists
+        assert short[0].isupper() and short.endswith(".") and short.count(". ") == 0, (name, short)
+    for entry in ENTRIES:  # the listing's sentence is the start of the tool's docstring, word for word
+        spec = tool_named(entry.name)
+        assert entry.summary == first_sentence(spec.description) and entry.aliases == spec.cli_aliases, entry.name
+    help_text = alloop("--help").stdout
+    assert all(panel in help_text for panel in ("Setup", "Loop", "Destinations", "Analysis"))
+
+
+def table_rows(output: str) -> list[list[str]]:
+    """The body rows of the first table in `output`, each a list of its cells."""
+    body = output.split("┡", 1)[1].split("└", 1)[0].splitlines()[1:]
+    return [[cell.strip() for cell in line.strip().strip("│").split("│")] for line in body]
+
+
+@pytest.mark.slow
+def test_at_80_columns_each_round_is_one_line_and_no_number_is_split(tmp_path, looped_run):
+    import shutil
+
+    from alloop.tools.run.rundir import RunRoot
+
+    shutil.copytree(looped_run, tmp_path / "looped")
+    results = RunRoot(tmp_path).run("looped").results()
+    narrow = {**ENV, "COLUMNS": "80"}
+    done = subprocess.run(
+        [sys.executable, "-m", "alloop", "status", "looped", "--root", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=narrow,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert max(len(line) for line in done.stdout.splitlines()) <= 80
+    rows = table_rows(done.stdout)
+    assert len(rows) == len(results)  # a folded number would add a line to its round
+    for row, result in zip(rows, results, strict=True):
+        assert row[:3] == [str(result.round), str(result.n_labeled), f"{result.gold_macro_f1:.3f}"]
+        assert all(float(value) >= 0 for value in row if value.replace(".", "", 1).isdigit())
+
+    wide = subprocess.run(
+        [sys.executable, "-m", "alloop", "status", "looped", "--wide", "--root", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=narrow,
+        timeout=120,
+    )
+    filled = [c for c in results[0].model_dump() if any(getattr(r, c) not in (None, "") for r in results)]
+    header = wide.stdout.split("┡", 1)[0]
+    assert all(column in header for column in filled), [c for c in filled if c not in header]
+    assert len(table_rows(wide.stdout)) == len(results)
