@@ -4,7 +4,9 @@ Makes the run's Argilla dataset on first use (fields from spec.text_fields, one 
 task type, guidelines from the spec, overlap of spec.annotators_per_item annotators per record) and
 checks it on later pushes. Each selected item becomes a record keyed by its item id, with the round,
 strategy, selection reason, uncertainty scores, prediction, confidence and model version as metadata
-and the model's prediction as a suggestion. `include_heldout` adds held-out overlap items (no
+that only owners and admins see. The model's prediction is pre-filled as a suggestion only when
+spec.argilla_suggestions is on (off by default: the batch holds the items the model is least sure of,
+where its guess anchors people most). `include_heldout` adds held-out overlap items (no
 suggestion) for two or more people each, the human ceiling; it needs annotators_per_item ≥ 2, since
 Argilla completes a record after that many answers. Pushing the same round again updates records,
 never duplicates them. The server comes from ARGILLA_API_URL and ARGILLA_API_KEY in the environment. Bring
@@ -36,6 +38,7 @@ class PushToArgillaOutput(BaseModel):
     created: int = Field(description="Records new to the dataset.")
     updated: int = Field(description="Records already there, updated in place (a re-push).")
     suggestions: int = Field(description="Records carrying the model's prediction as a suggestion.")
+    suggest: bool = Field(False, description="Suggestions on (spec.argilla_suggestions); off by default.")
     created_dataset: bool
     question: str = Field(description="Argilla question type used for the task.")
     annotators_per_item: int = Field(description="Submitted answers needed before a record counts as done.")

@@ -33,6 +33,7 @@ def make_run(
     annotators_per_item: int = 2,
     text_fields: list[str] | None = None,
     guidelines: str = "Say whether the sentence is about cats.",
+    suggestions: bool = False,
 ) -> RunDir:
     spec = TaskSpec(
         run=name,
@@ -42,6 +43,7 @@ def make_run(
         annotators_per_item=annotators_per_item,
         guidelines=guidelines,
         destination="argilla",
+        argilla_suggestions=suggestions,
     )
     return root.create(spec, ItemTable.from_rows(pool_rows(n_items)), None)
 

@@ -55,7 +55,7 @@ def test_heldout_records_reach_both_annotators_and_come_back_under_their_ids(
     pushed = push_to_argilla(
         PushToArgillaInput(run="ceiling", round=1, annotators=["ann1", "ann2"], include_heldout=3), ctx
     )
-    assert (pushed.records, pushed.heldout, pushed.suggestions) == (7, 3, 4)  # the model suggests nothing on gold
+    assert (pushed.records, pushed.heldout, pushed.suggestions) == (7, 3, 0)  # suggestions are off by default
 
     api = httpx.Client(base_url=argilla_env.url, headers={"X-Argilla-Api-Key": argilla_env.owner_key}, timeout=30)
     records = api.get(

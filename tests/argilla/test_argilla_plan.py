@@ -63,11 +63,12 @@ def test_plan_fields_metadata_guidelines_overlap() -> None:
     )
     assert [(f.name, f.title, f.source) for f in plan.fields] == [("title", "Title", "Title"), ("body", "body", "body")]
     names = [m[0] for m in plan.metadata]
-    assert names[:7] == ["round", "rank", "strategy", "reason", "prediction", "confidence", "model_version"]
-    assert names[7:] == ["score_bald_score", "score_entropy"]
+    assert names[:8] == ["item_id", "round", "rank", "strategy", "reason", "prediction", "confidence", "model_version"]
+    assert names[8:] == ["score_bald_score", "score_entropy"]
     assert plan.guidelines == "Read it." and plan.min_submitted == 3
     assert dict((m[0], m[2]) for m in plan.metadata)["round"] is True  # annotators may filter by round
     assert dict((m[0], m[2]) for m in plan.metadata)["prediction"] is False  # the model's numbers are hidden
+    assert dict((m[0], m[2]) for m in plan.metadata)["item_id"] is False  # owners see alloop's id, annotators not
 
 
 def test_empty_guidelines_get_a_default() -> None:
@@ -104,11 +105,11 @@ def test_record_payloads_carry_selection_and_suggestion() -> None:
     plan = dataset_plan(spec("binary", ["no", "yes"]), ["margin"])
     rows = [row("a", 1, "yes"), row("b", 2, "perhaps"), row("c", 3, None, confidence=1.7)]
     items = [{"id": "a", "text": "A"}, {"id": "b", "text": None}, {"id": "c", "text": 3}]
-    payloads, warnings = record_payloads(plan, rows, items)
+    payloads, warnings = record_payloads(plan, rows, items, suggest=True)
     first = payloads[0]
     assert first["id"] == "a" and first["fields"] == {"text": "A"}
     assert first["metadata"] == {
-        "round": 2, "rank": 1, "strategy": "margin", "reason": "small margin", "prediction": "yes",
+        "item_id": "a", "round": 2, "rank": 1, "strategy": "margin", "reason": "small margin", "prediction": "yes",
         "confidence": 0.7, "model_version": "round01 logistic/v1", "score_margin": 0.1,
     }
     assert first["suggestion"] == {"value": "yes", "score": 0.7, "agent": "round01 logistic/v1"}
@@ -117,9 +118,18 @@ def test_record_payloads_carry_selection_and_suggestion() -> None:
     assert warnings == ["1 prediction(s) fit no answer of the question and were not suggested (items ['b'])"]
 
 
+def test_no_suggestion_unless_the_spec_asks_for_one() -> None:
+    """The batch is what the model is least sure of: by default annotators see no guess of it."""
+    plan = dataset_plan(spec("binary", ["no", "yes"]), ["margin"])
+    payloads, warnings = record_payloads(plan, [row("a", 1, "yes"), row("b", 2, "perhaps")], [{"text": "A"}] * 2)
+    assert [p["suggestion"] for p in payloads] == [None, None] and warnings == []
+    assert payloads[0]["metadata"]["prediction"] == "yes"  # still there for owners, hidden from annotators
+    assert "suggestion" not in plan.guidelines
+
+
 def test_multi_select_suggestion_has_a_score_per_label() -> None:
     plan = dataset_plan(spec("multi_select", ["x", "y", "z"]))
-    payloads, _ = record_payloads(plan, [row("a", 1, "x|z")], [{"text": "t"}])
+    payloads, _ = record_payloads(plan, [row("a", 1, "x|z")], [{"text": "t"}], suggest=True)
     assert payloads[0]["suggestion"]["value"] == ["x", "z"]
     assert payloads[0]["suggestion"]["score"] == [0.7, 0.7]
     assert suggestion_value(plan.question, '["y"]') == ["y"]

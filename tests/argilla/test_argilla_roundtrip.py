@@ -28,7 +28,7 @@ def owner(stack) -> httpx.Client:
 
 
 def test_two_rounds_two_annotators(argilla_env, ctx: ToolContext, annotators: dict[str, Annotator]) -> None:
-    run = make_run(ctx.root, "cats", annotators_per_item=2)
+    run = make_run(ctx.root, "cats", annotators_per_item=2, suggestions=True)
     round1 = [f"item-{i:03d}" for i in range(4)]
     select(run, 1, round1, predictions=["yes", "no", "yes", "no"])
 
@@ -46,12 +46,13 @@ def test_two_rounds_two_annotators(argilla_env, ctx: ToolContext, annotators: di
     assert [o["value"] for o in question["settings"]["options"]] == ["no", "yes"]
     assert [f["name"] for f in api.get(f"/api/v1/datasets/{pushed.dataset_id}/fields").json()["items"]] == ["text"]
 
-    # Each record: keyed by item id, with the selection's metadata and the model's suggestion.
+    # Each record: keyed by item id, with the selection's metadata and (asked for) the model's suggestion.
     records = api.get(
         f"/api/v1/datasets/{pushed.dataset_id}/records", params={"include": ["suggestions"], "limit": 100}
     ).json()["items"]
     first = next(r for r in records if r["external_id"] == "item-000")
     assert first["fields"] == {"text": "Sentence number 0 about dogs."}
+    assert first["metadata"]["item_id"] == "item-000"
     assert first["metadata"]["round"] == 1 and first["metadata"]["strategy"] == "entropy"
     assert first["metadata"]["prediction"] == "yes" and first["metadata"]["model_version"] == "round00-logistic"
     assert first["metadata"]["confidence"] == pytest.approx(0.55)
@@ -162,7 +163,7 @@ def test_task_types(
     task_type, labels, prediction, answer, expected_label, question,
 ) -> None:
     name = f"t-{task_type}-{len(labels)}"
-    run = make_run(ctx.root, name, task_type=task_type, labels=labels, annotators_per_item=1)
+    run = make_run(ctx.root, name, task_type=task_type, labels=labels, annotators_per_item=1, suggestions=True)
     select(run, 1, ["item-000"], predictions=[prediction])
     pushed = push_to_argilla(PushToArgillaInput(run=name, round=1, annotators=["ann1"]), ctx)
     assert pushed.question == question and pushed.suggestions == 1
@@ -204,4 +205,6 @@ def test_several_text_fields_and_no_url_in_logs(argilla_env, ctx: ToolContext, c
     api = owner(argilla_env)
     (record,) = api.get(f"/api/v1/datasets/{pushed.dataset_id}/records").json()["items"]
     assert record["fields"] == {"text": "Sentence number 1 about cats.", "source": "doc1"}
-    assert json.dumps(record).count("item-001") == 1
+    # The item id keys the record and, for owners, is its metadata; it is no field annotators read.
+    assert record["external_id"] == record["metadata"]["item_id"] == "item-001"
+    assert json.dumps(record).count("item-001") == 2

@@ -9,11 +9,14 @@ Prolific redirect, study-full, debug pin and minimum trial time.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
+import json
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -164,7 +167,7 @@ def test_every_task_type_round_trip(case: tuple, tmp_path: Path, jatos: JatosDou
         "practice": [
             {
                 "fields": {"text": items[0]["text"], **{k: v for k, v in items[0].items() if k == "options"}},
-                "expected": answers[items[0]["id"]] if task_type != "forced_choice" else None,
+                "explanation": "There is no right answer: go with your first impression.",
             }
         ],
     }
@@ -186,8 +189,9 @@ def test_every_task_type_round_trip(case: tuple, tmp_path: Path, jatos: JatosDou
     page.wait_for_selector("#jatos-end")
     assert not page.errors, page.errors
     assert sorted(participant.seen[1:]) == sorted(answers)  # the practice item comes first
-    if task_type != "forced_choice":
-        assert participant.feedback and "Expected:" in participant.feedback[0]
+    # The instructions say there are no wrong answers: the feedback never grades.
+    assert len(participant.feedback) == 1 and "first impression" in participant.feedback[0]
+    assert "right answer here" not in participant.feedback[0]
 
     pulled = pull_jatos(PullJatosInput(run=run.name, round=1), ctx)
     events = run.labels()
@@ -356,6 +360,22 @@ CONFIG_TEXTS = [
         "#alloop-feedback",
         1,
     ),
+    (
+        "practice_explanation",
+        "binary",
+        ["yes", "no"],
+        {"practice": [{"fields": {"text": "Try."}, "explanation": ATTACK}]},
+        "#alloop-feedback",
+        1,
+    ),
+    (
+        "likert_scale_end",
+        "ordinal_scale",
+        ["1", "2", "3"],
+        {"trial": {"scale_ends": [ATTACK, "natural"]}},
+        ".alloop-scale-ends span",
+        0,
+    ),
     ("completion_message", "binary", ["yes", "no"], {"completion_message": ATTACK}, "#alloop-complete", 2),
 ]
 
@@ -467,26 +487,50 @@ def test_minimum_trial_time_blocks_early_answers(tmp_path: Path, jatos: JatosDou
     assert page.evaluate("document.querySelector('#jspsych-content').classList.contains('alloop-wait')")
 
 
-def test_the_built_folder_runs_standalone_without_jatos(tmp_path: Path, new_page: Any) -> None:
-    """Opened from any static web server (no jatos.js there), the study still runs to its end."""
-    root, _ = make_run(tmp_path, "plain", "binary", ["yes", "no"], TWO_ITEMS)
-    out = build_jspsych(BuildJspsychInput(run="plain", round=1), ToolContext(root=root))
+@contextlib.contextmanager
+def served(folder: Path) -> Iterator[str]:
+    """A built study on a plain static web server (no jatos.js: a local preview); yields its URL."""
 
     class Quiet(SimpleHTTPRequestHandler):
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=out.path))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=folder))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        participant = Participant(widget="buttons", options=["yes", "no"], answer=lambda i: "yes")
-        url = f"http://127.0.0.1:{server.server_address[1]}/index.html"
-        assert participant.take(new_page(), url, finish=False) == "complete"
-        assert sorted(participant.seen) == ["s1", "s2"]
+        yield f"http://127.0.0.1:{server.server_address[1]}/index.html"
     finally:
         server.shutdown()
         server.server_close()
+
+
+def preview(
+    tmp_path: Path, name: str, task_type: str, labels: list[str], items: list[dict[str, Any]], config: dict[str, Any]
+) -> contextlib.AbstractContextManager[str]:
+    """Build a study from a run's round 1 and serve it as a local preview."""
+    root, _ = make_run(tmp_path / name, name, task_type, labels, items)
+    args = BuildJspsychInput(run=name, round=1, config=ExperimentConfig.model_validate(config))
+    return served(build_jspsych(args, ToolContext(root=root)).path)
+
+
+def test_the_built_folder_runs_standalone_without_jatos(tmp_path: Path, new_page: Any) -> None:
+    """Opened from any static web server (no jatos.js there), the study still runs to its end, says
+    honestly that nothing was saved and offers the answers as a download."""
+    with preview(tmp_path, "plain", "binary", ["yes", "no"], TWO_ITEMS, {}) as url:
+        page = new_page()
+        participant = Participant(widget="buttons", options=["yes", "no"], answer=lambda i: "yes")
+        assert participant.take(page, url, finish=False) == "complete"
+        assert sorted(participant.seen) == ["s1", "s2"]
+        end = page.inner_text("#alloop-complete")
+        assert "saved" not in end.lower() and "not sent anywhere" in end
+        with page.expect_download() as download:
+            page.click("#alloop-download")
+        rows = json.loads(Path(download.value.path()).read_text(encoding="utf-8"))
+    assert {(r["item_id"], r["label"]) for r in rows if r.get("alloop_role") == "item"} == {
+        ("s1", "yes"),
+        ("s2", "yes"),
+    }
 
 
 def test_answers_of_a_participant_who_leaves_half_way_are_kept(
@@ -504,3 +548,141 @@ def test_answers_of_a_participant_who_leaves_half_way_are_kept(
     assert pull_jatos(PullJatosInput(run=run.name, round=1), ctx).n_new == 0  # not finished
     kept = pull_jatos(PullJatosInput(run=run.name, round=1, only_finished=False), ctx)
     assert kept.n_new == 1 and [(e.item_id, e.label) for e in run.labels()] == [("s1", "no")]
+
+
+# -- on a phone --------------------------------------------------------------------------------
+
+PHONE = {"width": 375, "height": 740}
+LONG = (
+    "Although the committee had already approved the extraordinarily comprehensive proposal, "
+    "nobody expected the antidisestablishmentarianism-themed amendments to pass so quickly."
+)
+SENTENCES = [
+    "The keys to the cabinet on the left of the kitchen door are on the table.",
+    "The keys to the cabinet on the left of the kitchen door is on the table.",
+]
+PHONE_CASES = [
+    # name, task_type, labels, trial config
+    ("likert7", "ordinal_scale", list("1234567"), {"widget": "likert", "scale_ends": ["unnatural", "natural"]}),
+    ("oslider", "ordinal_scale", ["not natural at all", "so-so", "completely natural"], {"widget": "slider"}),
+    ("binbtn", "binary", ["acceptable", "unacceptable"], {"widget": "buttons"}),
+    ("binkeys", "binary", ["acceptable", "unacceptable"], {"widget": "keys"}),
+    ("afc", "forced_choice", ["first", "second"], {"widget": "buttons", "choices_field": "options"}),
+    ("catbtn", "categorical", ["statement", "question", "exclamation", "imperative"], {"widget": "buttons"}),
+    ("catmc", "categorical", ["statement", "question", "exclamation", "imperative"], {"widget": "multiple_choice"}),
+    ("multi", "multi_select", ["grammatical", "plausible", "idiomatic", "formal"], {"widget": "checkboxes"}),
+    ("magslider", "magnitude", [], {"widget": "slider", "slider_labels": ["not at all", "a great deal"]}),
+    ("magnumber", "magnitude", [], {"widget": "number"}),
+    ("spr", "magnitude", [], {"widget": "spr"}),
+    ("freetext", "free_text", [], {"widget": "text"}),
+    ("cloze", "cloze", [], {"widget": "blanks"}),
+]
+OVERFLOW = """() => {
+  const width = window.innerWidth;
+  const shown = "button, input, textarea, select, label, .alloop-item, .alloop-prompt, .alloop-keys, " +
+    ".alloop-scale-ends span, #jspsych-html-slider-response-wrapper span";
+  const cut = [...document.querySelectorAll(shown)].filter((e) => e.getClientRects().length).filter((e) => {
+    const r = e.getBoundingClientRect();
+    return r.left < 0 || r.right > width + 0.5;
+  }).map((e) => e.outerHTML.slice(0, 100));
+  return { scrollWidth: document.documentElement.scrollWidth, width, cut };
+}"""
+
+
+@pytest.mark.parametrize("case", PHONE_CASES, ids=[c[0] for c in PHONE_CASES])
+def test_every_trial_fits_a_phone_screen(case: tuple, tmp_path: Path, new_page: Any) -> None:
+    """At 375 px the page never scrolls sideways and every button, field and text is on the screen."""
+    name, task_type, labels, trial = case
+    text = (
+        "The cat ___ on the mat while the antidisestablishmentarianism ___ went on." if task_type == "cloze" else LONG
+    )
+    items = [{"id": "p1", "text": text, "options": SENTENCES}]
+    config = {"instructions": [], "trial": {"prompt": "How natural is this sentence to you?", **trial}}
+    with preview(tmp_path, name, task_type, labels, items, config) as url:
+        page = new_page()
+        page.set_viewport_size(PHONE)
+        page.goto(url, wait_until="domcontentloaded")
+        page.wait_for_selector(".alloop-item")
+        page.wait_for_timeout(100)  # layout settles (fonts)
+        fit = page.evaluate(OVERFLOW)
+        page.screenshot(path=tmp_path / f"{name}.png", full_page=True)  # kept to look at (pytest --basetemp)
+    assert fit["scrollWidth"] <= fit["width"], fit
+    assert fit["cut"] == [], fit
+    assert not page.errors, page.errors
+
+
+def test_forced_choice_shows_the_sentences_in_counterbalanced_positions(tmp_path: Path, new_page: Any) -> None:
+    """Each sentence is a large button; over the trials each sits first as often as second, and the
+    data says where each was and which position was chosen."""
+    items = [{"id": f"p{i}", "text": "Which sentence sounds better?", "options": SENTENCES} for i in range(6)]
+    config = {"instructions": [], "trial": {"choices_field": "options"}}
+    with preview(tmp_path, "afc-balance", "forced_choice", ["first", "second"], items, config) as url:
+        page = new_page()
+        page.set_viewport_size(PHONE)
+        participant = Participant(widget="buttons", options=SENTENCES, answer=lambda i: SENTENCES[1])
+        assert participant.take(page, url, finish=False) == "complete"
+        with page.expect_download() as download:
+            page.click("#alloop-download")
+        rows = [r for r in json.loads(Path(download.value.path()).read_text()) if r.get("alloop_role") == "item"]
+    assert len(rows) == 6
+    assert Counter(tuple(r["positions"]) for r in rows) == {(0, 1): 3, (1, 0): 3}
+    for row in rows:  # the label is the sentence clicked, wherever it was
+        assert row["label"] == "second"
+        assert row["positions"][row["chosen_position"]] == 1
+
+
+def test_likert_has_end_labels_and_number_keys(tmp_path: Path, new_page: Any) -> None:
+    config = {"instructions": [], "order": {"randomize": False}, "trial": {"scale_ends": ["unnatural", "natural"]}}
+    with preview(tmp_path, "likert-keys", "ordinal_scale", list("12345"), TWO_ITEMS, config) as url:
+        page = new_page()
+        page.goto(url, wait_until="domcontentloaded")
+        page.wait_for_selector(".alloop-item[data-item-id='s1']")
+        assert page.inner_text(".alloop-scale-ends").split() == ["unnatural", "natural"]
+        page.keyboard.press("4")
+        assert page.is_checked("input[name='Q0'][value='3']")
+        page.keyboard.press("2")  # a second key changes the answer
+        page.click("#jspsych-survey-likert-next")
+        page.wait_for_selector(".alloop-item[data-item-id='s2']")
+        page.keyboard.press("9")  # no ninth point: nothing ticked
+        assert page.locator("input[name='Q0']:checked").count() == 0
+        page.keyboard.press("5")
+        page.click("#jspsych-survey-likert-next")
+        with page.expect_download() as download:
+            page.click("#alloop-download")
+        rows = json.loads(Path(download.value.path()).read_text())
+    assert {r["item_id"]: r["label"] for r in rows if r.get("alloop_role") == "item"} == {"s1": "2", "s2": "5"}
+
+
+def test_practice_feedback_and_fixation_cross(tmp_path: Path, new_page: Any) -> None:
+    """A practice item without a right answer gets its explanation, never "right" or "wrong"; one
+    with a right answer says whether it was given. A fixation cross comes before every item."""
+    config = {
+        "instructions": [],
+        "trial": {"fixation_ms": 300, "iti_ms": 50},
+        "practice": [
+            {"fields": {"text": "Try this one."}, "explanation": "Most people find this one natural."},
+            {"fields": {"text": "Press 'no' here."}, "expected": "no"},
+        ],
+    }
+    with preview(tmp_path, "practice", "binary", ["yes", "no"], TWO_ITEMS, config) as url:
+        page = new_page()
+        page.goto(url, wait_until="domcontentloaded")
+        page.wait_for_selector(".alloop-fixation")
+        participant = Participant(widget="buttons", options=["yes", "no"], answer=lambda i: "yes")
+        assert participant.take(page, None, finish=False) == "complete"
+    first, second = participant.feedback
+    assert "You answered: yes" in first and "Most people find this one natural." in first
+    assert "right" not in first.lower() and "wrong" not in first.lower()
+    assert "The right answer here is: no" in second
+
+
+def test_device_check_turns_a_phone_away(tmp_path: Path, new_page: Any) -> None:
+    with preview(tmp_path, "device", "binary", ["yes", "no"], TWO_ITEMS, {"device_check": True}) as url:
+        page = new_page()
+        page.set_viewport_size(PHONE)
+        page.goto(url, wait_until="domcontentloaded")
+        assert "computer with a keyboard" in page.wait_for_selector("#alloop-error").inner_text()
+        wide = new_page()
+        wide.set_viewport_size({"width": 1280, "height": 800})
+        wide.goto(url, wait_until="domcontentloaded")
+        wide.wait_for_selector("#jspsych-instructions-next")

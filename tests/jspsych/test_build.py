@@ -163,6 +163,23 @@ def test_attention_check_expecting_an_unknown_label_is_refused(tmp_path: Path) -
     )
 
 
+def test_practice_with_a_right_answer_under_no_wrong_answers_is_refused(tmp_path: Path) -> None:
+    """Feedback would grade an answer the instructions said could not be wrong."""
+    config = {
+        "jspsych_source": "cdn",
+        "instructions": ["Read each sentence.\n\nThere are no right or wrong answers."],
+        "practice": [{"fields": {"text": "Try."}, "explanation": "Most people say yes."}],
+    }
+    build(tmp_path / "ok", "binary", ["yes", "no"], ITEMS, config)  # an explanation grades nothing
+    config["practice"].append({"fields": {"text": "Try."}, "expected": "yes"})
+    rejected(tmp_path / "bad", r"practice\[1\] has an 'expected' answer.*'no right or wrong answers'", config=config)
+
+
+def test_scale_ends_are_two_texts_or_none() -> None:
+    with pytest.raises(ValidationError, match="scale_ends takes two texts"):
+        ExperimentConfig.model_validate({"trial": {"scale_ends": ["only one"]}})
+
+
 def test_a_failed_rebuild_keeps_the_previous_build(tmp_path: Path) -> None:
     root, run = make_run(tmp_path, "keep", "binary", ["yes", "no"], ITEMS)
     ctx = ToolContext(root=root)
@@ -247,15 +264,21 @@ def test_every_config_text_reaches_the_timeline_escaped() -> None:
             "consent_agree": ATTACK,
             "consent_decline": ATTACK,
             "demographics": [{"name": "q", "prompt": ATTACK, "type": "choice", "options": [ATTACK, "other"]}],
-            "practice": [{"fields": {"text": ATTACK}, "expected": ATTACK}],
+            "practice": [{"fields": {"text": ATTACK}, "expected": ATTACK, "explanation": ATTACK}],
             "attention_checks": [{"fields": {"text": ATTACK}, "expected": ATTACK}],
-            "trial": {"prompt": ATTACK, "button_label": ATTACK, "slider_labels": [ATTACK], "keys": [ATTACK, "j"]},
+            "trial": {
+                "prompt": ATTACK,
+                "button_label": ATTACK,
+                "slider_labels": [ATTACK],
+                "keys": [ATTACK, "j"],
+                "scale_ends": [ATTACK, "b"],
+            },
             "completion_message": ATTACK,
         }
     )
     spec = TaskSpec(run="x", task_type="binary", labels=[ATTACK, "no"])
     _, _, browser, _ = plan_study(ITEMS, spec, config)
-    assert strings(browser).count(ATTACK) == 17
+    assert strings(browser).count(ATTACK) == 19
     shown = in_node("T.escapeAll(v)", browser)
     assert unescaped(shown) == browser
     assert not [text for text in strings(shown) if set(text) & set("<>\"'")]

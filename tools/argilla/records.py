@@ -1,8 +1,11 @@
 """The push: a round's selection as Argilla records, sent in bulk.
 
 Records are keyed by item id (Argilla's `external_id`), so pushing a batch again updates
-records, never duplicates. Each record carries the item's text fields, what the selection said
-about it as metadata, and the model's prediction as a suggestion when it fits the question.
+records, never duplicates. Each record carries the item's text fields and, as metadata hidden
+from annotators, its item id and what the selection said about it. The model's prediction is
+pre-filled as a suggestion only when spec.argilla_suggestions asks for it: the batch holds the
+items the model is least sure of, where a pre-selected guess one Enter from submitted anchors
+people most.
 Building the records is pure; `upsert_records` and `push_round` talk to the server.
 """
 
@@ -89,12 +92,12 @@ def _format_number(number: float) -> str:
 
 
 def record_payloads(
-    plan: DatasetPlan, rows: Sequence[SelectionRow], items: Sequence[dict[str, Any]]
+    plan: DatasetPlan, rows: Sequence[SelectionRow], items: Sequence[dict[str, Any]], *, suggest: bool = False
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """The records for a batch: one per selection row, keyed by item id; and warnings.
 
     `items[i]` is the pool row of `rows[i]`. A record is a dict with `id`, `fields`,
-    `metadata` and `suggestion` (value, score, agent) or None.
+    `metadata` and `suggestion` (value, score, agent), which is None unless `suggest`.
     """
     payloads = []
     warnings_: list[str] = []
@@ -104,7 +107,12 @@ def record_payloads(
         for f in plan.fields:
             value = item.get(f.source)
             fields[f.name] = "" if value is None else str(value)
-        metadata: dict[str, Any] = {"round": row.round, "rank": row.rank, "strategy": row.strategy}
+        metadata: dict[str, Any] = {
+            "item_id": row.item_id,
+            "round": row.round,
+            "rank": row.rank,
+            "strategy": row.strategy,
+        }
         if row.reason:
             metadata["reason"] = row.reason[:1000]
         if row.prediction is not None:
@@ -117,7 +125,7 @@ def record_payloads(
             if score is not None and math.isfinite(score):
                 metadata[score_metadata_name(name)] = float(score)
         suggestion = None
-        value = suggestion_value(plan.question, row.prediction)
+        value = suggestion_value(plan.question, row.prediction) if suggest else None
         if value is not None:
             score = row.confidence
             if score is not None and not (math.isfinite(score) and 0.0 <= score <= 1.0):
@@ -126,7 +134,7 @@ def record_payloads(
                 score = [score] * len(value)  # a multi-label suggestion takes one score per label
             agent = _agent(row.model_version)
             suggestion = {"value": value, "score": score, "agent": agent}
-        elif row.prediction is not None:
+        elif suggest and row.prediction is not None:
             skipped_suggestions.append(row.item_id)
         payloads.append({"id": row.item_id, "fields": fields, "metadata": metadata, "suggestion": suggestion})
     if skipped_suggestions:
@@ -146,7 +154,13 @@ def heldout_payloads(
         {
             "id": str(item["id"]),
             "fields": {f.name: "" if item.get(f.source) is None else str(item[f.source]) for f in plan.fields},
-            "metadata": {"round": round_, "rank": rank, "strategy": "heldout-overlap", "reason": reason},
+            "metadata": {
+                "item_id": str(item["id"]),
+                "round": round_,
+                "rank": rank,
+                "strategy": "heldout-overlap",
+                "reason": reason,
+            },
             "suggestion": None,
         }
         for rank, item in enumerate(items, start=first_rank)
@@ -178,6 +192,7 @@ class PushResult:
     annotators_per_item: int
     warnings: list[str]
     heldout: int = 0
+    suggest: bool = False
 
 
 def _heldout_items(run: RunDir, spec: TaskSpec, plan: DatasetPlan, n: int) -> list[dict[str, Any]]:
@@ -282,7 +297,7 @@ def push_round(
         raise StateError(f"selection_round_{round_:02d}.jsonl of run {run.name!r} is empty: nothing to push")
     items = _batch_items(run, rows, run.pool())
     plan = dataset_plan(spec, [name for row in rows for name in row.scores])
-    payloads, notes = record_payloads(plan, rows, items)
+    payloads, notes = record_payloads(plan, rows, items, suggest=spec.argilla_suggestions)
     shared = _heldout_items(run, spec, plan, include_heldout)
     payloads += heldout_payloads(plan, shared, round_, len(rows) + 1, people_needed(spec))
     target = target_for(run, dataset, workspace)
@@ -301,14 +316,20 @@ def push_round(
     with run.lock():
         before = run.destinations().get(DESTINATION) or {}
         rounds = dict(before.get("rounds") or {})
-        rounds[str(round_)] = {"pushed_at": utc_now(), "records": len(payloads), "heldout": len(shared)}
+        rounds[str(round_)] = {
+            "pushed_at": utc_now(),
+            "records": len(payloads),
+            "heldout": len(shared),
+            "suggestions": spec.argilla_suggestions,
+        }
         run.write_destination(
             DESTINATION,
             {"dataset": target.dataset, "workspace": target.workspace, "dataset_id": str(ds["id"]), "rounds": rounds},
         )
         run.append_note(
             f"round {round_}: pushed {len(payloads)} records ({len(shared)} held-out) to Argilla dataset "
-            f"{target.dataset!r} (workspace {target.workspace!r}; {created} new, {updated} updated)"
+            f"{target.dataset!r} (workspace {target.workspace!r}; {created} new, {updated} updated; model "
+            f"suggestions {'shown' if spec.argilla_suggestions else 'off'})"
         )
     return PushResult(
         dataset=target.dataset,
@@ -324,4 +345,5 @@ def push_round(
         annotators_per_item=plan.min_submitted,
         warnings=notes,
         heldout=len(shared),
+        suggest=spec.argilla_suggestions,
     )

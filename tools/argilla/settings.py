@@ -27,8 +27,10 @@ QUESTION = "label"
 _NAME_OK = re.compile(r"^[a-z0-9_-]+$")
 
 # Metadata properties every record carries: (name, kind, visible to annotators). The model's
-# view of an item is hidden from annotators (they see the suggestion, not the numbers behind it).
+# view of an item and why it was chosen are hidden from annotators; owners and admins see them,
+# and alloop's item id, which Argilla's record UUID does not tell them.
 BASE_METADATA: tuple[tuple[str, str, bool], ...] = (
+    ("item_id", "terms", False),
     ("round", "integer", True),
     ("rank", "integer", False),
     ("strategy", "terms", False),
@@ -160,7 +162,8 @@ def _default_guidelines(spec: TaskSpec) -> str:
         "cloze": "Fill in the blank.",
     }[spec.task_type]
     labels = f" Labels: {', '.join(spec.labels)}." if spec.labels else ""
-    return f"{what}{labels} The suggestion is the model's guess: judge for yourself."
+    suggestion = " The suggestion is the model's guess: judge for yourself." if spec.argilla_suggestions else ""
+    return f"{what}{labels}{suggestion}"
 
 
 def _int_or_none(text: str) -> int | None:

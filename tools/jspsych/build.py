@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Sequence
@@ -124,6 +125,23 @@ def _check_expected(trial: ExtraTrial, spec: TaskSpec, where: str) -> None:
         raise InputError(f"{where}: expected {trial.expected!r} is not one of the labels {spec.labels}")
 
 
+NO_WRONG_ANSWERS = re.compile(
+    r"\bno (right|wrong|correct|incorrect)( or (right|wrong|correct|incorrect))? answers?\b", re.I
+)
+
+
+def _check_practice(config: ExperimentConfig) -> None:
+    """Practice feedback must not contradict the instructions: no right answer where they say there is none."""
+    said = next((found for text in config.instructions if (found := NO_WRONG_ANSWERS.search(text))), None)
+    graded = [i for i, trial in enumerate(config.practice) if trial.expected is not None]
+    if said and graded:
+        raise InputError(
+            f"practice[{graded[0]}] has an 'expected' answer, so its feedback would say right or wrong, but the "
+            f"instructions say {said.group(0)!r}: drop 'expected' (an 'explanation' "
+            "may say what to notice) or change the instructions"
+        )
+
+
 def _check_distribution(config: ExperimentConfig, n_lists: int) -> None:
     dist = config.distribution
     if dist.strategy == "weighted_random" and len(dist.weights) != n_lists:
@@ -164,10 +182,12 @@ def plan_study(
     everyone = [str(row["id"]) for row in shared]
     lists = [[*ids, *everyone] for ids in make_lists(list(items), config.lists, config.seed)]
     _check_distribution(config, len(lists))
+    _check_practice(config)
     practice = []
     for i, trial in enumerate(config.practice):
         payload = item_payload({"id": f"practice-{i + 1}", **trial.fields}, spec, config, f"practice[{i}]")
         payload["expected"] = trial.expected
+        payload["explanation"] = trial.explanation
         practice.append(payload)
     checks = []
     for i, trial in enumerate(config.attention_checks):
@@ -193,6 +213,7 @@ def plan_study(
         "min_trial_ms": config.min_trial_ms,
         "completion_message": config.completion_message,
         "completion_url": config.completion_url,
+        "device_check": config.device_check,
         "seed": config.seed,
     }
     distribution = {

@@ -54,8 +54,20 @@ class TrialConfig(_Strict):
     blank_marker: str = Field(
         "___", min_length=1, description="cloze: the marker in item text that stands for a blank."
     )
+    scale_ends: list[str] = Field(
+        default_factory=list, description="likert: two texts for the scale's ends, e.g. ['unnatural', 'natural']."
+    )
+    fixation_ms: int = Field(0, ge=0, le=10000, description="A fixation cross before each item, ms (0: none).")
+    iti_ms: int = Field(0, ge=0, le=10000, description="A blank pause after each trial, ms.")
     button_label: str = "Continue"
     required: bool = True
+
+    @field_validator("scale_ends")
+    @classmethod
+    def _two_ends(cls, ends: list[str]) -> list[str]:
+        if ends and len(ends) != 2:
+            raise ValueError("scale_ends takes two texts (left end, right end) or none")
+        return ends
 
 
 WIDGETS: dict[str, tuple[str, ...]] = {
@@ -220,12 +232,16 @@ class DemographicQuestion(_Strict):
 
 class ExtraTrial(_Strict):
     """A practice item or an attention check: item fields (at least the text fields) and,
-    for a check, the response that passes."""
+    for a check, the response that passes.
+
+    Practice feedback says "right" or "wrong" only for an item given `expected`, so judgment
+    tasks (no right answers) leave it out and may give an `explanation` instead."""
 
     fields: dict[str, Any] = Field(description="Item fields, as a pool row would have them.")
     expected: Any = Field(
-        None, description="Attention check: the label that passes; practice: shown as feedback after the answer."
+        None, description="Check: the label that passes. Practice: its right answer, only if it has one."
     )
+    explanation: str = Field("", description="Practice: text shown after the answer.")
 
 
 class OrderConfig(_Strict):
@@ -262,7 +278,10 @@ class ExperimentConfig(_Strict):
     )
     progress_bar: bool = True
     min_trial_ms: int = Field(0, ge=0, le=60000, description="No response is taken before this many ms.")
-    completion_message: str = "Thank you! Your responses have been saved."
+    completion_message: str = Field(
+        "Thank you! Your responses have been saved.",
+        description="The last page under JATOS; a local preview says nothing was saved and offers a download.",
+    )
     prolific_completion_code: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,64}$")
     debug_list: int | None = Field(None, ge=0, description="Pin every participant to this list (debugging only).")
     allow_debug_param: bool = Field(
@@ -271,6 +290,7 @@ class ExperimentConfig(_Strict):
     jspsych_source: Literal["local", "cdn"] = Field(
         "local", description="Copy jsPsych into the study (runs offline) or link the jsDelivr CDN."
     )
+    device_check: bool = Field(False, description="Turn away phones and small screens (< 700 px or touch only).")
     seed: int = 0
 
     @model_validator(mode="after")

@@ -120,6 +120,7 @@ def trials_to_events(
                     "rt": trial.get("rt"),
                     "response": trial.get("response"),
                     "widget": trial.get("widget"),
+                    **({"positions": trial["positions"]} if "positions" in trial else {}),
                     "attention_pass_rate": out.attention_pass_rate,
                     "demographics": demographics,
                     **(extra or {}),

@@ -99,7 +99,7 @@
   // -- trials ------------------------------------------------------------------------------
 
   /** `shown` is the escaped config: what the participant reads comes from it, never from `config`. */
-  function makeTrialFactory(jsPsych, config, shown) {
+  function makeTrialFactory(jsPsych, config, shown, rand) {
     const labels = config.labels;
     const t = config.trial;
     const st = shown.trial;
@@ -107,6 +107,29 @@
     const minMs = config.min_trial_ms || 0;
 
     function optionsOf(item) { return item.choices || labels; }
+
+    // Counterbalanced positions: a shuffled bag of rotations per option count, so that over
+    // every n trials with n options each option sits in each position once.
+    const bags = {};
+    function positions(n) {
+      if (!bags[n] || !bags[n].length) bags[n] = A.shuffle(Array.from({ length: n }, function (_, i) { return i; }), rand);
+      const shift = bags[n].pop();
+      return Array.from({ length: n }, function (_, p) { return (p + shift) % n; });
+    }
+
+    /** Number keys 1..n tick the n points of a Likert scale. */
+    function likertKeys(n) {
+      const onKey = function (e) {
+        const k = parseInt(e.key, 10);
+        if (!(k >= 1 && k <= n)) return;
+        const radio = document.querySelector("input[name='Q0'][value='" + (k - 1) + "']");
+        if (radio) { radio.checked = true; radio.focus(); }
+      };
+      return {
+        on_load: function () { document.addEventListener("keydown", onKey); },
+        on_end: function () { document.removeEventListener("keydown", onKey); },
+      };
+    }
 
     function lookup(options, shownOptions, value) {
       // Survey plugins hand back the option text (or its escaped form): map it to the original option.
@@ -178,8 +201,22 @@
       const shownOptions = s.choices || shown.labels;
       const stim = itemHtml(s) + promptHtml(st.prompt);
       switch (config.task_type + ":" + widget) {
+        case "forced_choice:buttons": {
+          // The options are the stimuli: large buttons, their positions counterbalanced and recorded.
+          const order = positions(options.length);
+          return {
+            type: jsPsychHtmlButtonResponse, stimulus: stim,
+            choices: order.map(function (i) { return shownOptions[i]; }),
+            button_html: function (choice) { return '<button class="jspsych-btn alloop-choice">' + choice + "</button>"; },
+            positions: order,
+            toLabel: function (d) {
+              if (d.response === null) return null;
+              const i = order[d.response];
+              return item.choices && labels.length === options.length ? labels[i] : options[i];
+            },
+          };
+        }
         case "binary:buttons":
-        case "forced_choice:buttons":
         case "categorical:buttons":
           return {
             type: jsPsychHtmlButtonResponse, stimulus: stim,
@@ -216,15 +253,22 @@
               return (d.response.response || []).map(function (v) { return lookup(options, shownOptions, v); });
             },
           };
-        case "ordinal_scale:likert":
+        case "ordinal_scale:likert": {
+          const ends = st.scale_ends.length === 2
+            ? '<span class="alloop-scale-ends"><span>' + st.scale_ends[0] + "</span><span>" + st.scale_ends[1] + "</span></span>"
+            : "";
+          const keys = options.length <= 9 ? likertKeys(options.length) : null;
+          const hint = keys ? '<div class="alloop-keys">Keys 1–' + options.length + " choose a point.</div>" : "";
           return {
-            type: jsPsychSurveyLikert, preamble: itemHtml(s), button_label: st.button_label,
-            questions: [{ prompt: st.prompt, labels: shownOptions, required: t.required, name: "response" }],
+            type: jsPsychSurveyLikert, preamble: itemHtml(s) + hint, button_label: st.button_label,
+            questions: [{ prompt: st.prompt + ends, labels: shownOptions, required: t.required, name: "response" }],
+            on_load: keys ? keys.on_load : undefined, on_end: keys ? keys.on_end : undefined,
             toLabel: function (d) {
               const i = d.response.response;
               return i === "" || i === undefined || i === null ? null : options[i];
             },
           };
+        }
         case "ordinal_scale:slider":
           return {
             type: jsPsychHtmlSliderResponse, stimulus: stim, labels: shownOptions,
@@ -286,21 +330,38 @@
     return function makeTrial(item, role, listIndex, onDone) {
       const trial = baseTrial(item);
       const toLabel = trial.toLabel;
+      const order = trial.positions;
+      const onEnd = trial.on_end;
       delete trial.toLabel;
+      delete trial.positions;
+      delete trial.on_end;
+      if (t.iti_ms) trial.post_trial_gap = t.iti_ms;
       trial.data = {
         alloop_role: role, item_id: item.id, list: listIndex,
         condition: item.condition === undefined ? null : item.condition,
         task_type: config.task_type, widget: widget, has_choices: !!item.choices,
       };
       if (item.expected !== undefined && item.expected !== null) trial.data.expected = item.expected;
+      if (order) trial.data.positions = order;
       trial.on_finish = function (data) {
+        if (onEnd) onEnd();
+        if (order) data.chosen_position = data.response;
         if (data.response === undefined && data.value !== undefined) data.response = data.value;
         data.label = toLabel(data);
         if (role === "attention") data.passed = JSON.stringify(data.label) === JSON.stringify(item.expected);
         if (minMs) data.min_trial_ms = minMs;
         if (onDone) onDone(data);
       };
-      return widget === "spr" ? trial : withMinDuration(trial);
+      const timed = widget === "spr" ? trial : withMinDuration(trial);
+      return t.fixation_ms ? { timeline: [fixation(t.fixation_ms), timed] } : timed;
+    };
+  }
+
+  /** A fixation cross before an item, for `ms` milliseconds. */
+  function fixation(ms) {
+    return {
+      type: jsPsychHtmlKeyboardResponse, choices: "NO_KEYS", trial_duration: ms,
+      stimulus: '<div class="alloop-fixation" aria-hidden="true">+</div>', data: { alloop_role: "fixation" },
     };
   }
 
@@ -333,6 +394,45 @@
     return out;
   }
 
+  /**
+   * Feedback after a practice item. Only an item with a right answer (`expected`) says whether
+   * the answer was it; otherwise the feedback shows the answer and the researcher's explanation,
+   * so it never contradicts instructions that say there are no right or wrong answers.
+   */
+  function feedbackHtml(label, expected, s, hasAnswer) {
+    const show = function (v) { return Array.isArray(v) ? v.join(", ") : String(v); };
+    // The answer is the participant's own data, escaped here; the rest is escaped config.
+    let html = "<p>You answered: " + T.escapeHtml(show(label)) + "</p>";
+    if (hasAnswer) {
+      const right = JSON.stringify(label) === JSON.stringify(expected);
+      html += right ? "<p>That is the right answer.</p>" : "<p>The right answer here is: " + show(s.expected) + "</p>";
+    }
+    return html + (s.explanation ? T.paragraphs(s.explanation) : "");
+  }
+
+  /** The end of a local preview (no JATOS): nothing was saved, so offer the data as a download. */
+  function previewEnd(jsPsych) {
+    return {
+      type: jsPsychHtmlButtonResponse, data: { alloop_role: "completion" }, choices: ["Finish"],
+      stimulus: '<div class="alloop-page" id="alloop-complete"><p>This was a preview outside JATOS: ' +
+        "your answers were not sent anywhere.</p>" +
+        '<p><a id="alloop-download" download="alloop-preview-data.json" href="#">Download the preview data</a></p></div>',
+      on_load: function () {
+        const rows = jsPsych.data.get().values().filter(function (r) { return r.alloop_role !== "save"; });
+        const blob = new Blob([JSON.stringify(rows, null, 1)], { type: "application/json" });
+        document.getElementById("alloop-download").href = URL.createObjectURL(blob);
+      },
+    };
+  }
+
+  const MIN_WIDTH = 700;
+
+  /** The device check: a screen at least MIN_WIDTH wide and a fine pointer (not touch only). */
+  function bigEnough() {
+    const touchOnly = window.matchMedia && window.matchMedia("(any-pointer: fine)").matches === false;
+    return window.innerWidth >= MIN_WIDTH && !touchOnly;
+  }
+
   // -- the study ---------------------------------------------------------------------------
 
   async function start() {
@@ -344,6 +444,12 @@
       ]);
     } catch (err) {
       showMessage("The study could not be loaded: " + err.message, true);
+      return;
+    }
+    if (config.device_check && !bigEnough()) {
+      showMessage("This study needs a computer with a keyboard and a screen at least " + MIN_WIDTH +
+        " pixels wide. Please open the link again on such a device.", true);
+      endWithoutRedirect(false, "alloop: device check failed");
       return;
     }
     const who = participant();
@@ -385,7 +491,7 @@
       on_data_update: function () {
         if (!hasJatos) return;
         const row = jsPsych.data.get().last(1).values()[0];
-        if (!row || row.alloop_role === "save" || row.alloop_role === "completion") return;
+        if (!row || ["save", "completion", "fixation"].indexOf(row.alloop_role) >= 0) return;
         appends.push(Promise.resolve(jatos.appendResultData(JSON.stringify(row) + "\n")).catch(function (err) {
           console.error("result data not appended", err);
         }));
@@ -410,7 +516,7 @@
     });
     // The one place where config texts become HTML: everything the participant reads comes from `shown`.
     const shown = T.escapeAll(config);
-    const makeTrial = makeTrialFactory(jsPsych, config, shown);
+    const makeTrial = makeTrialFactory(jsPsych, config, shown, A.rng(seedKey + ":positions"));
     const timeline = [];
     if (config.consent) {
       timeline.push({
@@ -436,17 +542,15 @@
     if (config.demographics.length) timeline.push(demographicsTrial(config, shown));
     config.practice.forEach(function (item, i) {
       timeline.push(makeTrial(item, "practice", listIndex));
-      if (item.expected !== undefined && item.expected !== null) {
-        // Feedback after a practice item: what was given and what was expected.
+      const hasAnswer = item.expected !== undefined && item.expected !== null;
+      if (hasAnswer || shown.practice[i].explanation) {
         timeline.push({
           type: jsPsychHtmlButtonResponse, data: { alloop_role: "feedback" },
           choices: [shown.trial.button_label],
           stimulus: function () {
             const last = jsPsych.data.get().filter({ alloop_role: "practice" }).last(1).values()[0] || {};
-            const show = function (v) { return Array.isArray(v) ? v.join(", ") : String(v); };
-            // The answer is the participant's own data, escaped here; the expected one is config.
-            return '<div class="alloop-page" id="alloop-feedback"><p>Your answer: ' + T.escapeHtml(show(last.label)) +
-              "</p><p>Expected: " + show(shown.practice[i].expected) + "</p></div>";
+            return '<div class="alloop-page" id="alloop-feedback">' +
+              feedbackHtml(last.label, item.expected, shown.practice[i], hasAnswer) + "</div>";
           },
         });
       }
@@ -469,11 +573,11 @@
                 function (err) { console.error(err); finished = true; doneSaving({ saved: false, error: String(err) }); });
       },
     });
-    timeline.push({
+    timeline.push(hasJatos ? {
       type: jsPsychHtmlButtonResponse, data: { alloop_role: "completion" },
       stimulus: '<div class="alloop-page" id="alloop-complete">' + T.paragraphs(shown.completion_message) + "</div>",
       choices: [config.completion_url ? "Return to Prolific" : "Finish"],
-    });
+    } : previewEnd(jsPsych));
     jsPsych.run(timeline);
   }
 
