@@ -193,6 +193,7 @@ class TaskSpec(_Strict):
     heldout: str = Field("heldout file", description="How the held-out set was made.")
     destination: Destination = "file"
     annotators_per_item: int = Field(1, ge=1, description="Overlap: people per item, for agreement.")
+    argilla_suggestions: bool = Field(False, description="Argilla: pre-fill the model's guess (it anchors annotators).")
     guidelines: str = ""
     budget: BudgetSpec = Field(default_factory=BudgetSpec)
     stopping: StoppingSpec = Field(default_factory=StoppingSpec)
@@ -298,6 +299,10 @@ class ResultRow(_Strict):
     gold_micro_f1: float | None = Field(None, description="multi_select: F1 over every (item, option) decision.")
     gold_hamming_loss: float | None = Field(None, description="multi_select: share of (item, option) decisions wrong.")
     gold_jaccard: float | None = Field(None, description="multi_select: mean Jaccard index of the option sets.")
+    gold_log_loss: float | None = Field(None, description="forced_choice: mean −log P(the chosen option).")
+    gold_exact_match: float | None = Field(None, description="free_text/cloze: share of normalized answers exact.")
+    gold_token_f1: float | None = Field(None, description="free_text/cloze: mean SQuAD token F1.")
+    gold_chrf: float | None = Field(None, description="free_text/cloze: corpus chrF (when sacrebleu is installed).")
     cv_accuracy: float | None = Field(None, description="cv_*: out-of-fold on the labeled items, never gold.")
     cv_macro_f1: float | None = None
     cv_mae: float | None = None
