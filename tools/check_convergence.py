@@ -95,6 +95,9 @@ def check_convergence(args: CheckConvergenceInput, ctx: ToolContext) -> CheckCon
     if spec.task_type == "multi_select" and args.level is None:
         level, report, judged = "nominal", None, None
         note = "agreement on option sets (a set-valued distance) is not measured yet; the other rules decide"
+    elif spec.task_type in ("free_text", "cloze") and args.level is None:
+        level, report, judged = "nominal", None, None
+        note = "agreement on written answers is not measured yet; the other rules decide"
     else:
         level = level_for(spec, args.level)
         report, judged, note = measure_agreement(

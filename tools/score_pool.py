@@ -14,10 +14,11 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from alloop.tools.base import RunArgs, ToolContext, ToolSpec
-from alloop.tools.model.encoders import embed_table, run_encoder
+from alloop.tools.model.encoders import run_encoder
+from alloop.tools.model.generative_round import GENERATIVE_TASKS, score_round
 from alloop.tools.model.heads import item_design, load_head
 from alloop.tools.model.shortlist import shortlist
-from alloop.tools.model.task_types import confidence, predicted, score_columns, scores
+from alloop.tools.model.task_types import confidence, features, predicted, score_columns, scores
 from alloop.tools.model.uncertainty import measure_for, uncertainty
 from alloop.tools.run.models import ModelDir, Predictions, latest_model_round, resolve_round
 
@@ -46,6 +47,49 @@ class ScoreOutput(BaseModel):
     most_uncertain: list[dict] = Field(description="The five most uncertain items: id, prediction, the measure.")
 
 
+def head_predictions(args: ScoreInput, ctx: ToolContext, model: ModelDir, card: dict) -> Predictions:
+    """The round's head over the encoder's features: score rows and predictions for pool and held-out."""
+    run = model.run
+    spec = run.spec()
+    head = load_head(model.head_path)
+    encoder = run_encoder(run, model.round)  # the encoder this round trained, or the pretrained one
+    pool = run.pool()
+    columns = score_columns(spec)
+    probs = np.empty((len(pool), len(columns)), dtype=np.float32)
+    scored = np.arange(len(pool))
+    if args.shortlist is not None and encoder.weights is not None and args.shortlist < len(pool):
+        probs, scored = shortlist(run, spec, args.shortlist, spec.selection.seed)
+        model.write_card(card | {"scoring": {"shortlist": args.shortlist, "rescored": len(scored)}})
+    elif "scoring" in card:  # a full scoring replaces an earlier shortlist's
+        model.write_card({k: v for k, v in card.items() if k != "scoring"})
+    x = features(run, spec, pool.take(scored), encoder, head.name, ctx.progress)
+    for start in range(0, len(scored), CHUNK):
+        rows = scored[start : start + CHUNK]
+        design = item_design(pool, spec.model.predictors, rows)
+        probs[rows] = scores(head, x[start : start + CHUNK], design)
+        ctx.progress(min(start + CHUNK, len(scored)), len(scored), "scoring pool")
+    heldout = run.heldout()
+    if heldout is not None:
+        hx = features(run, spec, heldout, encoder, head.name)
+        heldout_probs = scores(head, hx, item_design(heldout, spec.model.predictors)).astype(np.float32)
+        heldout_ids = np.asarray(heldout.ids)
+    else:
+        heldout_probs, heldout_ids = np.zeros((0, len(columns)), np.float32), np.asarray([], dtype=str)
+    preds = Predictions(
+        pool_ids=np.asarray(pool.ids, dtype=str),
+        pool_pred=predicted(spec, probs),
+        heldout_ids=np.asarray(heldout_ids, dtype=str),
+        heldout_pred=predicted(spec, heldout_probs),
+        labels=columns,
+        model_version=card["model_version"],
+        pool_probs=probs,
+        heldout_probs=heldout_probs,
+    )
+    if len(scored) < len(pool):
+        preds.pool_scored = np.isin(np.arange(len(pool)), scored)
+    return preds
+
+
 def score_pool(args: ScoreInput, ctx: ToolContext) -> ScoreOutput:
     """Score the pool and held-out set with a round's model, for select_batch and check_convergence.
 
@@ -59,46 +103,15 @@ def score_pool(args: ScoreInput, ctx: ToolContext) -> ScoreOutput:
         model = ModelDir(run, round_)
         card = model.card()
         started = time.perf_counter()
-        head = load_head(model.head_path)
-        encoder = run_encoder(run, round_)  # the encoder this round trained, or the pretrained one
-        pool = run.pool()
-        columns = score_columns(spec)
-        probs = np.empty((len(pool), len(columns)), dtype=np.float32)
-        scored = np.arange(len(pool))
-        if args.shortlist is not None and encoder.weights is not None and args.shortlist < len(pool):
-            probs, scored = shortlist(run, spec, args.shortlist, spec.selection.seed)
-            model.write_card(card | {"scoring": {"shortlist": args.shortlist, "rescored": len(scored)}})
-        elif "scoring" in card:  # a full scoring replaces an earlier shortlist's
-            model.write_card({k: v for k, v in card.items() if k != "scoring"})
-        x = embed_table(run, pool.take(scored), spec.text_fields, encoder, ctx.progress)
-        for start in range(0, len(scored), CHUNK):
-            rows = scored[start : start + CHUNK]
-            design = item_design(pool, spec.model.predictors, rows)
-            probs[rows] = scores(head, x[start : start + CHUNK], design)
-            ctx.progress(min(start + CHUNK, len(scored)), len(scored), "scoring pool")
-        heldout = run.heldout()
-        if heldout is not None:
-            hx = embed_table(run, heldout, spec.text_fields, encoder)
-            heldout_probs = scores(head, hx, item_design(heldout, spec.model.predictors)).astype(np.float32)
-            heldout_ids = np.asarray(heldout.ids)
+        if spec.task_type in GENERATIVE_TASKS:  # an LM writes the answers (model/generative_round.py)
+            preds = score_round(run, spec, model, ctx.progress)
         else:
-            heldout_probs, heldout_ids = np.zeros((0, len(columns)), np.float32), np.asarray([], dtype=str)
-        preds = Predictions(
-            pool_ids=np.asarray(pool.ids, dtype=str),
-            pool_pred=predicted(spec, probs),
-            heldout_ids=np.asarray(heldout_ids, dtype=str),
-            heldout_pred=predicted(spec, heldout_probs),
-            labels=columns,
-            model_version=card["model_version"],
-            pool_probs=probs,
-            heldout_probs=heldout_probs,
-        )
-        if len(scored) < len(pool):
-            preds.pool_scored = np.isin(np.arange(len(pool)), scored)
+            preds = head_predictions(args, ctx, model, card)
         model.save_predictions(preds)
         seconds = time.perf_counter() - started
         run.update_result(round_, score_seconds=round(seconds, 3))
 
+    probs = preds.pool_probs
     measures = uncertainty(probs, spec.task_type)
     measure = measure_for("entropy", spec.task_type)
     sure = confidence(spec, probs)
@@ -108,14 +121,18 @@ def score_pool(args: ScoreInput, ctx: ToolContext) -> ScoreOutput:
         run=args.run,
         round=round_,
         model_version=card["model_version"],
-        n_scored=len(pool),
+        n_scored=len(preds.pool_ids),
         predicted_counts={str(k): int(v) for k, v in zip(labels, counts, strict=True)},
         mean_confidence=None if sure is None else round(float(sure.mean()), 4),
         uncertainty_measure=measure,
         mean_uncertainty=round(float(measures[measure].mean()), 4),
         score_seconds=round(seconds, 3),
         most_uncertain=[
-            {"id": pool.ids[i], "prediction": str(preds.pool_pred[i]), measure: round(float(measures[measure][i]), 4)}
+            {
+                "id": str(preds.pool_ids[i]),
+                "prediction": str(preds.pool_pred[i]),
+                measure: round(float(measures[measure][i]), 4),
+            }
             for i in worst
         ],
     )

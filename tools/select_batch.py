@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 from alloop.tools.base import RunArgs, ToolContext, ToolSpec
 from alloop.tools.errors import StateError
 from alloop.tools.model.encoders import embed_table, run_encoder
-from alloop.tools.model.task_types import confidence, predicted
+from alloop.tools.model.task_types import confidence
 from alloop.tools.model.uncertainty import uncertainty
 from alloop.tools.run.labels import answered_items
 from alloop.tools.run.models import ModelDir, latest_model_round
@@ -113,7 +113,7 @@ def select_batch(args: SelectInput, ctx: ToolContext) -> SelectOutput:
             )
         positions = candidates[[p.position for p in picked]]
         measures = uncertainty(probs[positions], spec.task_type) if probs is not None else {}
-        texts = predicted(spec, probs[positions]) if probs is not None else None
+        texts = scores.pool_pred[positions] if scores is not None else None  # a label, a set, a number, an answer
         sure = confidence(spec, probs[positions]) if probs is not None else None
         rows = []
         for rank, (pick, position) in enumerate(zip(picked, positions, strict=True), start=1):

@@ -17,9 +17,10 @@ from pydantic import BaseModel, Field
 
 from alloop.tools.base import RunArgs, ToolContext, ToolSpec
 from alloop.tools.errors import InputError, StateError
-from alloop.tools.model.encoders import embed_table, run_encoder
+from alloop.tools.model.encoders import run_encoder
+from alloop.tools.model.generative_round import GENERATIVE_TASKS, train_round
 from alloop.tools.model.heads import item_design, load_head, make_head, save_head
-from alloop.tools.model.task_types import gold_figures, label_counts, scores, targets
+from alloop.tools.model.task_types import features, gold_figures, label_counts, scores, targets
 from alloop.tools.model.training import (
     StrategyChoice,
     choose_strategy,
@@ -72,7 +73,7 @@ def cannot_train(spec: TaskSpec) -> str | None:
     status asks this too, so it never sends an agent to a training that cannot run.
     """
     task = spec.task_type
-    if task not in LABELED_TASKS | {"magnitude"}:
+    if task not in LABELED_TASKS | {"magnitude"} | GENERATIVE_TASKS:
         return (
             f"train_glmm trains label heads, and task_type {task!r} has no label schema: the labels collected "
             "so far are kept; write the report (write_report)"
@@ -104,6 +105,8 @@ def train_glmm(args: TrainInput, ctx: ToolContext) -> TrainOutput:
             raise StateError(
                 "no labels yet: run seed_set, then get the seed batch labeled (import_labels, simulate or Argilla)"
             )
+        if spec.task_type in GENERATIVE_TASKS:
+            return train_generative(args, ctx, round_, item_ids, labels, n_pseudo)
         y = targets(spec, labels)
 
         started = time.perf_counter()
@@ -117,7 +120,7 @@ def train_glmm(args: TrainInput, ctx: ToolContext) -> TrainOutput:
                 f"head {head.name!r} is refitted from all labels every round (no warm start), so "
                 f"training_strategy {requested!r} has no meaning for it; use retrain"
             )
-        if training.kind != "frozen" and spec.task_type in ("multi_select", "magnitude"):
+        if training.kind != "frozen" and spec.task_type in ("multi_select", "magnitude", "forced_choice"):
             raise InputError(
                 f"encoder_training {training.kind!r} trains the encoder on one class per item; a {spec.task_type} "
                 "run trains its head on a frozen encoder: use encoder_training frozen"
@@ -158,14 +161,14 @@ def train_glmm(args: TrainInput, ctx: ToolContext) -> TrainOutput:
             # only the labeled items: score_pool embeds the rest (or a shortlist of it) with this encoder
             # (per response, an item has a row per answer: embed each item once)
             labeled, row_of = np.unique(pool.positions(item_ids), return_inverse=True)
-            x = embed_table(run, pool.take(labeled), spec.text_fields, encoder, ctx.progress)[row_of]
+            x = features(run, spec, pool.take(labeled), encoder, head.name, ctx.progress)[row_of]
             row_design = design.subset(rows) if design is not None else None
             warm = {"anchor": anchor, "sequential": choice.applied == "new_only"} if anchor is not None else {}
             head.fit(x[rows], y[rows], row_design, **warm)
             if anchor is not None and not head.anchored_:
                 choice = StrategyChoice("retrain", f"{choice.applied} fell back to retrain: {head.anchor_note_}")
             train_seconds = time.perf_counter() - started
-            hx = embed_table(run, heldout, spec.text_fields, encoder, ctx.progress) if heldout is not None else None
+            hx = features(run, spec, heldout, encoder, head.name, ctx.progress) if heldout is not None else None
         except BaseException:
             if staging is not None:
                 shutil.rmtree(staging, ignore_errors=True)  # a failed or killed training leaves nothing
@@ -246,6 +249,63 @@ def train_glmm(args: TrainInput, ctx: ToolContext) -> TrainOutput:
         train_seconds=round(train_seconds, 3),
         gold=gold,
         pending_in_last_batch=pending,
+        card=card,
+    )
+
+
+def train_generative(
+    args: TrainInput, ctx: ToolContext, round_: int, item_ids: list[str], labels: list[Any], n_pseudo: int
+) -> TrainOutput:
+    """free_text and cloze: LoRA on the LM that `head` names (model/generative.py); run lock held."""
+    run = ctx.root.run(args.run)
+    spec = run.spec()
+    if (args.training_strategy or spec.model.training_strategy) != "retrain":
+        raise InputError("a free_text or cloze round refits the LM's adapters on every label: use retrain")
+    started = time.perf_counter()
+    model = ModelDir(run, round_)
+    head, gold = train_round(run, spec, args.head or spec.model.head, item_ids, labels, model, ctx.progress)
+    seconds = round(time.perf_counter() - started, 3)
+    version = f"r{round_:02d}-{data_hash(item_ids, [str(v) for v in labels])[:8]}"
+    counts = {"n": len(item_ids)}
+    card = {
+        "round": round_,
+        "model_version": version,
+        "final": args.final,
+        "head": head,
+        "training_strategy": "retrain",
+        "n_labeled": len(item_ids),
+        "label_counts": counts,
+        "data_hash": data_hash(item_ids, [str(v) for v in labels]),
+        "seed": spec.selection.seed,
+        "spec_version": spec.spec_version,
+        "gold": gold,
+    }
+    model.write_card(card)
+    run.upsert_result(
+        ResultRow(
+            round=round_,
+            model_version=version,
+            training_strategy="retrain",
+            decision_source=spec.model.decision_source,
+            encoder_training="lora",
+            final=args.final,
+            n_labeled=len(item_ids),
+            n_pool=len(run.pool()) - len(set(item_ids)),
+            n_pseudo_labeled=n_pseudo,
+            train_seconds=seconds,
+            **gold,
+        )
+    )
+    return TrainOutput(
+        run=args.run,
+        round=round_,
+        model_version=version,
+        training_strategy="retrain",
+        n_labeled=len(item_ids),
+        n_pseudo_labeled=n_pseudo,
+        label_counts=counts,
+        train_seconds=seconds,
+        gold=gold,
         card=card,
     )
 

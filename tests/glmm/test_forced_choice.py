@@ -89,3 +89,20 @@ def test_grouped_cv_and_predictive_check_for_choices() -> None:
     assert report["metrics"]["accuracy"] > 1 / 3  # better than guessing among three
     check = ppc_summary(fit(build_frame(data, spec)), n_sims=100)
     assert [c["statistic"] for c in check["checks"]][:3] == ["P(y = 0)", "P(y = 1)", "P(y = 2)"]
+
+
+def test_the_loops_conditional_logit_head_is_the_engines_fixed_effects_choice_model() -> None:
+    """The loop's forced_choice head (options' features side by side, weights shared by the options)
+    fits what the GLMM engine's conditional logit fits, here on three options and a nearly flat prior."""
+    from alloop.tools.model.choice_head import ConditionalLogitHead
+    from alloop.tools.model.head_files import head_bytes, head_from_bytes
+
+    data = _choices(options=3)
+    reference = fit(build_frame(data, GLMMSpec("forced_choice", mode="fixed", trial="trial", predictors=("x", "z"))))
+    X = np.column_stack([data["x"].astype(float), data["z"].astype(float)]).reshape(-1, 3, 2)
+    chosen = data["y"].astype(int).reshape(-1, 3).argmax(axis=1)
+    head = ConditionalLogitHead(n_options=3, C=1e8, position_effects=False).fit(X.reshape(len(X), 6), chosen)
+    np.testing.assert_allclose(head.coef_, reference.beta, atol=1e-4)
+    assert head.converged_ and head.card()["position_constants"] == [0.0, 0.0, 0.0]
+    again = head_from_bytes(head_bytes(head), "test")
+    np.testing.assert_allclose(again.predict_proba(X.reshape(len(X), 6)), head.predict_proba(X.reshape(len(X), 6)))

@@ -34,7 +34,7 @@ FORMAT = "alloop-head"
 FORMAT_VERSION = 1
 LEGACY_SUFFIX = ".pkl"
 _META = "meta"
-_HEADS = ("LogisticHead", "GLMMHead", "OptionHead", "GaussianHead")
+_HEADS = ("LogisticHead", "GLMMHead", "OptionHead", "GaussianHead", "ConditionalLogitHead")
 """The classes a head file may have at its top; the other allowed classes are parts of heads."""
 _LEARNED = re.compile(r"^[A-Za-z][A-Za-z0-9_]*_$")
 """scikit-learn's convention for learned attributes, which are all a file may set."""
@@ -47,6 +47,7 @@ def _classes() -> dict[str, type]:
     from alloop.tools.glmm.design import GLMMSpec, ModelFrame, Term
     from alloop.tools.glmm.head import GLMMHead
     from alloop.tools.glmm.model import GLMMFit
+    from alloop.tools.model.choice_head import ConditionalLogitHead
     from alloop.tools.model.gaussian import GaussianHead
     from alloop.tools.model.logistic import LogisticHead
     from alloop.tools.model.option_head import OptionHead
@@ -58,6 +59,7 @@ def _classes() -> dict[str, type]:
             GLMMHead,
             OptionHead,
             GaussianHead,
+            ConditionalLogitHead,
             LogisticRegression,
             BayesianRidge,
             GLMMFit,

@@ -97,7 +97,8 @@ def __getattr__(name: str) -> Any:
 def make_head(name: str, spec: TaskSpec, **overrides: Any) -> Head:
     """The named head set up for the spec; `overrides` (None values ignored) replace its defaults.
 
-    multi_select fits the named head once per option; magnitude has one head, the Gaussian.
+    multi_select fits the named head once per option; magnitude has one head, the Gaussian;
+    forced_choice's 'logistic' is the conditional logit over the options (model/choice_head.py).
     """
     heads = __getattr__("HEADS")
     overrides = {key: value for key, value in overrides.items() if value is not None}
@@ -114,6 +115,10 @@ def make_head(name: str, spec: TaskSpec, **overrides: Any) -> Head:
         from alloop.tools.model.gaussian import GaussianHead
 
         return GaussianHead.from_spec(spec, **overrides)
+    if spec.task_type == "forced_choice" and name == "logistic":
+        from alloop.tools.model.choice_head import ConditionalLogitHead
+
+        return ConditionalLogitHead.from_spec(spec, **overrides)
     try:
         cls = heads[name]
     except KeyError:

@@ -2,13 +2,16 @@
 
 Classes (binary, categorical, forced choice, ordinal) train on class indices and score as
 probabilities over spec.labels; multi_select trains on an n × k 0/1 matrix and scores one
-probability per option; magnitude trains on numbers and scores (mean, sd). train_glmm,
+probability per option; magnitude trains on numbers and scores (mean, sd). forced_choice's
+features are its options' embeddings side by side (each option's text is a pool field named as
+its label), for the conditional-logit head; its gold figures add the log loss. train_glmm,
 score_pool and select_batch go through here, so none of them branches on the task type itself.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -24,6 +27,50 @@ from alloop.tools.model.task_metrics import (
 )
 from alloop.tools.model.uncertainty import MAGNITUDE_COLUMNS
 from alloop.tools.run.schema import TaskSpec
+
+if TYPE_CHECKING:  # pragma: no cover
+    from alloop.tools.model.encoders import HFEncoder
+    from alloop.tools.run.items import ItemTable
+    from alloop.tools.run.rundir import RunDir
+
+OPTION_ID = "\x1foption\x1f"
+"""Joins an item id and an option label into the embedding cache's id for that option's text."""
+
+
+def features(
+    run: RunDir, spec: TaskSpec, table: ItemTable, encoder: HFEncoder, head: str, progress: Any = None
+) -> np.ndarray:
+    """The input rows of the named head: the items' embeddings, or for the conditional logit the
+    options' embeddings side by side (n × k·d)."""
+    from alloop.tools.base import no_progress
+    from alloop.tools.model.encoders import embed_table
+
+    progress = progress or no_progress
+    if head != "conditional_logit":
+        return embed_table(run, table, spec.text_fields, encoder, progress)
+    return np.concatenate(
+        [
+            embed_table(run, option_table(table, option, spec.labels), ["text"], encoder, progress)
+            for option in spec.labels
+        ],
+        axis=1,
+    )
+
+
+def option_table(table: ItemTable, option: str, options: Sequence[str]) -> ItemTable:
+    """One option's texts as items of their own (ids `<item>␟option␟<label>`), so the cache keeps them apart."""
+    import pyarrow as pa
+
+    from alloop.tools.run.items import ItemTable
+
+    if not table.has(option):
+        raise InputError(
+            f"{table.source}: forced_choice items need one field per option, named as its label "
+            f"({', '.join(options)}), holding that option's text; there is no field {option!r}"
+        )
+    texts = table.table.column(option).cast(pa.string()).fill_null("")
+    ids = [f"{item_id}{OPTION_ID}{option}" for item_id in table.ids]
+    return ItemTable(pa.table({"id": pa.array(ids, pa.string()), "text": texts}), table.source)
 
 
 def targets(spec: TaskSpec, labels: list[Any]) -> np.ndarray:
@@ -81,8 +128,8 @@ def predicted(spec: TaskSpec, rows: np.ndarray) -> np.ndarray:
 
 
 def confidence(spec: TaskSpec, rows: np.ndarray) -> np.ndarray | None:
-    """How sure each prediction is: P(predicted label or set); magnitude has none (its sd is the uncertainty)."""
-    if spec.task_type == "magnitude":
+    """How sure each prediction is: P(predicted label or set); magnitude and written answers have none."""
+    if spec.task_type in ("magnitude", "free_text", "cloze"):
         return None
     if spec.task_type == "multi_select":
         return np.maximum(rows, 1 - rows).prod(axis=1)
@@ -96,6 +143,10 @@ def gold_figures(spec: TaskSpec, gold: list[Any], rows: np.ndarray, prefix: str 
     if spec.task_type == "magnitude":
         return {f"{prefix}_n": len(gold)} | scale_metrics(magnitudes(gold, "held-out gold"), rows[:, 0], prefix)
     ordinal = spec.task_type == "ordinal_scale"
+    if spec.task_type == "forced_choice":
+        return label_metrics([str(v) for v in gold], list(predicted(spec, rows)), spec.labels, prefix=prefix) | {
+            f"{prefix}_log_loss": choice_log_loss(spec, gold, rows)
+        }
     return label_metrics(
         [str(v) for v in gold],
         list(predicted(spec, rows)),
@@ -103,6 +154,19 @@ def gold_figures(spec: TaskSpec, gold: list[Any], rows: np.ndarray, prefix: str 
         ordinal=ordinal,
         prefix=prefix,
         expected=expected_points(rows) if ordinal else None,
+    )
+
+
+def choice_log_loss(spec: TaskSpec, gold: list[Any], rows: np.ndarray) -> float:
+    """Mean −log P(the chosen option), by scikit-learn (probabilities clipped as it clips them)."""
+    from sklearn.metrics import log_loss
+
+    index = {label: i for i, label in enumerate(spec.labels)}
+    probs = np.asarray(rows, dtype=np.float64)
+    return float(
+        log_loss(
+            [index[str(v)] for v in gold], probs / probs.sum(axis=1, keepdims=True), labels=range(len(spec.labels))
+        )
     )
 
 

@@ -4,7 +4,8 @@ What a score row holds depends on the task type, and so does the measure that fi
 class probabilities (entropy, margin, least confidence); per-option probabilities for
 multi_select (the summed binary entropy over options); a distribution over an ordered scale
 (its variance in scale points, since confusing 1 with 5 is worse than 4 with 5); the mean and
-predictive sd of a magnitude (the sd).
+predictive sd of a magnitude (the sd); for free_text and cloze, the disagreement among an LM's
+sampled answers and the mean token entropy of its answer (model/generative.py).
 """
 
 from __future__ import annotations
@@ -13,7 +14,15 @@ import numpy as np
 
 MAGNITUDE_COLUMNS = ("mean", "sd")
 """A magnitude head's score row: predictive mean and standard deviation (on the label scale)."""
-TYPE_MEASURE = {"multi_select": "entropy", "ordinal_scale": "variance", "magnitude": "sd"}
+GENERATIVE_COLUMNS = ("disagreement", "token_entropy")
+"""A generative head's score row (free_text, cloze)."""
+TYPE_MEASURE = {
+    "multi_select": "entropy",
+    "ordinal_scale": "variance",
+    "magnitude": "sd",
+    "free_text": "disagreement",
+    "cloze": "disagreement",
+}
 """The measure every uncertainty strategy ranks by for these task types (others: the strategy's own)."""
 
 
@@ -53,6 +62,8 @@ def uncertainty(probs: np.ndarray, task_type: str | None = None) -> dict[str, np
         return option_uncertainty(probs)
     if task_type == "magnitude":
         return {"sd": probs[:, MAGNITUDE_COLUMNS.index("sd")]}
+    if task_type in ("free_text", "cloze"):
+        return {name: probs[:, j] for j, name in enumerate(GENERATIVE_COLUMNS)}
     measures = class_uncertainty(probs)
     if task_type == "ordinal_scale":
         measures["variance"] = scale_variance(probs.astype(np.float64))
