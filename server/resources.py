@@ -63,6 +63,11 @@ def register_run_files(server: MCPServer, root: RunRoot) -> None:
         """The run's report (report.md)."""
         return _read(root, run, lambda r: r.report_path, "write_report")
 
+    @server.resource(base + "report.html", name="report-page", mime_type="text/html")
+    def report_page(run: str) -> str:
+        """The run's report as one self-contained page (report.html), figures embedded."""
+        return _read(root, run, lambda r: r.inside("report.html"), "write_report")
+
     @server.resource(base + "notes.md", name="notes", mime_type="text/markdown")
     def notes(run: str) -> str:
         """The run's log of decisions (notes.md); add to it with the `note` tool."""

@@ -1,7 +1,8 @@
-"""write_report: a researcher's summary of the run, from its files alone (report.md + a plot).
+"""write_report: a researcher's summary of the run, from its files alone (report.md, report.html, a plot).
 
 Write report.md (spec, round table with gold_* and judge_* kept apart, labels by source, per-class
-F1, notes) and learning_curve.png into the run folder.
+F1, notes), learning_curve.png and report.html (one self-contained page with every figure) into the
+run folder.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from alloop.tools.base import RunArgs, ToolContext, ToolSpec
+from alloop.tools.report.page import write_page
 from alloop.tools.report.report import learning_curve, report_markdown
 from alloop.tools.run.rundir import atomic_write_text
 
@@ -20,13 +22,14 @@ class ReportInput(RunArgs):
 class ReportOutput(BaseModel):
     run: str
     report: str
+    page: str
     plot: str | None
     rounds: int
     final_gold_macro_f1: float | None
 
 
 def write_report(args: ReportInput, ctx: ToolContext) -> ReportOutput:
-    """Write report.md and learning_curve.png from the run's files (gold_* and judge_* kept apart).
+    """Write report.md, learning_curve.png and report.html from the run's files (gold_* and judge_* kept apart).
 
     Use when status says stop or done.
     """
@@ -34,9 +37,11 @@ def write_report(args: ReportInput, ctx: ToolContext) -> ReportOutput:
     rows = run.results()
     plot = learning_curve(run, rows)
     atomic_write_text(run.report_path, report_markdown(run, plot))
+    page = write_page(run)
     return ReportOutput(
         run=args.run,
         report=run.report_path.name,
+        page=page,
         plot=plot,
         rounds=len(rows),
         final_gold_macro_f1=rows[-1].gold_macro_f1 if rows else None,

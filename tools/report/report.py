@@ -72,7 +72,7 @@ def report_markdown(run: RunDir, plot: str | None) -> str:
     ]
     for row in rows:
         data = row.model_dump()
-        lines.append("| " + " | ".join(figure(data[c], 3, '–') for c in SUMMARY_COLUMNS) + " |")
+        lines.append("| " + " | ".join(figure(data[c], 3, "–") for c in SUMMARY_COLUMNS) + " |")
     final = [r for r in rows if r.final]
     if final:
         row = final[-1]

@@ -1,0 +1,177 @@
+"""report.html: the finished run's page has every section, each with data, and nothing from outside."""
+
+from __future__ import annotations
+
+import base64
+import re
+import shutil
+from html.parser import HTMLParser
+
+import pytest
+
+from alloop.tools.base import ToolContext
+from alloop.tools.report.sections import heldout_gold
+from alloop.tools.run.rundir import RunRoot
+from alloop.tools.run.schema import LabelEvent
+from alloop.tools.write_report import ReportInput, write_report
+
+SECTIONS_WITH_FIGURES = ["learning-curve", "per-class-f1", "confusion", "batch-mix", "uncertainty", "delta"]
+SECTIONS_WITH_TABLES = [*SECTIONS_WITH_FIGURES, "rounds", "labels", "agreement", "stopping"]
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+class Page(HTMLParser):
+    """Each section's embedded images, table cells and text, keyed by the section's id."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.section: str | None = None
+        self.images: dict[str, list[str]] = {}
+        self.cells: dict[str, list[str]] = {}
+        self.text: dict[str, str] = {}
+        self.links: list[str] = []
+        self._in_cell = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        self.links += [v or "" for k, v in attrs if k in ("src", "href")]
+        if tag == "section":
+            self.section = values["id"]
+            self.images[self.section], self.cells[self.section], self.text[self.section] = [], [], ""
+        elif self.section and tag == "img":
+            self.images[self.section].append(values["src"] or "")
+        self._in_cell = tag == "td"
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "section":
+            self.section = None
+        self._in_cell = False
+
+    def handle_data(self, data: str) -> None:
+        if self.section:
+            self.text[self.section] += data
+            if self._in_cell:
+                self.cells[self.section].append(data.strip())
+
+
+@pytest.fixture(scope="module")
+def finished(looped_run, tmp_path_factory):
+    """The looped run, with two people who labeled 30 held-out items (one disagrees on every fourth), reported."""
+    root = RunRoot(tmp_path_factory.mktemp("report") / "runs")
+    root.path.mkdir(parents=True)
+    shutil.copytree(looped_run, root.path / "looped")
+    run = root.run("looped")
+    labels = run.spec().labels
+    overlap = sorted(heldout_gold(run).items())[:30]
+    people = [
+        LabelEvent(item_id=item, label=gold, source="human", annotator="ana", round=3) for item, gold in overlap
+    ] + [
+        LabelEvent(
+            item_id=item,
+            label=labels[(labels.index(gold) + 1) % len(labels)] if k % 4 == 0 else gold,
+            source="human",
+            annotator="ben",
+            round=3,
+        )
+        for k, (item, gold) in enumerate(overlap)
+    ]
+    with run.lock():
+        run.append_labels(people)
+    result = write_report(ReportInput(run="looped"), ToolContext(root=root, inputs_anywhere=True))
+    html = run.inside(result.page).read_text(encoding="utf-8")
+    page = Page()
+    page.feed(html)
+    return result, html, page
+
+
+def test_the_tool_writes_report_html_beside_report_md(finished):
+    result, html, _ = finished
+    assert (result.report, result.page) == ("report.md", "report.html")
+    assert html.startswith("<!doctype html>")
+
+
+@pytest.mark.parametrize("section", SECTIONS_WITH_FIGURES)
+def test_each_figure_is_an_embedded_png(finished, section):
+    _, _, page = finished
+    assert page.images[section], f"{section} has no figure"
+    for src in page.images[section]:
+        prefix, data = src.split(",", 1)
+        assert prefix == "data:image/png;base64"
+        assert base64.b64decode(data).startswith(PNG)
+
+
+@pytest.mark.parametrize("section", SECTIONS_WITH_TABLES)
+def test_each_section_has_a_table_with_numbers_or_words(finished, section):
+    _, _, page = finished
+    filled = [c for c in page.cells[section] if c and c != "–"]
+    assert len(filled) >= 2, f"{section}: {page.cells[section]}"
+
+
+def test_the_page_points_nowhere_outside_itself(finished):
+    _, html, page = finished
+    assert not [link for link in page.links if re.match(r"(?i)\s*(https?:)?//", link)]
+    assert not re.search(r"(?i)(src|href)\s*=\s*[\"']?\s*https?://", html)
+
+
+def test_the_learning_curve_has_its_band_and_says_there_is_no_baseline(finished):
+    _, _, page = finished
+    text = page.text["learning-curve"]
+    assert "95% percentile bootstrap interval over the 100 held-out items" in text
+    assert "No baseline" in text
+    table = page.cells["learning-curve"]
+    assert "0.528" in table  # round 3's gold macro-F1, beside its interval
+
+
+def test_empty_columns_are_left_out_of_the_round_table(finished):
+    _, html, _ = finished
+    rounds = html.split('id="rounds"', 1)[1].split("</section>", 1)[0]
+    headers = re.findall(r"<th>([^<]+)</th>", rounds)
+    assert "gold_macro_f1" in headers and "stop_decision" in headers
+    assert not {"gold_mae", "judge_accuracy", "agreement_model_human"} & set(headers)
+
+
+def test_agreement_shows_the_model_and_the_human_ceiling_with_intervals(finished):
+    _, _, page = finished
+    text = page.text["agreement"]
+    assert "on 30 held-out items labeled by two or more of 2 people" in text
+    cells = page.cells["agreement"]
+    ceiling = cells[cells.index("human ceiling") + 1 : cells.index("human ceiling") + 4]
+    value, low, high = (float(c) for c in ceiling)
+    assert low <= value <= high < 1.0
+
+
+def test_the_page_says_why_the_run_stopped_and_who_labeled(finished):
+    _, _, page = finished
+    assert "max_rounds: round 3 reached the limit of 3 rounds" in page.text["stopping"]
+    assert {"simulator", "ana", "ben"} <= set(page.cells["labels"])
+
+
+def test_a_head_without_variance_components_gets_no_such_section(finished):
+    _, _, page = finished
+    assert "variance-components" not in page.text
+
+
+def test_a_glmm_head_shows_its_variance_components(looped_run, tmp_path):
+    """The card a GLMM head writes (glmm/head.py: one fit per class, random-effect SDs) reaches the page."""
+    from alloop.tools.report.sections import variance_components
+    from alloop.tools.run.models import ModelDir
+
+    root = RunRoot(tmp_path / "runs")
+    root.path.mkdir(parents=True)
+    shutil.copytree(looped_run, root.path / "looped")
+    model = ModelDir(root.run("looped"), 3)
+    card = model.card()
+    card["head"] = {
+        "head": "glmm",
+        "family": "binary",
+        "effects": "random_intercepts",
+        "estimation": "Laplace (variance components estimated)",
+        "fits": [{"fixed": {"(Intercept)": 0.2}, "sd": {"annotator:(Intercept)": 0.5}, "singular": False}],
+    }
+    model.write_card(card)
+
+    section = variance_components(root.run("looped"))
+
+    assert section is not None and section.id == "variance-components"
+    assert section.tables[0].columns == ["component", "sd", "variance", "singular"]
+    assert section.tables[0].rows == [["annotator:(Intercept)", "0.5000", "0.2500", "False"]]
