@@ -1,13 +1,12 @@
 """import_labels: bring labels back from a JSONL or CSV file (the file destination).
 
-Every row is checked first (known item, label in the schema); one bad row rejects the file and
-nothing is written. Importing the same file again adds nothing. Rows with an empty label are skipped
-as not yet answered.
+Every row is checked first (known item, label in the schema, the round); one bad row rejects the
+file and nothing is written. Importing the same file again adds nothing. Rows with an empty label are
+skipped as not yet answered. Ids are read as every input file's are (run/reader.py): `" p1"` is `p1`.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from alloop.tools.base import RunArgs, ToolContext, ToolSpec
 from alloop.tools.errors import InputError
 from alloop.tools.run.labels import check_label
 from alloop.tools.run.models import resolve_round
-from alloop.tools.run.rundir import read_jsonl
+from alloop.tools.run.reader import normalize_id, read_csv_lines, read_jsonl
 from alloop.tools.run.schema import LabelEvent, LabelSource
 
 
@@ -25,7 +24,9 @@ class ImportInput(RunArgs):
     file: str = Field(
         description="JSONL or CSV with columns id, label and optionally annotator; over MCP, under the run root."
     )
-    round: int | None = Field(None, ge=0, description="Round the answers belong to; default the latest selection.")
+    round: int | None = Field(
+        None, ge=0, le=99, description="Round the answers belong to; default the latest selection."
+    )
     annotator: str = Field("annotator", description="Who labeled, where the file has no annotator column.")
     source: LabelSource = Field("human", description="human for people; import for labels from elsewhere.")
 
@@ -39,11 +40,14 @@ class ImportOutput(BaseModel):
     n_blank: int
 
 
-def _rows(path: Path) -> list[dict]:
-    if path.suffix.lower() == ".csv":
-        with path.open(encoding="utf-8", newline="") as handle:
-            return list(csv.DictReader(handle))
-    return read_jsonl(path)
+def _rows(path: Path, shown: str) -> list[tuple[int, dict]]:
+    """(line, row) of a JSONL or CSV file, read by the one input reader."""
+    if path.suffix.lower() != ".csv":
+        return list(enumerate(read_jsonl(path), start=1))
+    rows = read_csv_lines(path)
+    if rows and not {"id", "label"} <= set(rows[0][1]):
+        raise InputError(f"{shown}:1: the header needs the columns id and label; it has {sorted(rows[0][1])}")
+    return rows
 
 
 def import_labels(args: ImportInput, ctx: ToolContext) -> ImportOutput:
@@ -62,11 +66,11 @@ def import_labels(args: ImportInput, ctx: ToolContext) -> ImportOutput:
         round_ = resolve_round(args.round, run.latest_selection_round())
         known = set(run.pool().ids) | (set(run.heldout().ids) if run.heldout() is not None else set())
         events, blank = [], 0
-        for number, row in enumerate(_rows(path), start=1):
+        for number, row in _rows(path, args.file):
             where = f"{args.file}:{number}"
-            item_id = str(row.get("id", "")).strip()
-            if not item_id:
+            if row.get("id") is None:
                 raise InputError(f"{where}: missing 'id'")
+            item_id = normalize_id(row["id"], where)
             if item_id not in known:
                 raise InputError(f"{where}: item {item_id!r} is not in this run's pool or held-out set")
             if row.get("label") in (None, ""):
@@ -74,7 +78,9 @@ def import_labels(args: ImportInput, ctx: ToolContext) -> ImportOutput:
                 continue
             label = check_label(spec, row["label"], where)
             annotator = str(row.get("annotator") or args.annotator)
-            fingerprint = hashlib.sha256(f"{path.name}|{item_id}|{annotator}|{label}".encode()).hexdigest()[:16]
+            fingerprint = hashlib.sha256(
+                f"{path.name}|{item_id}|{annotator}|{label}".encode("utf-8", "surrogatepass")  # refused when written
+            ).hexdigest()[:16]
             events.append(
                 LabelEvent(
                     item_id=item_id,

@@ -177,6 +177,10 @@ def encode_response(
                 i = int(np.flatnonzero(y <= 0)[0])
                 raise InputError(f"{where}: a log-scale magnitude needs y > 0; data row {i + 1} has {y[i]}")
             y = np.log(y)
+        if len(y) and np.ptp(y) == 0:
+            raise InputError(
+                f"{where}: the response {name!r} takes one value only ({y[0]:g}); a gaussian model needs it to vary"
+            )
         return y, ()
     if spec.family in ("binary", "forced_choice"):
         text = [str(v).strip().lower() for v in raw]
@@ -221,6 +225,11 @@ def encode_response(
         raise InputError(f"{where}: the response {name!r} takes one value only ({uniq[0]!r}); nothing to model")
     if spec.family == "ordinal" and len(uniq) < 3:
         raise InputError(f"{where}: {name!r} has two values; use --family binary for two categories")
+    if 2 * len(uniq) > len(labels):  # a parameter set per level, and under two rows to estimate each
+        raise InputError(
+            f"{where}: the response {name!r} has {len(uniq)} levels in {len(labels)} rows, fewer than two rows "
+            "per level: the model cannot be estimated. Merge rare levels or collect more rows"
+        )
     index = {u: i for i, u in enumerate(uniq)}
     return np.asarray([index[v] for v in labels], dtype=np.float64), tuple(uniq)
 

@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 
 from alloop.tools.base import ProgressFn, no_progress
 from alloop.tools.errors import InputError
+from alloop.tools.run.files import refuse_link
 from alloop.tools.run.items import ItemTable
 from alloop.tools.run.models import ModelDir
 from alloop.tools.run.rundir import RunDir, atomic_write_bytes
@@ -154,12 +155,14 @@ class EmbeddingCache:
     def load(self) -> tuple[list[str], np.ndarray]:
         if not self.ids_path.is_file():
             return [], np.zeros((0, 0), dtype=np.float32)
+        for path in (self.folder, self.ids_path, self.vectors_path):
+            refuse_link(path)  # a planted cache never stands in for the run's own
         ids = pq.read_table(self.ids_path).column("id").to_pylist()
         vectors = np.load(self.vectors_path, mmap_mode="r")[: len(ids)]
         return ids, vectors
 
     def save(self, ids: list[str], vectors: np.ndarray) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
+        """Written without following links (a planted `cache` link is refused), vectors first."""
         buffer = _npy_bytes(np.ascontiguousarray(vectors, dtype=np.float32))
         atomic_write_bytes(self.vectors_path, buffer)
         sink = pa.BufferOutputStream()
@@ -192,6 +195,7 @@ def embed_table(
     if missing:
         texts = table.texts(text_fields)
         log.info("embedding %d new items with %s", len(missing), encoder.name)
+        progress(0, None, f"loading {Path(encoder.name).name or encoder.name}")  # silent otherwise while it loads
         fresh = encoder.encode([texts[i] for i in missing], progress)
         new_ids = [table.ids[i] for i in missing]
         merged = np.concatenate([np.asarray(cached), fresh]) if len(cached_ids) else fresh

@@ -45,7 +45,7 @@ def write_demo_files(folder: Path, heldout_fraction: float = 0.25, seed: int = 0
     cut = int(len(rows) * heldout_fraction)
     heldout = [rows[i] for i in sorted(order[:cut])]
     pool = [rows[i] for i in sorted(order[cut:])]
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = folder.resolve()  # written without following links: name the real folder
     paths = {"pool": folder / "pool.jsonl", "heldout": folder / "heldout.jsonl", "gold": folder / "gold.jsonl"}
 
     def dump(items: list[dict]) -> str:

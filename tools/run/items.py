@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from alloop.tools.errors import InputError
+from alloop.tools.run.reader import normalize_id
 
 
 class ItemTable:
@@ -43,10 +44,20 @@ class ItemTable:
     # -- construction --------------------------------------------------------------------
     @classmethod
     def from_rows(cls, rows: Sequence[dict[str, Any]], source: str = "items") -> ItemTable:
+        """Items from file rows; ids are normalized (reader.normalize_id), so `" p1"` and `"p1"` are one id."""
+        normalized, first = [], {}
         for number, row in enumerate(rows, start=1):
-            if "id" not in row or row["id"] in (None, ""):
+            if row.get("id") is None:
                 raise InputError(f"{source}:{number}: missing 'id'")
-        normalized = [{**row, "id": str(row["id"])} for row in rows]
+            item_id = normalize_id(row["id"], f"{source}:{number}")
+            if item_id in first:
+                spaces = " once surrounding spaces are dropped" if row["id"] != item_id else ""
+                raise InputError(
+                    f"{source}:{number}: duplicate ids: this line's id {row['id']!r} and line {first[item_id]}'s "
+                    f"are both {item_id!r}{spaces}; ids must be unique"
+                )
+            first[item_id] = number
+            normalized.append({**row, "id": item_id})
         try:
             table = pa.Table.from_pylist(list(normalized))
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:

@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -22,6 +19,8 @@ from typing import Any, Literal
 import numpy as np
 
 from alloop.tools.errors import InputError, StateError
+from alloop.tools.run import files
+from alloop.tools.run.reader import read_json
 from alloop.tools.run.rundir import RunDir, atomic_write_bytes, atomic_write_json
 
 _LABEL_ARRAYS = ("heldout_ids", "heldout_pred", "pool_ids", "pool_pred")
@@ -105,20 +104,26 @@ class ModelDir:
         return self.encoder_dir if self.encoder_dir.is_dir() else None
 
     def encoder_staging(self) -> Path:
-        """A fresh folder for a training run; `publish_encoder` moves it in place when training succeeded."""
-        self.run.models_dir.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix=f".round_{self.round:02d}_encoder.", dir=self.run.models_dir))
+        """A fresh folder for a training run; `publish_encoder` moves it in place when training succeeded.
+
+        A killed training leaves it behind; the next open of the run removes it.
+        """
+        return files.make_folder(self.run.models_dir, f".round_{self.round:02d}_encoder.")
 
     def publish_encoder(self, staging: Path) -> None:
-        self.path.mkdir(parents=True, exist_ok=True)
-        if self.encoder_dir.exists():
-            shutil.rmtree(self.encoder_dir)
-        staging.rename(self.encoder_dir)
+        files.place_folder(staging, self.encoder_dir)
 
     def drop_encoder(self) -> None:
         """A retrained round with a frozen encoder must not keep an earlier run's weights."""
-        if self.encoder_dir.exists():
-            shutil.rmtree(self.encoder_dir)
+        files.remove(self.encoder_dir)
+
+    @property
+    def lm_dir(self) -> Path:
+        """free_text/cloze: the LoRA adapters this round trained (staged with `encoder_staging`)."""
+        return self.path / "lm"
+
+    def publish_lm(self, staging: Path) -> None:
+        files.place_folder(staging, self.lm_dir)
 
     def has_card(self) -> bool:
         return self.card_path.is_file()
@@ -129,14 +134,17 @@ class ModelDir:
     def card(self) -> dict[str, Any]:
         if not self.has_card():
             raise StateError(f"run {self.run.name!r} has no model for round {self.round}; run train_glmm first")
-        return json.loads(self.card_path.read_text(encoding="utf-8"))
+        card = read_json(self.card_path)
+        if not isinstance(card, dict):
+            raise InputError(f"{self.card_path}: expected a JSON object (a model card)")
+        return card
 
     def write_card(self, card: dict[str, Any]) -> None:
         atomic_write_json(self.card_path, card)
 
     def drop_predictions(self) -> None:
         """Forget the scores of an earlier model of this round (a retrained round is scored anew)."""
-        self.predictions_path.unlink(missing_ok=True)
+        files.remove(self.predictions_path)
 
     def save_predictions(self, preds: Predictions) -> None:
         arrays: dict[str, np.ndarray] = {

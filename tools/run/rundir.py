@@ -1,14 +1,17 @@
 """RunRoot and RunDir: the only code that names a path inside a run (domain code asks them for it).
 
-Writes are atomic (temporary file in the same folder, fsync, rename); appends are flushed
-and fsynced; one writer at a time holds the run's lock (a second one waits, with a bound); run
-names resolve inside the root. A run is never deleted by a tool: it is archived (moved aside).
+Writes are atomic (a fresh temp file in the same folder, fsync, rename) and never go through a
+symbolic link (files.py); appends are flushed and fsynced; one writer at a time holds the run's
+lock (a second one waits, with a bound), and everything a step writes while holding it stands or
+falls together (journal.py): a kill is undone, and its leftovers repaired, when the run is next
+opened (repair.py). Run names resolve inside the root. A run is never deleted by a tool: it is
+archived (moved aside).
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
+import errno
 import fcntl
 import inspect
 import json
@@ -16,7 +19,6 @@ import os
 import re
 import shutil
 import socket
-import tempfile
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
@@ -33,7 +35,10 @@ from alloop.tools.errors import (
     StateError,
     describe_validation,
 )
+from alloop.tools.run import files, journal
 from alloop.tools.run.items import ItemTable
+from alloop.tools.run.reader import parse_jsonl as parse_jsonl  # re-exported: where callers have always found it
+from alloop.tools.run.reader import read_csv, read_json, read_jsonl
 from alloop.tools.run.schema import LabelEvent, ResultRow, SelectionRow, TaskSpec, utc_now
 
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -65,23 +70,12 @@ def lock_wait() -> float:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write a file so a reader sees the old content or the new, never half of it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    """Write a file so a reader sees the old content or the new, never half of it (and never through a link)."""
+    files.write_bytes(path, data)
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
+    atomic_write_bytes(path, encodable(text, str(path)).encode("utf-8"))
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:
@@ -89,38 +83,25 @@ def atomic_write_json(path: Path, obj: Any) -> None:
 
 
 def dump_jsonl(rows: Iterable[BaseModel | dict[str, Any]]) -> str:
+    """JSON lines; a text no UTF-8 file can hold (a lone surrogate) is refused before anything is written."""
     lines = []
     for row in rows:
         data = row.model_dump(mode="json") if isinstance(row, BaseModel) else row
         lines.append(json.dumps(data, ensure_ascii=False))
-    return "".join(line + "\n" for line in lines)
+    text = "".join(line + "\n" for line in lines)
+    encodable(text, "a row to write")
+    return text
 
 
-def parse_jsonl(lines: Iterable[str], where: str | Path, objects_only: bool = True) -> list[Any]:
-    """The JSON value of each non-blank line; a malformed line is an error naming where and which line.
-
-    The one JSON-lines parser: run files, annotation files and JATOS result data all read through it.
-    """
-    rows: list[Any] = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{where}:{number}: not valid JSON ({exc.msg}); fix or remove that line") from exc
-        if objects_only and not isinstance(row, dict):
-            raise InputError(f"{where}:{number}: expected a JSON object per line, got {type(row).__name__}")
-        rows.append(row)
-    return rows
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """Rows of a JSONL file; a malformed line is an error naming the file and line."""
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
-    with path.open(encoding="utf-8") as handle:
-        return parse_jsonl(handle, path)
+def encodable(text: str, what: str) -> str:
+    """The text, if UTF-8 can store it; a lone surrogate (say, from a `\\ud800` escape) is an InputError."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InputError(
+            f"{what} holds a lone surrogate ({text[exc.start]!r}), which is not a character; fix or remove it"
+        ) from None
+    return text
 
 
 def parse_rows(model: type[M], rows: Sequence[dict[str, Any]], where: str) -> list[M]:
@@ -164,9 +145,12 @@ class RunRoot:
                 )
             known = ", ".join(self.names()) or "none"
             raise RunNotFoundError(
-                f"no run {name!r} under {self.path} (runs here: {known}); create it with `alloop init`"
+                f"no run {name!r} under {self.path} (runs here: {known}); create it with interview_spec "
+                "(`alloop init` at the command line)"
             )
-        return RunDir(path)
+        run = RunDir(path)
+        run.recover()
+        return run
 
     def exists(self, name: str) -> bool:
         """Whether a run of that name has been created (its spec is written)."""
@@ -192,10 +176,7 @@ class RunRoot:
         path = self.draft_path(name)
         if not path.is_file():
             return None
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{path}: not valid JSON ({exc.msg}); fix or delete it") from exc
+        data = read_json(path)
         if not isinstance(data, dict):
             raise InputError(f"{path}: expected a JSON object of interview answers")
         return data
@@ -241,13 +222,19 @@ class RunRoot:
             target = folder / f"{base}-{n}{suffix}"
         return target
 
-    def create(self, spec: TaskSpec, pool: ItemTable, heldout: ItemTable | None) -> RunDir:
-        """Make a new run in one step: it is built in a temporary folder, then renamed."""
+    def create(
+        self, spec: TaskSpec, pool: ItemTable, heldout: ItemTable | None, labels: Sequence[LabelEvent] = ()
+    ) -> RunDir:
+        """Make a new run in one step: it is built, labels and all, in a staging folder, then renamed.
+
+        A kill before the rename leaves only the staging folder (the next create removes it); after
+        it, the run is whole. Of two creates of one name, the one that loses the race gets a clear error.
+        """
         path = self.resolve(spec.run)
         if path.exists():
             raise InputError(f"run {spec.run!r} already exists at {path}; use another name or archive it (archive_run)")
-        self.path.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=self.path, prefix=f".{spec.run}.creating-"))
+        self.remove_stale_staging()
+        staging = files.make_folder(self.path, f".{spec.run}.creating-")
         try:
             run = RunDir(staging)
             pool.write_parquet(run.pool_path)
@@ -257,13 +244,48 @@ class RunRoot:
                 (staging / sub).mkdir()
             atomic_write_text(run.labels_path, "")
             atomic_write_text(run.notes_path, f"# {spec.run}\n\nCreated {utc_now()}.\n")
+            if labels:
+                run.append_labels(labels)
             run.write_results([])
             atomic_write_json(run.spec_path, spec.model_dump(mode="json"))
-            os.rename(staging, path)
+            self._publish(staging, path)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
+        self.drop_draft(spec.run)
         return RunDir(path)
+
+    def _publish(self, staging: Path, path: Path) -> None:
+        with files.open_folder(self.path) as folder:
+            try:
+                files.rename(staging.name, path.name, folder)
+            except OSError as exc:
+                if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.EISDIR):
+                    raise
+                raise InputError(
+                    f"run {path.name!r} was created by another call while this one prepared it; use it "
+                    "(status), or archive it (archive_run) and create it again"
+                ) from exc
+            files.fsync(folder)
+
+    def remove_stale_staging(self) -> None:
+        """Staging folders of creates that were killed, and draft temp files of killed writers."""
+        for folder, stale in ((self.path, files.is_stale_folder), (self.path / DRAFTS_DIR, files.is_stale_temp)):
+            if not folder.is_dir():
+                continue
+            for entry in os.scandir(folder):
+                if folder == self.path and ".creating-" not in entry.name:
+                    continue
+                if folder != self.path and not entry.name.endswith(files.TEMP_SUFFIX):
+                    continue
+                with contextlib.suppress(FileNotFoundError):
+                    mtime = entry.stat(follow_symlinks=False).st_mtime
+                    if not entry.name.startswith(".") or not stale(entry.name, mtime):
+                        continue
+                    if entry.is_dir(follow_symlinks=False):
+                        shutil.rmtree(entry.path, ignore_errors=True)
+                    else:
+                        os.unlink(entry.path)
 
 
 class RunDir:
@@ -361,20 +383,57 @@ class RunDir:
         into the lock file while it is held, and cleared on release.
         """
         bound = lock_wait() if wait is None else wait
-        handle = (self.path / ".lock").open("a+")
+        handle = os.fdopen(files.open_lock_file(self.path), "a+", encoding="utf-8")
         try:
             started = time.monotonic()
             if not _flock_within(handle, bound):
                 raise LockedError(self._busy_message(handle, time.monotonic() - started))
             if not _same_file(handle, self.path / ".lock"):
                 raise RunNotFoundError(f"run {self.name!r} was archived while this call waited for it")
-            _write_holder(handle)
+            previous = _read_holder(handle)
+            holder = _write_holder(handle)
             try:
-                yield
+                self._repair(previous)
+                steps, token = journal.begin(self.path, holder)
+                try:
+                    yield
+                except Exception:
+                    steps.commit()  # a step that fails keeps what it wrote, as it always did
+                    raise
+                except BaseException:
+                    raise  # an interruption (Ctrl-C, a cancelled call) is undone by the next open, like a kill
+                else:
+                    steps.commit()
+                finally:
+                    journal.end(token)
             finally:
                 handle.truncate(0)
         finally:
             handle.close()
+
+    def recover(self) -> list[str]:
+        """Repair what a kill left in this run, if no step holds it now (a holder repaired it when it took it)."""
+        try:
+            handle = os.fdopen(files.open_lock_file(self.path), "a+", encoding="utf-8")
+        except OSError:
+            return []  # a read-only run: nothing can be repaired, and nothing is written
+        with handle:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return []
+            try:
+                done = self._repair(_read_holder(handle))
+                if handle.tell():
+                    handle.truncate(0)  # the holder named there is gone
+                return done
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+    def _repair(self, interrupted: dict[str, Any] | None) -> list[str]:
+        from alloop.tools.run.repair import repair
+
+        return repair(self, interrupted)
 
     def _busy_message(self, handle: Any, waited: float) -> str:
         handle.seek(0)
@@ -400,7 +459,7 @@ class RunDir:
     # -- spec ----------------------------------------------------------------------------
     def spec(self) -> TaskSpec:
         try:
-            return TaskSpec.model_validate_json(self.spec_path.read_text(encoding="utf-8"))
+            return TaskSpec.model_validate(read_json(self.spec_path))
         except ValidationError as exc:
             raise InputError(describe_validation(exc, str(self.spec_path), first_only=True)) from exc
 
@@ -457,12 +516,13 @@ class RunDir:
             fresh.append(event)
         if not fresh:
             return []
-        self._append_text(self.labels_path, dump_jsonl(fresh))
         by_round: dict[int, list[LabelEvent]] = {}
         for event in fresh:
             by_round.setdefault(event.round, []).append(event)
+        round_files = {round_: self.round_file("annotation", round_) for round_ in by_round}  # checked before writing
+        self._append_text(self.labels_path, dump_jsonl(fresh))
         for round_, round_events in sorted(by_round.items()):
-            self._append_text(self.round_file("annotation", round_), dump_jsonl(round_events))
+            self._append_text(round_files[round_], dump_jsonl(round_events))
         return fresh
 
     # -- selections ----------------------------------------------------------------------
@@ -495,10 +555,7 @@ class RunDir:
         workspace). Names and ids only: never a service URL or a key."""
         if not self.destinations_path.is_file():
             return {}
-        try:
-            data = json.loads(self.destinations_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{self.destinations_path}: not valid JSON ({exc.msg}); fix or delete it") from exc
+        data = read_json(self.destinations_path)
         if not isinstance(data, dict):
             raise InputError(f"{self.destinations_path}: expected a JSON object")
         return data
@@ -527,8 +584,7 @@ class RunDir:
     def results(self) -> list[ResultRow]:
         if not self.results_path.is_file():
             return []
-        with self.results_path.open(encoding="utf-8", newline="") as handle:
-            rows = list(csv.DictReader(handle, delimiter="\t"))
+        rows = read_csv(self.results_path, delimiter="\t")
         cleaned = [{k: v for k, v in row.items() if v not in ("", None)} for row in rows]
         return parse_rows(ResultRow, cleaned, str(self.results_path))
 
@@ -562,11 +618,8 @@ class RunDir:
     # -- plumbing ------------------------------------------------------------------------
     @staticmethod
     def _append_text(path: Path, text: str) -> None:
-        """Append and fsync, so a crash loses at most the line being written."""
-        with path.open("a", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
+        """Append and fsync, never through a link; a torn line a kill leaves is set aside on the next open."""
+        files.append_text(path, text)
 
 
 def _flock_within(handle: Any, seconds: float) -> bool:
@@ -604,12 +657,23 @@ def _calling_tool() -> str | None:
     return tool
 
 
-def _write_holder(handle: Any) -> None:
+def _read_holder(handle: Any) -> dict[str, Any] | None:
+    """Who held the lock before: set only when that holder was killed (a release clears it)."""
+    handle.seek(0)
+    try:
+        holder = json.loads(handle.read() or "null")
+    except json.JSONDecodeError:
+        return {}
+    return holder if isinstance(holder, dict) else None
+
+
+def _write_holder(handle: Any) -> dict[str, Any]:
     """Say in the lock file who holds it, so a waiting writer can tell whom it waits for."""
     holder = {"pid": os.getpid(), "host": socket.gethostname(), "tool": _calling_tool(), "since": utc_now()}
     handle.truncate(0)
     handle.write(json.dumps(holder))
     handle.flush()
+    return holder
 
 
 def _tsv_cell(value: Any) -> str:
