@@ -16,6 +16,7 @@ from alloop.tools.people.noise import SimulatedPeople
 from alloop.tools.people.overlap import heldout_overlap
 from alloop.tools.run.labels import check_label
 from alloop.tools.run.models import resolve_round
+from alloop.tools.run.reader import normalize_id
 from alloop.tools.run.rundir import RunDir, read_jsonl
 from alloop.tools.run.schema import LabelEvent, TaskSpec
 
@@ -43,7 +44,7 @@ def load_gold(path, spec) -> dict[str, object]:
     for number, row in enumerate(read_jsonl(path), start=1):
         if "id" not in row or "label" not in row:
             raise InputError(f"{path}:{number}: gold rows need 'id' and 'label'")
-        gold[str(row["id"])] = check_label(spec, row["label"], f"{path}:{number}")
+        gold[normalize_id(row["id"], f"{path}:{number}")] = check_label(spec, row["label"], f"{path}:{number}")
     return gold
 
 

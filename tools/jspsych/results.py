@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from alloop.tools.errors import InputError
+from alloop.tools.run.reader import json_loads
 from alloop.tools.run.rundir import parse_jsonl
 from alloop.tools.run.schema import LabelEvent, TaskSpec
 
@@ -33,7 +34,7 @@ def parse_result_data(text: str, where: str) -> list[dict[str, Any]]:
     if not text:
         return []
     try:
-        data = json.loads(text)
+        data = json_loads(text, where)  # its limits (huge numbers, deep nesting) are InputErrors
     except json.JSONDecodeError:
         data = []
         for row in parse_jsonl(text.splitlines(), where, objects_only=False):
