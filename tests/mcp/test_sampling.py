@@ -59,7 +59,10 @@ async def test_the_clients_model_judges_and_is_logged(judged_run, mode):
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_without_sampling_or_key_the_judge_says_what_is_missing(judged_run, mode):
+async def test_without_sampling_key_or_local_model_the_judge_says_what_is_missing(judged_run, mode, monkeypatch):
+    from alloop.tools.judge.backends import local_models
+
+    monkeypatch.setattr(local_models, "BUNDLED", ())  # no bundled model installed either
     async with Client(create_server(judged_run.path), mode=mode) as client:
         result = await client.call_tool("llm_judge", {"run": "judged", "use": "evaluation", "limit": 2})
     assert result.is_error and "no judge backend is available" in result.content[0].text

@@ -4,6 +4,7 @@
 - `rubrics`: versioned Jinja2 rubrics (prompts/judge_<task_type>.md.j2 or a file in the run) and
   the prompt around them, with item text passed as data.
 - `parsing`: strict parsing of answers into the label schema.
+- `answers`: every answer the schema allows, for backends that choose instead of writing.
 - `items`: which items a call judges, and what the judge sees of each.
 - `plan`: from the tool's arguments to a ready job, and the sampling requests it would send.
 - `engine`: cache, budget, bounded concurrency, retries and timeouts, one record per item.

@@ -27,9 +27,15 @@ def cache_key(
     model: str,
     kind: str,
     prompt_hash: str,
+    decoding: str = "",
 ) -> str:
-    """The key: items, rubric (name and version), judge (backend and model), kind, exact prompt."""
-    return sha256(json.dumps([list(item_ids), rubric_name, rubric_version, backend, model, kind, prompt_hash]))
+    """The key: items, rubric (name and version), judge (backend, model, decoding), kind, exact prompt.
+
+    `decoding` (how a backend turns the prompt into an answer, e.g. the local model's constrained
+    choice) joins the key only when set, so the keys of backends without one stay as they were.
+    """
+    parts = [list(item_ids), rubric_name, rubric_version, backend, model, kind, prompt_hash]
+    return sha256(json.dumps([*parts, decoding] if decoding else parts))
 
 
 class JudgeCache:

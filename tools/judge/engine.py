@@ -18,6 +18,7 @@ from typing import Any
 
 from alloop.tools.base import ProgressFn, no_progress
 from alloop.tools.errors import AlloopError
+from alloop.tools.judge.answers import AnswerSpace, answer_space
 from alloop.tools.judge.backends import (
     BackendError,
     Completion,
@@ -29,7 +30,7 @@ from alloop.tools.judge.cache import JudgeCache, cache_key
 from alloop.tools.judge.parsing import ANSWER_FORMAT_VERSION, parse_answer
 from alloop.tools.judge.records import JudgeRecord
 from alloop.tools.judge.rubrics import Prompt, Rubric, build_prompt, system_prompt
-from alloop.tools.run.schema import CLASSIFICATION_TASKS, TaskSpec
+from alloop.tools.run.schema import TaskSpec
 
 log = logging.getLogger("alloop.judge")
 RAW_ANSWER_MAX_CHARS = 4000
@@ -117,6 +118,8 @@ class JudgeJob:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     ranking_group_size: int = 20
     progress: ProgressFn = no_progress
+    backend_reason: str = ""
+    """Why this backend answers (asked for, or the default), for the output and the log."""
 
 
 @dataclass
@@ -126,7 +129,7 @@ class _Unit:
     items: list[JudgeItem]
     prompt: Prompt
     key: str
-    choices: list[str] | None
+    choices: AnswerSpace | None
 
 
 @dataclass
@@ -170,8 +173,7 @@ def _call(job: JudgeJob, unit: _Unit, rng: random.Random) -> _Outcome:
 
 
 def _units(job: JudgeJob, system: str, items: Sequence[JudgeItem]) -> list[_Unit]:
-    single_label = job.spec.task_type in CLASSIFICATION_TASKS or job.spec.task_type == "ordinal_scale"
-    choices = list(job.spec.labels) if job.kind == "label" and single_label else None
+    choices = answer_space(job.spec, job.kind)
     groups: list[list[JudgeItem]]
     if job.kind == "ranking":
         size = job.ranking_group_size
@@ -190,6 +192,7 @@ def _units(job: JudgeJob, system: str, items: Sequence[JudgeItem]) -> list[_Unit
             job.backend.model,
             job.kind,
             prompt.hash,
+            getattr(job.backend, "decoding", ""),
         )
         units.append(_Unit(items=group, prompt=prompt, key=key, choices=choices))
     return units
@@ -329,6 +332,7 @@ def _records(job: JudgeJob, unit: _Unit, outcome: _Outcome) -> list[JudgeRecord]
                 input_tokens=completion.input_tokens if first else None,
                 output_tokens=completion.output_tokens if first else None,
                 cost_usd=completion.cost_usd if first else (None if completion.cost_usd is None else 0.0),
+                confidence=completion.info.get("confidence") if parsed.status == "ok" else None,
                 backend_info={k: v for k, v in completion.info.items() if v is not None},
                 **common,
             )

@@ -10,7 +10,7 @@ from pydantic import Field
 
 from alloop.tools.base import RunArgs, ToolContext
 from alloop.tools.errors import InputError
-from alloop.tools.judge.backends import BackendConfig, make_backend, pick_backend_name
+from alloop.tools.judge.backends import BackendConfig, choose_backend, make_backend
 from alloop.tools.judge.cache import JudgeCache
 from alloop.tools.judge.engine import Budget, JudgeItem, JudgeJob, RetryPolicy, SamplingRequest, plan_requests
 from alloop.tools.judge.items import ItemSource, build_items, choose_items
@@ -47,7 +47,8 @@ class JudgeArgs(RunArgs):
     model: str | None = Field(None, description="Judge model; default spec.judge.model, else the backend's.")
     rubric: str | None = Field(None, description="Rubric template file in the run folder; default built in.")
     local_model: str | None = Field(None, description="local: a .gguf file, a Hugging Face model folder, or 'smollm2'.")
-    local_constrained: bool = Field(True, description="local, kind label: pick a label by likelihood.")
+    local_constrained: bool = Field(True, description="local: choose labels and scores by likelihood.")
+    local_calibrated: bool = Field(True, description="local, labels: against an empty item's label likelihoods.")
     max_tokens: int = Field(400, ge=16, le=8192)
     concurrency: int = Field(4, ge=1, le=32, description="Requests in flight at once.")
     max_retries: int = Field(4, ge=0, le=10)
@@ -96,9 +97,11 @@ def prepare(
         price_input_per_mtok=args.price_input_per_mtok,
         price_output_per_mtok=args.price_output_per_mtok,
         local_constrained=args.local_constrained,
+        local_calibrated=args.local_calibrated,
     )
-    backend_name = pick_backend_name(args.backend or spec.judge.backend, config)
-    backend = make_backend(backend_name, config)
+    chosen = choose_backend(args.backend or spec.judge.backend, config)
+    backend_name = chosen.name
+    backend = make_backend(backend_name, chosen.config)
     budget_limit = spec.judge.budget_usd
     if budget_limit is not None and backend_name == "anthropic" and getattr(backend, "prices", None) is None:
         raise InputError(
@@ -113,6 +116,7 @@ def prepare(
         rubric=rubric,
         backend=backend,
         backend_name=backend_name,
+        backend_reason=chosen.reason,
         cache=JudgeCache(run.judge_cache_path, enabled=args.use_cache),
         budget=Budget(budget_limit, spent(run)),
         max_tokens=args.max_tokens,

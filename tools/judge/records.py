@@ -44,6 +44,9 @@ class JudgeRecord(BaseModel):
     rank: int | None = None
     rationale: str | None = None
     refusal: str | None = None
+    confidence: float | None = Field(
+        None, description="The answer's probability among the allowed answers, where the judge chose among them."
+    )
     error: str | None = Field(None, description="Why the answer was not accepted (parse or backend error).")
     backend: str
     judge_model: str

