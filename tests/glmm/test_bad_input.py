@@ -83,3 +83,19 @@ def test_singular_fit_is_flagged(gaussian_data: dict) -> None:
     assert report["singular"] is True
     assert report["sd"]["participant:(Intercept)"] < 1e-3
     assert any("singular fit" in w for w in report["warnings"])
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"a,b\n1,\xff\n", "not valid UTF-8"),
+        (b"a,b\n1," + b"x" * 200_000 + b"\n", "not a readable CSV row"),
+    ],
+)
+def test_a_glmm_data_file_that_cannot_be_read_names_file_and_line(tmp_path, content, message):
+    from alloop.tools.glmm.design import read_csv
+
+    path = tmp_path / "data.csv"
+    path.write_bytes(content)
+    with pytest.raises(InputError, match=rf"data.csv:2: {message}"):
+        read_csv(path)

@@ -9,6 +9,7 @@ family's range, a constant predictor, a grouping factor with one level).
 from __future__ import annotations
 
 import csv
+import io
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from typing import Literal, get_args
 import numpy as np
 
 from alloop.tools.errors import InputError
+from alloop.tools.run.reader import read_text
 from alloop.tools.run.schema import EffectsMode
 
 Family = Literal["binary", "ordinal", "gaussian", "categorical", "magnitude", "forced_choice"]
@@ -105,20 +107,22 @@ def read_csv(path: str | Path) -> dict[str, np.ndarray]:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"data file {str(path)!r} not found")
-    with path.open(newline="", encoding="utf-8-sig") as fh:
-        reader = csv.reader(fh)
+    reader = csv.reader(io.StringIO(read_text(path).removeprefix("\ufeff"), newline=""))  # decoding errors named
+    try:
         try:
             header = next(reader)
         except StopIteration:
             raise InputError(f"{path}: the file is empty; it needs a header row and data rows") from None
         header = [h.strip() for h in header]
         rows = []
-        for line, row in enumerate(reader, start=2):
+        for row in reader:
             if not row:
                 continue
             if len(row) != len(header):
-                raise InputError(f"{path}:{line}: {len(row)} fields, the header has {len(header)}")
+                raise InputError(f"{path}:{reader.line_num}: {len(row)} fields, the header has {len(header)}")
             rows.append(row)
+    except csv.Error as exc:
+        raise InputError(f"{path}:{reader.line_num}: not a readable CSV row ({exc})") from None
     if not rows:
         raise InputError(f"{path}: no data rows below the header")
     cols = list(zip(*rows, strict=True))
