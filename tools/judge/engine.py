@@ -255,19 +255,24 @@ def judge_items(job: JudgeJob, items: Sequence[JudgeItem]) -> list[JudgeRecord]:
             pool.submit(_call, job, unit, random.Random(f"{job.retry.seed}:{unit.key}")): index
             for index, unit in enumerate(units)
         }
-        for future in as_completed(futures):
-            index = futures[future]
-            if future.cancelled():
-                continue
-            try:
-                outcomes[index] = future.result()
-            except AlloopError as exc:  # no key, refused key, unknown model: no retry helps
-                fatal = fatal or exc
-                for other in futures:
-                    other.cancel()
-                continue
-            done += 1
-            job.progress(done, len(units), f"judged {done}/{len(units)}")
+        try:
+            for future in as_completed(futures):
+                index = futures[future]
+                if future.cancelled():
+                    continue
+                try:
+                    outcomes[index] = future.result()
+                except AlloopError as exc:  # no key, refused key, unknown model: no retry helps
+                    fatal = fatal or exc
+                    for other in futures:
+                        other.cancel()
+                    continue
+                done += 1
+                job.progress(done, len(units), f"judged {done}/{len(units)}")
+        except BaseException:  # the call was cancelled (at a progress report): drop the queue, free the run now
+            for other in futures:
+                other.cancel()
+            raise
     records = []
     for index, unit in enumerate(units):
         outcome = outcomes.get(index)
