@@ -127,7 +127,7 @@ ENTRIES: tuple[ToolEntry, ...] = (
     ),
     ToolEntry(
         "write_report",
-        "Write report.md and learning_curve.png from the run's files (gold_* and judge_* kept apart).",
+        "Write report.md, learning_curve.png and report.html from the run's files (gold_* and judge_* kept apart).",
         "analysis",
     ),
 )

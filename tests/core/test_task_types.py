@@ -287,12 +287,22 @@ def masked(row: dict) -> tuple[str, str]:
     return " ".join(w if i != longest else "___" for i, w in enumerate(words)), word
 
 
+def judge_test_helpers():
+    """tests/judge/tiny_model.py (a tiny random Llama built offline), loaded by path: tests/ is no package."""
+    import importlib.util
+    from pathlib import Path
+
+    location = Path(__file__).parents[1] / "judge" / "tiny_model.py"
+    spec = importlib.util.spec_from_file_location("judge_tiny_model", location)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_a_cloze_run_trains_lora_adapters_and_ranks_by_answer_disagreement(ctx, bbc_slice, tmp_path):
     """The whole loop with a tiny random Llama (what it writes means nothing; the bookkeeping is checked)."""
     from alloop.tools.model.generative import text_metrics
-    from tests.judge.tiny_model import tiny_model_folder
-
-    lm = tiny_model_folder(tmp_path / "tiny-lm")
+    lm = judge_test_helpers().tiny_model_folder(tmp_path / "tiny-lm")
     files = {name: tmp_path / f"{name}.jsonl" for name in ("pool", "heldout", "gold")}
     pool = [r | {"text": masked(r)[0]} for r in read_jsonl(bbc_slice["pool"])[:60]]
     heldout = [r | {"text": masked(r)[0], "label": masked(r)[1]} for r in read_jsonl(bbc_slice["heldout"])[:20]]
