@@ -7,7 +7,6 @@ holding the run.
 
 from __future__ import annotations
 
-import itertools
 import os
 import re
 import socket
@@ -27,13 +26,10 @@ import pytest
 import uvicorn
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
-from pydantic import BaseModel
 
 from alloop import app
 from alloop.http_auth import TOKEN_ENV, check_bind, is_loopback, server_token
-from alloop.tools.base import RunArgs, ToolContext, ToolSpec
 from alloop.tools.errors import InputError
-from alloop.tools.registry import TOOLS
 
 INITIALIZE = {
     "jsonrpc": "2.0",
@@ -177,28 +173,6 @@ def test_binds_any_address_without_a_warning__the_command_refuses(tmp_path):
 # A call whose client goes away: the same stand-in as tests/mcp/test_long_calls.py, served over HTTP.
 
 TOKEN = "a-fixed-token-for-the-in-process-server"
-ENDINGS: list[str] = []
-"""How each hold_the_run call ended: 'stopped' (cancelled at a progress report) or 'gave up'."""
-
-
-class HoldOutput(BaseModel):
-    steps: int
-
-
-def hold_the_run(args: RunArgs, ctx: ToolContext) -> HoldOutput:
-    """Hold the run's lock, reporting progress, until cancelled (gives up by itself after 30 s)."""
-    with ctx.root.run(args.run).lock():
-        try:
-            for step in itertools.count():
-                ctx.progress(step, None, "working")
-                if step * 0.02 > 30:
-                    ENDINGS.append("gave up")
-                    return HoldOutput(steps=step)
-                time.sleep(0.02)
-        except BaseException:
-            ENDINGS.append("stopped")
-            raise
-    raise AssertionError("unreachable")
 
 
 @asynccontextmanager
@@ -216,39 +190,10 @@ async def serving(root: Path) -> AsyncIterator[str]:
         uv.should_exit = True
 
 
-@pytest.fixture
-def with_stand_in(bbc_run, monkeypatch) -> None:
-    monkeypatch.setenv("ALLOOP_LOCK_WAIT", "3")  # a lock kept after the call would fail the next call in 3 s
-    long = ToolSpec(name="hold_the_run", fn=hold_the_run, input_model=RunArgs, output_model=HoldOutput)
-    monkeypatch.setattr(app, "TOOLS", [*TOOLS, long])
-    ENDINGS.clear()
-
-
-async def start_long_call(client: Client, task_group: anyio.abc.TaskGroup) -> None:
-    """Start hold_the_run in the task group and return once it is at work (its first progress report)."""
-    working = anyio.Event()
-
-    async def on_progress(progress, total, message):
-        working.set()
-
-    async def call():
-        await client.call_tool("hold_the_run", {"run": "bbc"}, progress_callback=on_progress)
-
-    task_group.start_soon(call)
-    await working.wait()
-
-
-async def revise(client: Client) -> dict:
-    """A writer on the same run: it needs the lock."""
-    result = await client.call_tool("interview_spec", {"run": "bbc", "max_rounds": 4})
-    assert not result.is_error, result.content[0].text
-    return result.structured_content
-
-
-async def test_a_call_whose_http_client_disconnects_releases_the_run(root, with_stand_in):
+async def test_a_call_whose_http_client_disconnects_releases_the_run(root, stand_in):
     async def client_that_leaves(url: str, task_status=anyio.TASK_STATUS_IGNORED):
         async with connect(url, TOKEN) as client, anyio.create_task_group() as calls:
-            await start_long_call(client, calls)
+            await stand_in.start_long_call(client, calls)
             task_status.started()
             await anyio.sleep_forever()
 
@@ -259,17 +204,17 @@ async def test_a_call_whose_http_client_disconnects_releases_the_run(root, with_
                 session.cancel_scope.cancel()  # the client goes away mid-call: its connection closes
 
             async with connect(url, TOKEN) as client:
-                assert (await revise(client))["written"]
-    assert ENDINGS == ["stopped"]
+                assert (await stand_in.revise(client))["written"]
+    assert stand_in.endings == ["stopped"]
 
 
 @pytest.mark.parametrize("mode", ["auto", "legacy"])
-async def test_a_call_the_http_client_cancels_releases_the_run(root, with_stand_in, mode):
+async def test_a_call_the_http_client_cancels_releases_the_run(root, stand_in, mode):
     with anyio.fail_after(60):
         async with serving(root.path) as url, connect(url, TOKEN, mode=mode) as client:
             async with anyio.create_task_group() as calls:
-                await start_long_call(client, calls)
+                await stand_in.start_long_call(client, calls)
                 calls.cancel_scope.cancel()
 
-            assert (await revise(client))["written"]
-    assert ENDINGS == ["stopped"]
+            assert (await stand_in.revise(client))["written"]
+    assert stand_in.endings == ["stopped"]

@@ -1,44 +1,20 @@
 """Background jobs: a long call started with `start_job` is polled with `job`, and cancelled, freeing its run.
 
-The long call is a stand-in (`hold_the_run`, as in test_long_calls) that holds the run's lock and
+The long call is the stand-in of tests/mcp/conftest.py (`hold_the_run`), which holds the run's lock and
 reports progress until it is stopped, as embedding a pool or training an encoder does.
 """
 
 from __future__ import annotations
 
-import itertools
-import time
-
 import anyio
 import pytest
 from mcp import Client
-from pydantic import BaseModel
 
 from alloop import app
-from alloop.tools.base import RunArgs, ToolContext, ToolSpec
-from alloop.tools.registry import TOOLS
-
-
-class HoldOutput(BaseModel):
-    steps: int
-
-
-def hold_the_run(args: RunArgs, ctx: ToolContext) -> HoldOutput:
-    """Hold the run's lock, reporting progress, until cancelled (or 30 s)."""
-    with ctx.root.run(args.run).lock():
-        for step in itertools.count():
-            ctx.progress(step, None, f"step {step}")
-            if step * 0.02 > 30:
-                return HoldOutput(steps=step)
-            time.sleep(0.02)
-    raise AssertionError("unreachable")
 
 
 @pytest.fixture
-def server(root, bbc_run, monkeypatch):
-    monkeypatch.setenv("ALLOOP_LOCK_WAIT", "3")
-    long = ToolSpec(name="hold_the_run", fn=hold_the_run, input_model=RunArgs, output_model=HoldOutput)
-    monkeypatch.setattr(app, "TOOLS", [*TOOLS, long])
+def server(root, stand_in):
     return app.create_server(root.path)
 
 

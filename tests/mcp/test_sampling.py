@@ -21,9 +21,14 @@ def judged_run(root, bbc_slice, monkeypatch):
     monkeypatch.delenv("ALLOOP_JUDGE_LOCAL_MODEL", raising=False)
     ctx = ToolContext(root=root, inputs_anywhere=True)
     interview_spec(
-        InterviewInput(run="judged", pool=str(bbc_slice["pool"]), heldout=str(bbc_slice["heldout"]),
-                       task_type="categorical", labels=["business", "entertainment", "politics", "sports", "tech"],
-                       judge_uses=["evaluation"]),
+        InterviewInput(
+            run="judged",
+            pool=str(bbc_slice["pool"]),
+            heldout=str(bbc_slice["heldout"]),
+            task_type="categorical",
+            labels=["business", "entertainment", "politics", "sports", "tech"],
+            judge_uses=["evaluation"],
+        ),
         ctx,
     )
     return root
@@ -41,7 +46,9 @@ async def test_the_clients_model_judges_and_is_logged(judged_run, mode):
         asked.append(params)
         text = params.messages[-1].content.text
         return types.CreateMessageResult(
-            role="assistant", model="client-model-1", stop_reason="endTurn",
+            role="assistant",
+            model="client-model-1",
+            stop_reason="endTurn",
             content=types.TextContent(type="text", text=json.dumps({"label": topic_of(text)})),
         )
 
