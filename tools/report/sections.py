@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from alloop.tools.agreement.bootstrap import percentile_interval
 from alloop.tools.agreement.convergence import level_for, measure_agreement
 from alloop.tools.errors import AlloopError
 from alloop.tools.report import charts
@@ -75,11 +76,8 @@ def _band(gold: dict[str, Any], preds: Predictions, labels: list[str], metric: s
     if len(pairs) < 2 or any(not isinstance(g, str) for g, _ in pairs):
         return None
     draws = bootstrap_scores([g for g, _ in pairs], [str(q) for _, q in pairs], labels, metric)
-    finite = draws[np.isfinite(draws)]
-    if not finite.size:
-        return None
-    tail = (1 - CONFIDENCE) / 2 * 100
-    return float(np.percentile(finite, tail)), float(np.percentile(finite, 100 - tail))
+    low, high = percentile_interval(draws, CONFIDENCE)
+    return None if low is None or high is None else (low, high)
 
 
 def learning_curve(run: RunDir, spec: TaskSpec, rows: list[ResultRow]) -> Section:
