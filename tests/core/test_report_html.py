@@ -10,7 +10,6 @@ from html.parser import HTMLParser
 import pytest
 
 from alloop.tools.base import ToolContext
-from alloop.tools.report.sections import heldout_gold
 from alloop.tools.run.rundir import RunRoot
 from alloop.tools.run.schema import LabelEvent
 from alloop.tools.write_report import ReportInput, write_report
@@ -62,7 +61,7 @@ def finished(looped_run, tmp_path_factory):
     shutil.copytree(looped_run, root.path / "looped")
     run = root.run("looped")
     labels = run.spec().labels
-    overlap = sorted(heldout_gold(run).items())[:30]
+    overlap = sorted(run.heldout_gold().items())[:30]
     people = [
         LabelEvent(item_id=item, label=gold, source="human", annotator="ana", round=3) for item, gold in overlap
     ] + [

@@ -18,12 +18,7 @@ MAX_LISTED = 100
 
 def disagreements(run: RunDir, records: list[JudgeRecord], events: list[LabelEvent]) -> list[dict[str, Any]]:
     """The judged items whose valid label differs from their reference (at most MAX_LISTED)."""
-    heldout = run.heldout()
-    gold = (
-        dict(zip(heldout.ids, heldout.column("label"), strict=True))
-        if heldout is not None and heldout.has("label")
-        else {}
-    )
+    gold = run.heldout_gold()
     human = human_labels(events)
     out = []
     for record in records:

@@ -64,9 +64,8 @@ def judge_figures(run: RunDir, round_: int, predictions: Mapping[str, Any] | Non
     }
     if spec.task_type not in SINGLE_LABEL:
         return figures
-    heldout = run.heldout()
-    if heldout is not None and heldout.has("label"):
-        gold = dict(zip(heldout.ids, heldout.column("label"), strict=True))
+    gold = run.heldout_gold()
+    if gold:
         both = [i for i in labels if i in gold and gold[i] not in (None, "")]
         figures["n_judge_and_gold"] = len(both)
         if both:

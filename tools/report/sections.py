@@ -31,14 +31,6 @@ BAND_METRICS = frozenset({"macro_f1", "accuracy"})
 UNCERTAINTY_ORDER = ("least_confidence", "entropy", "margin", "variance")
 
 
-def heldout_gold(run: RunDir) -> dict[str, Any]:
-    """Held-out item → its gold label (empty when the run has no held-out set with labels)."""
-    heldout = run.heldout()
-    if heldout is None or not heldout.has("label"):
-        return {}
-    return dict(zip(heldout.ids, heldout.column("label"), strict=True))
-
-
 def scored(run: RunDir, round_: int, model_version: str | None = None) -> Predictions | None:
     """A round's saved predictions, if that round (and, when named, that model) scored them."""
     model = ModelDir(run, round_)
@@ -87,7 +79,7 @@ def learning_curve(run: RunDir, spec: TaskSpec, rows: list[ResultRow]) -> Sectio
     if not points:
         section.notes.append(f"No round has a held-out {column} yet (results.tsv): train and score a round first.")
         return section
-    gold = heldout_gold(run)
+    gold = run.heldout_gold()
     lows, highs = [], []
     for row in points:
         preds = scored(run, row.round, row.model_version) if spec.metric in BAND_METRICS and spec.labels else None
@@ -164,7 +156,7 @@ def per_class(rows: list[ResultRow]) -> Section:
 def confusion(run: RunDir, spec: TaskSpec) -> Section:
     section = Section("confusion", "Confusion matrix of the latest scored round (held-out gold)")
     rounds = model_rounds(run, having="predictions")
-    gold = heldout_gold(run)
+    gold = run.heldout_gold()
     preds = scored(run, rounds[-1]) if rounds else None
     if preds is None or not spec.labels or not gold:
         section.notes.append("No scored round with held-out gold labels: there is nothing to cross-tabulate.")

@@ -487,6 +487,13 @@ class RunDir:
             self._heldout = ItemTable.read_parquet(self.heldout_path)
         return self._heldout
 
+    def heldout_gold(self) -> dict[str, Any]:
+        """Held-out item → its gold label (empty when the run has no held-out set with labels)."""
+        heldout = self.heldout()
+        if heldout is None or not heldout.has("label"):
+            return {}
+        return dict(zip(heldout.ids, heldout.column("label"), strict=True))
+
     # -- labels --------------------------------------------------------------------------
     def labels(self) -> list[LabelEvent]:
         return parse_rows(LabelEvent, read_jsonl(self.labels_path), str(self.labels_path))
