@@ -30,17 +30,21 @@ def prefixed(tool: str, message: str) -> str:
     return f"Error executing tool {tool}: {message}"
 
 
+def failure_text(spec: ToolSpec, exc: Exception) -> str:
+    """What a tool's exception says to the client: its own message, or a readable bug report (traceback logged)."""
+    if isinstance(exc, AlloopError):
+        return scrub(str(exc))
+    if isinstance(exc, ValidationError) and exc.title == spec.input_model.__name__:
+        return f"invalid arguments: {describe_validation(exc, model=spec.input_model, name=spec.name)}"
+    log.error("tool %s failed unexpectedly", spec.name, exc_info=exc)
+    return unexpected_failure(spec.name, exc)
+
+
 def raise_for_client(spec: ToolSpec, exc: Exception) -> NoReturn:
-    """Raise what a tool call's exception becomes for the client: its own message, or a readable bug report."""
+    """Raise what a tool call's exception becomes for the client (see `failure_text`)."""
     if isinstance(exc, MCPError | ToolError):
         raise exc  # a protocol error, or already worded for the client
-    if isinstance(exc, AlloopError):
-        raise ToolError(scrub(str(exc))) from exc
-    if isinstance(exc, ValidationError) and exc.title == spec.input_model.__name__:
-        described = describe_validation(exc, model=spec.input_model, name=spec.name)
-        raise ToolError(f"invalid arguments: {described}") from exc
-    log.error("tool %s failed unexpectedly", spec.name, exc_info=exc)
-    raise ToolError(unexpected_failure(spec.name, exc)) from exc
+    raise ToolError(failure_text(spec, exc)) from exc
 
 
 class AlloopServer(MCPServer):

@@ -13,7 +13,6 @@ are built here, over one `JobBoard` per server, not in the tools registry.
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 import uuid
@@ -22,12 +21,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from alloop.boundary import failure_text
 from alloop.results import cap_lists
 from alloop.tools.base import ToolContext, ToolSpec
-from alloop.tools.errors import AlloopError, InputError, unexpected_failure
-from alloop.tools.secrets import scrub
-
-log = logging.getLogger("alloop.server")
+from alloop.tools.errors import InputError
 
 NOT_AS_JOB = frozenset({"interview_spec"})
 """Tools that talk with the user through the request (an elicited form) cannot outlive it."""
@@ -99,11 +96,8 @@ class JobBoard:
             job.result, job.state = cap_lists(result.model_dump(mode="json", by_alias=True)), "done"
         except JobCancelled:
             job.state = "cancelled"
-        except AlloopError as exc:
-            job.error, job.state = scrub(str(exc)), "failed"
         except Exception as exc:
-            log.error("job %s (%s) failed unexpectedly", job.id, job.tool, exc_info=exc)
-            job.error, job.state = unexpected_failure(job.tool, exc), "failed"
+            job.error, job.state = failure_text(spec, exc), "failed"
         finally:
             job.finished = time.monotonic()
 
