@@ -67,7 +67,10 @@ def fit(
     option: Annotated[str | None, typer.Option(help="multi_select: option column (one logit per option).")] = None,
     max_iter: Annotated[int, typer.Option(help="Optimizer iteration limit.")] = 1000,
     plots: Annotated[
-        Path | None, typer.Option(help="Folder for forest-plot and posterior-predictive-check PNGs.")
+        Path | None,
+        typer.Option(
+            help="Folder for PNGs: fixed-effects forest, random-effects caterpillar, posterior predictive check."
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the fit as JSON.")] = False,
 ) -> None:

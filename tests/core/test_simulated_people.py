@@ -23,6 +23,7 @@ from alloop.tools.seed_set import SeedInput, seed_set
 from alloop.tools.simulate import SimulateInput, simulate
 from alloop.tools.simulate_annotator import SimulateAnnotatorInput, simulate_annotator
 from alloop.tools.train_glmm import TrainInput, train_glmm
+from alloop.tools.write_report import ReportInput, write_report
 
 SCALE = ["1", "2", "3", "4", "5"]
 WORDS = ["awful", "poor", "fine", "good", "superb"]
@@ -166,6 +167,27 @@ def test_glmm_recovers_the_participant_variance_of_simulated_people(ctx, ratings
     people = sorted(true_bias)
     rho = spearmanr([true_bias[p] for p in people], [estimated[p] for p in people]).statistic
     assert rho > 0.8  # the model orders the people as their simulated biases do
+
+
+def test_the_report_draws_the_glmm_fixed_effects_and_caterpillar_plots(ctx, ratings, rating_run):
+    run = rating_run(prediction_unit="response", head="glmm", effects="random_intercepts")
+    seed_set(SeedInput(run=run, strategy="random", size=20), ctx)
+    simulate_annotator(SimulateAnnotatorInput(run=run, gold=ratings["gold"], participants=5, noise=1.0), ctx)
+    trained = train_glmm(TrainInput(run=run), ctx)
+    (fit,) = load_head(ModelDir(ctx.root.run(run), trained.round).head_path).fits_
+    term = next(i for i, t in enumerate(fit.frame.terms) if t.group == "participant")
+    card_modes = {level: mode for level, mode, _ in trained.card["head"]["fits"][0]["ranef"]["participant:(Intercept)"]}
+    fitted = dict(zip(fit.frame.terms[term].levels, fit.ranef[term][:, 0].round(4), strict=True))
+    assert card_modes == fitted  # the card carries the fit's own conditional modes
+
+    write_report(ReportInput(run=run), ctx)
+
+    page = (ctx.root.run(run).path / "report.html").read_text()
+    section = page[page.index('<section id="glmm-effects">') :].split("</section>")[0]
+    assert section.count("<img") == 1 + len(trained.card["head"]["fits"][0]["ranef"])  # forest + a caterpillar each
+    assert 'alt="fixed effects with 95% Wald intervals"' in section
+    assert 'alt="caterpillar plot of participant (Intercept)"' in section
+    assert "participant (Intercept): 5 levels per panel" in section
 
 
 def test_heldout_overlap_gives_check_convergence_a_human_ceiling(ctx, ratings, rating_run):

@@ -100,5 +100,5 @@ def test_posterior_predictive_check_and_plots(ordinal_data: dict, tmp_path: Path
     assert len(check["checks"]) == 8  # 7 category proportions and the participant spread
     assert check["all_inside"]  # the model that generated the data passes its own check
     paths = write_plots(result, tmp_path)
-    assert [p.name for p in paths] == ["forest.png", "ppc.png"]
+    assert [p.name for p in paths] == ["fixed_effects.png", "caterpillar.png", "ppc.png"]
     assert all(p.read_bytes()[:4] == b"\x89PNG" for p in paths)

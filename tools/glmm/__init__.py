@@ -7,7 +7,7 @@
 - `model`: `fit(frame) -> GLMMFit` with estimates, SEs, variance components, diagnostics and
   prediction (seen levels conditionally, unseen ones at the population level).
 - `evaluation`, `plots`: metrics, participant-grouped CV, learning curves, summary tables,
-  posterior predictive checks, forest plots.
+  posterior predictive checks, forest plots of fixed effects and caterpillar plots of random effects.
 - `head`: `GLMMHead`, the train_glmm head over encoder features.
 - `api`: CSV entry points used by `alloop glmm`.
 

@@ -74,13 +74,16 @@ def curve_csv(
 
 
 def write_plots(result: GLMMFit, folder: str | Path) -> list[Path]:
-    """The forest plot of random effects and the posterior predictive check, as PNGs."""
-    from alloop.tools.glmm.plots import forest_plot, ppc_plot
+    """The forest plot of fixed effects, the caterpillar plot of random effects and the posterior
+    predictive check, as PNGs."""
+    from alloop.tools.glmm.plots import caterpillar_plot, fixed_effects_plot, ppc_plot
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     out = []
+    if len(result.beta) or result.alpha is not None:
+        out.append(fixed_effects_plot(result, folder / "fixed_effects.png"))
     if any(not t.shared for t in result.frame.terms):
-        out.append(forest_plot(result, folder / "forest.png"))
+        out.append(caterpillar_plot(result, folder / "caterpillar.png"))
     out.append(ppc_plot(result, folder / "ppc.png"))
     return out

@@ -218,6 +218,8 @@ class GLMMHead(BaseEstimator):
             report = f.to_json()
             entry = {
                 "fixed": {k: round(v["estimate"], 4) for k, v in report["fixed"].items()},
+                "fixed_se": {k: round(v["se"], 4) for k, v in report["fixed"].items()},
+                "ranef": conditional_modes(f),
                 "sd": {k: round(v, 4) for k, v in report["sd"].items()},
                 "cor": {k: round(v, 4) for k, v in report["cor"].items()},
                 "loglik": round(report["loglik"], 3),
@@ -227,6 +229,8 @@ class GLMMHead(BaseEstimator):
             }
             if "thresholds" in report:
                 entry["thresholds"] = [round(a, 4) for a in report["thresholds"]]
+                entry["threshold_se"] = [round(a, 4) for a in report["threshold_se"]]
+                entry["levels"] = report["levels"]
             if c is not None:
                 entry["class"] = int(c)
             fits.append(entry)
@@ -242,3 +246,24 @@ class GLMMHead(BaseEstimator):
             "prediction": "population level for unseen participants/items, integrated over random effects",
             "fits": fits,
         }
+
+
+def conditional_modes(fit: Any, max_levels: int = 500) -> dict[str, list[list[Any]]]:
+    """Each random effect's levels with their conditional mode and SD, for caterpillar plots.
+
+    Keyed `group:column`; the shared feature term is left out (its "levels" are embedding
+    dimensions, not people or items). A term with more levels keeps an even spread of them,
+    extremes included, so the card stays small.
+    """
+    out: dict[str, list[list[Any]]] = {}
+    for term, modes, sds in zip(fit.frame.terms, fit.ranef, fit.ranef_sd, strict=True):
+        if term.shared:
+            continue
+        for a, column in enumerate(term.columns):
+            order = np.argsort(modes[:, a])
+            if len(order) > max_levels:
+                order = order[np.unique(np.linspace(0, len(order) - 1, max_levels).round().astype(int))]
+            out[f"{term.group}:{column}"] = [
+                [term.levels[j], round(float(modes[j, a]), 4), round(float(sds[j, a]), 4)] for j in order
+            ]
+    return out

@@ -1,8 +1,9 @@
-"""Figures for researchers (PNG, matplotlib's Agg backend): a forest plot of the random effects
-and a posterior predictive check."""
+"""Figures for researchers (PNG, matplotlib's Agg backend): a forest plot of the fixed effects,
+caterpillar plots of the random effects and a posterior predictive check."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
@@ -23,47 +24,63 @@ def _pyplot() -> Any:
 
 def _save(fig: Any, path: Path) -> Path:
     """Write atomically: a temporary file in the same folder, then rename."""
+    image = io.BytesIO()
+    fig.savefig(image, dpi=110, format="png", bbox_inches="tight")
+    return _write(image.getvalue(), path)
+
+
+def _write(png: bytes, path: Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    fig.savefig(tmp, dpi=110, format="png", bbox_inches="tight")
+    tmp.write_bytes(png)
     tmp.replace(path)
     return path
 
 
-def forest_plot(result: GLMMFit, path: str | Path, max_levels: int = 60) -> Path:
+Z95 = 1.959963984540054
+
+
+def fixed_effects_plot(result: GLMMFit, path: str | Path) -> Path:
+    """A forest plot of the fixed effects (and an ordinal model's thresholds) with 95% Wald intervals."""
+    from alloop.tools.report.charts import Interval, forest
+
+    rows = [
+        Interval(n, float(b), Z95 * float(s))
+        for n, b, s in zip(result.frame.x_names, result.beta, result.beta_se, strict=True)
+    ]
+    if result.alpha is not None:
+        levels = result.frame.response_levels
+        rows += [
+            Interval(f"threshold {levels[k]}|{levels[k + 1]}", float(a), Z95 * float(s))
+            for k, (a, s) in enumerate(zip(result.alpha, result.alpha_se, strict=True))
+        ]
+    if not rows:
+        raise ValueError("the model has no fixed effects to plot")
+    title = f"Fixed effects ({result.frame.spec.family}, {result.criterion}): estimate ± 1.96 SE (95% Wald intervals)"
+    return _write(forest([("fixed effects", rows)], "estimate (link scale)", title), Path(path))
+
+
+def caterpillar_plot(result: GLMMFit, path: str | Path, max_levels: int = 60) -> Path:
     """Conditional modes of every random effect with 95% intervals (±1.96 conditional SD),
     one panel per term column, levels sorted by their mode."""
-    plt = _pyplot()
-    panels = [(i, term, a) for i, term in enumerate(result.frame.terms) if not term.shared for a in range(term.k)]
+    from alloop.tools.report.charts import Interval, forest
+
+    sd_of = result.sd()
+    panels = []
+    for term, modes, sds in zip(result.frame.terms, result.ranef, result.ranef_sd, strict=True):
+        if term.shared:
+            continue
+        for a, column in enumerate(term.columns):
+            order = np.argsort(modes[:, a])
+            if len(order) > max_levels:  # the extremes and an even spread between them
+                order = order[np.unique(np.linspace(0, len(order) - 1, max_levels).round().astype(int))]
+            rows = [Interval(term.levels[j], float(modes[j, a]), Z95 * float(sds[j, a])) for j in order]
+            panels.append((f"{term.group}: {column}\nSD = {sd_of[f'{term.group}:{column}']:.3f}", rows))
     if not panels:
         raise ValueError("the model has no random effects to plot")
-    height = max(3.0, 0.16 * min(max_levels, max(t.J for _, t, _ in panels)) + 1.2)
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), height), squeeze=False)
-    sd_of = {
-        (t.group, c): s
-        for t, S in zip(result.frame.terms, result.covariances, strict=True)
-        for c, s in zip(t.columns, np.sqrt(np.diag(S)), strict=True)
-    }
-    for ax, (i, term, a) in zip(axes[0], panels, strict=True):
-        modes, sds = result.ranef[i][:, a], result.ranef_sd[i][:, a]
-        order = np.argsort(modes)
-        if len(order) > max_levels:  # the extremes and an even spread between them
-            keep = np.unique(np.linspace(0, len(order) - 1, max_levels).round().astype(int))
-            order = order[keep]
-        ypos = np.arange(len(order))
-        ax.errorbar(modes[order], ypos, xerr=1.96 * sds[order], fmt="o", ms=3, lw=0.8, color="#1f4e79")
-        ax.axvline(0, color="grey", lw=0.8, ls="--")
-        ax.set_yticks(ypos)
-        ax.set_yticklabels([term.levels[j] for j in order], fontsize=6)
-        col = term.columns[a]
-        ax.set_title(f"{term.group}: {col}\nSD = {sd_of[(term.group, col)]:.3f}", fontsize=9)
-        ax.set_xlabel("conditional mode (η scale)", fontsize=8)
-    fig.suptitle(f"Random effects ({result.frame.spec.family}, {result.criterion})", fontsize=10)
-    fig.tight_layout()
-    out = _save(fig, Path(path))
-    plt.close(fig)
-    return out
+    title = f"Random effects ({result.frame.spec.family}, {result.criterion}): conditional modes ± 1.96 SD, sorted"
+    return _write(forest(panels, "conditional mode (η scale)", title, top_down=False), Path(path))
 
 
 def ppc_plot(result: GLMMFit, path: str | Path, n_sims: int = 200, seed: int = 0) -> Path:

@@ -182,3 +182,43 @@ def deltas(
     ax.grid(alpha=0.3, axis="y")
     ax.legend(loc="best", fontsize=8)
     return _png(fig)
+
+
+@dataclass
+class Interval:
+    """One row of a forest or caterpillar plot: an estimate with the half-width of its interval."""
+
+    name: str
+    estimate: float
+    half_width: float
+
+
+def forest(panels: list[tuple[str, list[Interval]]], xlabel: str, level: str, top_down: bool = True) -> bytes:
+    """Estimates with intervals, one panel per fit, a dashed line at 0; the interval's level is in the title.
+
+    `top_down` lists the rows from the top (a forest plot); otherwise the first row is at the bottom, so a
+    sorted caterpillar plot rises from left to right.
+    """
+    plt = _pyplot()
+    rows = max(len(p) for _, p in panels)
+    fig, axes = plt.subplots(
+        1,
+        len(panels),
+        figsize=(max(WIDTH, min(3.4 * len(panels), 12)), max(2.4, 0.13 * min(rows, 60) + 1.6)),
+        squeeze=False,
+    )
+    for ax, (title, intervals) in zip(axes[0], panels, strict=True):
+        ypos = np.arange(len(intervals))[::-1] if top_down else np.arange(len(intervals))
+        x = np.array([i.estimate for i in intervals])
+        err = np.array([i.half_width for i in intervals])
+        ax.errorbar(x, ypos, xerr=err, fmt="o", ms=3, lw=0.9, color="#1f4e79")
+        ax.axvline(0, color="grey", lw=0.8, ls="--")
+        labelled = len(intervals) <= 40
+        ax.set_yticks(ypos if labelled else [])
+        if labelled:
+            ax.set_yticklabels([i.name for i in intervals], fontsize=7)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel(xlabel, fontsize=8)
+        ax.grid(alpha=0.3, axis="x")
+    fig.suptitle(level, fontsize=9)
+    return _png(fig)

@@ -398,6 +398,83 @@ def variance_components(run: RunDir) -> Section | None:
     return section
 
 
+def _fit_title(fit: dict[str, Any], spec: TaskSpec) -> str:
+    """Which model a fit is: the class of a one-vs-rest fit, else the whole response."""
+    if "class" not in fit:
+        return spec.task_type.replace("_", " ")
+    k = int(fit["class"])
+    return f"{spec.labels[k] if k < len(spec.labels) else k} vs rest"
+
+
+def _fixed_intervals(fit: dict[str, Any], spec: TaskSpec, z: float) -> list[charts.Interval]:
+    """A fit's fixed effects, and an ordinal fit's thresholds (its cut points between levels)."""
+    rows = [charts.Interval(n, b, z * fit["fixed_se"][n]) for n, b in fit.get("fixed", {}).items() if "fixed_se" in fit]
+    levels = [spec.labels[int(v)] if v.isdigit() and int(v) < len(spec.labels) else v for v in fit.get("levels") or []]
+    for k, (a, se) in enumerate(zip(fit.get("thresholds", []), fit.get("threshold_se", []), strict=False)):
+        cut = f"{levels[k]}|{levels[k + 1]}" if k + 1 < len(levels) else str(k + 1)
+        rows.append(charts.Interval(f"threshold {cut}", a, z * se))
+    return rows
+
+
+def glmm_effects(run: RunDir, spec: TaskSpec) -> Section | None:
+    """A GLMM head's fixed effects (forest plot, Wald intervals) and conditional modes (caterpillar
+    plots) from the latest model card; None for other heads."""
+    rounds = model_rounds(run)
+    head = ModelDir(run, rounds[-1]).card().get("head") if rounds else None
+    if not isinstance(head, dict) or "fits" not in head:
+        return None
+    section = Section("glmm-effects", f"GLMM effects (round {rounds[-1]})")
+    z = 1.959963984540054
+    fixed = [(_fit_title(fit, spec), _fixed_intervals(fit, spec, z)) for fit in head["fits"]]
+    fixed = [(title, rows) for title, rows in fixed if rows]
+    if fixed:
+        section.add_figure(
+            "fixed effects with 95% Wald intervals",
+            charts.forest(fixed, "estimate (link scale)", "Fixed effects: estimate ± 1.96 SE (95% Wald intervals)"),
+        )
+        section.tables.append(
+            table(
+                [
+                    {"model": title, "effect": i.name, "estimate": i.estimate, "se": i.half_width / z}
+                    for title, rows in fixed
+                    for i in rows
+                ],
+                digits=4,
+            )
+        )
+        section.notes.append(
+            "The text embedding enters as a shared term with a Gaussian prior (a variance component), "
+            "so only the intercept (an ordinal model's thresholds) and design predictors are fixed effects."
+        )
+    terms = sorted({name for fit in head["fits"] for name in fit.get("ranef", {})})
+    for name in terms:
+        panels = [
+            (
+                _fit_title(fit, spec),
+                [charts.Interval(str(level), mode, z * sd) for level, mode, sd in fit["ranef"][name]],
+            )
+            for fit in head["fits"]
+            if fit.get("ranef", {}).get(name)
+        ]
+        group, _, column = name.partition(":")
+        section.add_figure(
+            f"caterpillar plot of {group} {column}",
+            charts.forest(
+                panels,
+                "conditional mode (link scale)",
+                f"{group}: {column}, conditional modes ± 1.96 conditional SD (95%), sorted",
+                top_down=False,
+            ),
+        )
+        shown = max(len(p) for _, p in panels)
+        sds = [fit.get("sd", {}).get(f"{group}:{column}") for fit in head["fits"]]
+        flat = " Its SD is estimated at 0, so every mode is 0 (a singular fit)." if all(v == 0 for v in sds) else ""
+        section.notes.append(f"{group} {column}: {shown} levels per panel, sorted by their conditional mode.{flat}")
+    if not fixed and not terms:
+        section.notes.append("This model card predates fixed-effect SEs and conditional modes: retrain to draw them.")
+    return section
+
+
 def round_table(rows: list[ResultRow]) -> Section:
     section = Section("rounds", "Rounds")
     section.notes.append("gold_* figures are on the held-out set only; judge_* figures never enter them.")
@@ -420,6 +497,7 @@ def all_sections(run: RunDir) -> list[Section]:
         agreement(run, spec, rows),
         stopping(rows),
         variance_components(run),
+        glmm_effects(run, spec),
     ]
     return [s for s in found if s is not None]
 
