@@ -98,6 +98,8 @@ def _listed_commands() -> list[_Listed]:
     listed.append(_Listed("agreement", agreement, PANELS["analysis"], _agreement_command))
     glmm = "Mixed-effects models (lme4-compatible Laplace fits) for human-judgment data."
     listed.append(_Listed("glmm", glmm, PANELS["analysis"], _glmm_group))
+    track = "Log the run's rounds, selected batches and report figures to Weights & Biases."
+    listed.append(_Listed("track", track, PANELS["analysis"], _track_command))
     return listed
 
 
@@ -115,6 +117,14 @@ def _agreement_command() -> click.Command:
 
     single = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
     single.command("agreement", rich_help_panel=PANELS["analysis"])(agreement_command)
+    return typer.main.get_command(single)
+
+
+def _track_command() -> click.Command:
+    from alloop.cli_track import track_command
+
+    single = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    single.command("track", rich_help_panel=PANELS["analysis"])(track_command)
     return typer.main.get_command(single)
 
 
@@ -207,6 +217,12 @@ def demo(
     batch_size: Annotated[int, typer.Option(help="Items labeled per round.")] = 20,
     strategy: Annotated[str, typer.Option(help="select_batch strategy.")] = "typiclust",
     fresh: Annotated[bool, typer.Option("--fresh/--keep", help="Replace an existing run of that name.")] = True,
+    baseline: Annotated[
+        bool,
+        typer.Option(
+            "--baseline/--no-baseline", help="Also run random selection as <run>-random, drawn in the report."
+        ),
+    ] = True,
     wide: Annotated[bool, typer.Option("--wide", help="Show every column of the round table.")] = False,
 ) -> None:
     """Run a real loop on the BBC News corpus, with a simulated annotator answering from gold labels."""
@@ -219,14 +235,22 @@ def demo(
     runs = RunRoot(root)
     if runs.exists(run) and not fresh:
         raise InputError(f"run {run!r} exists under {runs.path}; pass --fresh to replace it")
-    runs.remove(run)
     data = write_demo_files(runs.path / f".{run}-data")
-    run_tool(tool_named("interview_spec"), demo_answers(run, data, rounds, batch_size, strategy), runs.path, show=False)
-    loop = {"run": run, "gold": str(data["gold"]), "rounds": rounds, "batch_size": batch_size}
-    run_tool(tool_named("simulate"), loop, runs.path, show=False)
-    run_tool(tool_named("write_report"), {"run": run}, runs.path, show=False)
+    plan = [(run, strategy)] + ([(f"{run}-random", "random")] if baseline and strategy != "random" else [])
+    for name, chosen in plan:  # the same seed set, labels and held-out items; only selection differs
+        runs.remove(name)
+        run_tool(
+            tool_named("interview_spec"), demo_answers(name, data, rounds, batch_size, chosen), runs.path, show=False
+        )
+        loop = {"run": name, "gold": str(data["gold"]), "rounds": rounds, "batch_size": batch_size}
+        run_tool(tool_named("simulate"), loop, runs.path, show=False)
+    for name, _ in reversed(plan):
+        versus = {"baseline": plan[1][0]} if name == run and len(plan) > 1 else {}
+        run_tool(tool_named("write_report"), {"run": name, **versus}, runs.path, show=False)
     target = runs.run(run)
     print_rounds(runs.path, run, out, wide)
+    if len(plan) > 1:
+        out.print(f"Baseline (random selection): {runs.run(plan[1][0]).path}")
     out.print(f"Run directory: {target.path}\nReport: {target.report_path}")
 
 

@@ -10,6 +10,9 @@ from html.parser import HTMLParser
 import pytest
 
 from alloop.tools.base import ToolContext
+from alloop.tools.errors import InputError
+from alloop.tools.interview_spec import InterviewInput, interview_spec
+from alloop.tools.report.datasets import BBC_LABELS
 from alloop.tools.run.rundir import RunRoot
 from alloop.tools.run.schema import LabelEvent
 from alloop.tools.write_report import ReportInput, write_report
@@ -174,3 +177,58 @@ def test_a_glmm_head_shows_its_variance_components(looped_run, tmp_path):
     assert section is not None and section.id == "variance-components"
     assert section.tables[0].columns == ["component", "sd", "variance", "singular"]
     assert section.tables[0].rows == [["annotator:(Intercept)", "0.5000", "0.2500", "False"]]
+
+
+def create(ctx: ToolContext, files: dict, name: str, **answers) -> None:
+    """A BBC run as the shared looped run was made (same labels and batch size)."""
+    answers = {"task_type": "categorical", "labels": BBC_LABELS, "batch_size": 10} | answers
+    interview_spec(InterviewInput(run=name, pool=str(files["pool"]), heldout=str(files["heldout"]), **answers), ctx)
+
+
+@pytest.fixture(scope="module")
+def with_baseline(looped_run, bbc_slice, tmp_path_factory):
+    """The looped run beside a random-selection run of the same pool, seed set and held-out items."""
+    from alloop.tools.simulate import SimulateInput, simulate
+
+    root = RunRoot(tmp_path_factory.mktemp("baseline") / "runs")
+    root.path.mkdir(parents=True)
+    shutil.copytree(looped_run, root.path / "looped")
+    ctx = ToolContext(root=root, inputs_anywhere=True)
+    create(ctx, bbc_slice, "random", max_rounds=3, strategy="random")
+    simulate(SimulateInput(run="random", gold=str(bbc_slice["gold"]), rounds=3, batch_size=10), ctx)
+    result = write_report(ReportInput(run="looped", baseline="random"), ctx)
+    page = Page()
+    page.feed(root.run("looped").inside(result.page).read_text(encoding="utf-8"))
+    return root, ctx, page
+
+
+def test_a_baseline_run_is_drawn_and_tabled_beside_the_run(with_baseline):
+    root, _, page = with_baseline
+    text = page.text["learning-curve"]
+    assert "Baseline: run 'random' (random selection) on the same held-out items" in text
+    assert "No baseline" not in text
+    theirs = {r.n_labeled: r.gold_macro_f1 for r in root.run("random").results()}
+    ours = {r.n_labeled: r.gold_macro_f1 for r in root.run("looped").results()}
+    gain = sum(ours[n] - theirs[n] for n in ours) / len(ours)
+    assert f"{len(ours)} label counts both runs reached: {gain:+.3f}" in text
+    from alloop.tools.report.sections import learning_curve
+
+    run = root.run("looped")
+    (shown,) = learning_curve(run, run.spec(), run.results(), root.run("random")).tables
+    column = shown.columns.index("baseline")
+    assert [row[column] for row in shown.rows] == [f"{theirs[n]:.3f}" for n in sorted(ours)]
+    assert len(page.images["learning-curve"]) == 1
+
+
+def test_a_baseline_on_other_heldout_items_is_refused(with_baseline, bbc_slice, tmp_path):
+    root, ctx, _ = with_baseline
+    rows = bbc_slice["heldout"].read_text().splitlines()
+    fewer = tmp_path / "fewer.jsonl"
+    fewer.write_text("\n".join(rows[: len(rows) // 2]) + "\n")
+    create(ctx, {**bbc_slice, "heldout": fewer}, "other")
+    before = root.run("looped").inside("report.html").read_bytes()
+    with pytest.raises(InputError, match="not scored on run 'looped''s held-out items"):
+        write_report(ReportInput(run="looped", baseline="other"), ctx)
+    with pytest.raises(InputError, match="is the run itself"):
+        write_report(ReportInput(run="looped", baseline="looped"), ctx)
+    assert root.run("looped").inside("report.html").read_bytes() == before  # nothing rewritten

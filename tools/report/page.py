@@ -66,8 +66,8 @@ def render_page(name: str, summary: str, sections: list[Section]) -> str:
     return template.render(name=name, summary=summary, sections=sections, written=utc_now())
 
 
-def write_page(run: RunDir) -> str:
+def write_page(run: RunDir, baseline: RunDir | None = None) -> str:
     """Write report.html into the run folder (atomically, as report.md is) and return its name."""
-    html = render_page(run.name, summary_line(run, run.spec(), run.results()), all_sections(run))
+    html = render_page(run.name, summary_line(run, run.spec(), run.results()), all_sections(run, baseline))
     atomic_write_text(run.inside(PAGE), html)
     return PAGE

@@ -15,7 +15,7 @@ import numpy as np
 
 from alloop.tools.agreement.bootstrap import percentile_interval
 from alloop.tools.agreement.convergence import level_for, measure_agreement
-from alloop.tools.errors import AlloopError
+from alloop.tools.errors import AlloopError, InputError
 from alloop.tools.report import charts
 from alloop.tools.report.figures import figure
 from alloop.tools.report.tables import Section, table
@@ -72,13 +72,29 @@ def _band(gold: dict[str, Any], preds: Predictions, labels: list[str], metric: s
     return None if low is None or high is None else (low, high)
 
 
-def learning_curve(run: RunDir, spec: TaskSpec, rows: list[ResultRow]) -> Section:
+def check_baseline(run: RunDir, baseline: RunDir) -> None:
+    """A baseline's curve is comparable only when it is another run scored on the same held-out items."""
+    if baseline.path == run.path:
+        raise InputError(
+            f"baseline {baseline.name!r} is the run itself; name another run (e.g. a random-selection one)"
+        )
+    ours, theirs = run.heldout(), baseline.heldout()
+    if ours is None or theirs is None or set(ours.ids) != set(theirs.ids):
+        raise InputError(
+            f"baseline run {baseline.name!r} is not scored on run {run.name!r}'s held-out items, so their curves "
+            "cannot be compared; create the baseline from the same pool and held-out file"
+        )
+    if baseline.spec().metric != run.spec().metric:
+        raise InputError(
+            f"baseline run {baseline.name!r} reports {baseline.spec().metric}, run {run.name!r} {run.spec().metric}; "
+            "use a baseline with the same metric"
+        )
+
+
+def _gold_curve(run: RunDir, spec: TaskSpec, rows: list[ResultRow], name: str, style: str = "-") -> charts.Curve:
+    """A run's held-out gold metric against labels used, with its bootstrap band when every round has one."""
     column = METRIC_COLUMNS[spec.metric]
-    section = Section("learning-curve", f"Learning curve: held-out gold {spec.metric}")
     points = [r for r in rows if getattr(r, column) is not None]
-    if not points:
-        section.notes.append(f"No round has a held-out {column} yet (results.tsv): train and score a round first.")
-        return section
     gold = run.heldout_gold()
     lows, highs = [], []
     for row in points:
@@ -86,15 +102,33 @@ def learning_curve(run: RunDir, spec: TaskSpec, rows: list[ResultRow]) -> Sectio
         band = _band(gold, preds, spec.labels, spec.metric) if preds is not None else None
         lows.append(band[0] if band else None)
         highs.append(band[1] if band else None)
-    has_band = all(v is not None for v in lows)
-    curve = charts.Curve(
-        f"gold {spec.metric}",
+    has_band = bool(points) and all(v is not None for v in lows)
+    return charts.Curve(
+        name,
         [r.n_labeled for r in points],
         [getattr(r, column) for r in points],
         lows if has_band else None,
         highs if has_band else None,
+        style,
     )
-    panels: list[tuple[str, list[charts.Curve]]] = [(f"held-out gold {spec.metric}", [curve])]
+
+
+def learning_curve(run: RunDir, spec: TaskSpec, rows: list[ResultRow], baseline: RunDir | None = None) -> Section:
+    column = METRIC_COLUMNS[spec.metric]
+    section = Section("learning-curve", f"Learning curve: held-out gold {spec.metric}")
+    points = [r for r in rows if getattr(r, column) is not None]
+    if not points:
+        section.notes.append(f"No round has a held-out {column} yet (results.tsv): train and score a round first.")
+        return section
+    curve = _gold_curve(run, spec, points, f"{run.name} ({spec.selection.strategy})")
+    curves = [curve]
+    if baseline is not None:
+        base_spec = baseline.spec()
+        base_rows = [r for r in baseline.results() if not r.final]
+        curves.append(
+            _gold_curve(baseline, spec, base_rows, f"baseline {baseline.name} ({base_spec.selection.strategy})", "--")
+        )
+    panels: list[tuple[str, list[charts.Curve]]] = [(f"held-out gold {spec.metric}", curves)]
     judged = [r for r in points if r.judge_accuracy is not None]
     if judged:
         judge = charts.Curve(
@@ -105,17 +139,13 @@ def learning_curve(run: RunDir, spec: TaskSpec, rows: list[ResultRow]) -> Sectio
         f"learning curve of gold {spec.metric}",
         charts.learning_curves(panels, "labeled items", spec.metric in BOUNDED_METRICS),
     )
-    if has_band:
+    if curve.low is not None:
         section.notes.append(
-            f"Band: {CONFIDENCE:.0%} percentile bootstrap interval over the {len(gold)} held-out items "
-            f"({BOOTSTRAP} resamples of each round's saved predictions)."
+            f"Band: {CONFIDENCE:.0%} percentile bootstrap interval over the {len(run.heldout_gold())} held-out "
+            f"items ({BOOTSTRAP} resamples of each round's saved predictions)."
         )
     else:
         section.notes.append(f"No interval: the rounds' saved held-out predictions give no bootstrap of {spec.metric}.")
-    section.notes.append(
-        "No baseline: this run records no random-selection baseline, so none is drawn; whether active "
-        "learning beat random selection cannot be read from this page."
-    )
     records = [
         {
             "round": r.round,
@@ -125,8 +155,28 @@ def learning_curve(run: RunDir, spec: TaskSpec, rows: list[ResultRow]) -> Sectio
             "high": hi,
             "final": "final" if r.final else None,
         }
-        for r, lo, hi in zip(points, lows, highs, strict=True)
+        for r, lo, hi in zip(points, curve.low or [None] * len(points), curve.high or [None] * len(points), strict=True)
     ]
+    if baseline is None:
+        section.notes.append(
+            "No baseline: this run records no random-selection baseline, so none is drawn; whether active "
+            "learning beat random selection cannot be read from this page (write_report's `baseline` names one)."
+        )
+    else:
+        base = curves[1]
+        at = dict(zip(base.x, base.y, strict=True))
+        for record in records:
+            record["baseline"] = at.get(record["labeled"])
+        paired = [(r[column], at[r["labeled"]]) for r in records if r["labeled"] in at and r["final"] is None]
+        if paired:
+            gain = float(np.mean([a - b for a, b in paired]))
+            section.notes.append(
+                f"Baseline: run {baseline.name!r} ({base_spec.selection.strategy} selection) on the same held-out "
+                f"items, dashed. Mean {spec.metric} difference at the {len(paired)} label counts both runs reached: "
+                f"{gain:+.3f} (this run minus the baseline; one run each, so read it beside the bands)."
+            )
+        else:
+            section.notes.append(f"Baseline: run {baseline.name!r} reached none of this run's label counts.")
     section.tables.append(table(records))
     return section
 
@@ -482,12 +532,12 @@ def round_table(rows: list[ResultRow]) -> Section:
     return section
 
 
-def all_sections(run: RunDir) -> list[Section]:
-    """Every section of the page, in reading order."""
+def all_sections(run: RunDir, baseline: RunDir | None = None) -> list[Section]:
+    """Every section of the page, in reading order (a baseline run's curve beside this run's, when named)."""
     spec, rows = run.spec(), run.results()
     found = [
         round_table(rows),
-        learning_curve(run, spec, rows),
+        learning_curve(run, spec, rows, baseline),
         per_class(rows),
         confusion(run, spec),
         batch_mix(run, spec),
