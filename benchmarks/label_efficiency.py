@@ -75,6 +75,9 @@ SELECTION = [
     "hybrid",
     "badge",
     "typiclust",
+    "bald",
+    "cluster_margin",
+    "class_balance",
 ]
 SEEDING = ["diverse", "random", "typical", "stratified"]
 SEED_COMPARE_WITH = ["margin", "random"]

@@ -1,8 +1,9 @@
 """import_labels: bring labels back from a JSONL or CSV file (the file destination).
 
-Every row is checked first (known item, label in the schema, the round); one bad row rejects the
-file and nothing is written. Importing the same file again adds nothing. Rows with an empty label are
-skipped as not yet answered. Ids are read as every input file's are (run/reader.py): `" p1"` is `p1`.
+Every row is checked first (known item, the round, a label that fits the task: run/labels.py's
+check_label); one bad row rejects the file, naming its line, and nothing is written. Importing the
+same file again adds nothing. Rows with an empty label are skipped as not yet answered. Ids are
+read as every input file's are (run/reader.py): `" p1"` is `p1`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pydantic import BaseModel, Field
 
 from alloop.tools.base import RunArgs, ToolContext, ToolSpec
 from alloop.tools.errors import InputError
-from alloop.tools.run.labels import check_label
+from alloop.tools.run.labels import check_label, item_texts
 from alloop.tools.run.models import resolve_round
 from alloop.tools.run.reader import normalize_id, read_csv_lines, read_jsonl
 from alloop.tools.run.schema import LabelEvent, LabelSource
@@ -64,7 +65,9 @@ def import_labels(args: ImportInput, ctx: ToolContext) -> ImportOutput:
     with run.lock():
         spec = run.spec()
         round_ = resolve_round(args.round, run.latest_selection_round())
-        known = set(run.pool().ids) | (set(run.heldout().ids) if run.heldout() is not None else set())
+        pool, heldout = run.pool(), run.heldout()
+        known = set(pool.ids) | (set(heldout.ids) if heldout is not None else set())
+        texts = item_texts(spec, pool, heldout)  # cloze: the blanks each answer must fill
         events, blank = [], 0
         for number, row in _rows(path, args.file):
             where = f"{args.file}:{number}"
@@ -76,7 +79,7 @@ def import_labels(args: ImportInput, ctx: ToolContext) -> ImportOutput:
             if row.get("label") in (None, ""):
                 blank += 1
                 continue
-            label = check_label(spec, row["label"], where)
+            label = check_label(spec, row["label"], where, texts.get(item_id))
             annotator = str(row.get("annotator") or args.annotator)
             fingerprint = hashlib.sha256(
                 f"{path.name}|{item_id}|{annotator}|{label}".encode("utf-8", "surrogatepass")  # refused when written

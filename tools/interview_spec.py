@@ -10,6 +10,7 @@ so no order of answering can create a run without the held-out set the person me
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, get_args
@@ -20,9 +21,9 @@ from pydantic import BaseModel, Field, ValidationError
 from alloop.tools.base import RunArgs, ToolContext, ToolSpec
 from alloop.tools.errors import AlloopError, InputError, describe_validation
 from alloop.tools.run.items import ItemTable
-from alloop.tools.run.labels import check_label
+from alloop.tools.run.labels import check_label, row_text
 from alloop.tools.run.reader import normalize_id
-from alloop.tools.run.rundir import RunRoot, read_jsonl
+from alloop.tools.run.rundir import RunDir, RunRoot, read_jsonl
 from alloop.tools.run.schema import (
     LABELED_TASKS,
     Destination,
@@ -130,6 +131,7 @@ class InterviewInput(RunArgs):
     judge_uses: list[JudgeUse] | None = Field(None, description="Empty list: no judge.")
     guidelines: str | None = None
     encoder: str | None = None
+    embeddings: str | None = Field(None, description="New run: Parquet of id, embedding made by `encoder`.")
     encoder_training: EncoderTrainingSpec | None = Field(
         None,
         description="How the encoder learns ({kind: frozen|full|lora|contrastive, ...}); unset fields take defaults.",
@@ -265,6 +267,11 @@ def interview_spec(args: InterviewInput, ctx: ToolContext) -> InterviewOutput:
 def _revise(args: InterviewInput, ctx: ToolContext) -> InterviewOutput:
     """A new spec version from the answers that changed; the same answers again write nothing."""
     run = ctx.root.run(args.run)
+    if args.embeddings is not None:
+        raise InputError(
+            f"run {args.run!r} exists; embeddings are imported when a run is created (archive_run it and create "
+            "it again with `embeddings`)"
+        )
     with run.lock():
         current = run.spec()
         _refuse_new_items(ctx, args, current)
@@ -352,7 +359,8 @@ def _gather(args: InterviewInput, ctx: ToolContext) -> InterviewOutput:
     elif answers.pool:
         ctx.input_path(answers.pool)  # a pool outside the run root is refused now
     if items is not None and not missing:
-        ctx.root.create(items.spec, items.pool, items.heldout, items.imported)  # labels are staged with the run
+        prepare = _embeddings_import(ctx, answers.embeddings, items) if answers.embeddings else None
+        ctx.root.create(items.spec, items.pool, items.heldout, items.imported, prepare)  # staged with the run
         return InterviewOutput(
             run=args.run,
             created=True,
@@ -374,6 +382,23 @@ def _gather(args: InterviewInput, ctx: ToolContext) -> InterviewOutput:
         pool_size=len(items.pool) if items else None,
         next_step=_next_step(missing),
     )
+
+
+def _embeddings_import(ctx: ToolContext, given: str, items: _Items) -> Callable[[RunDir], None]:
+    """Fills the staged run's cache from the file; a bad file stops the create and nothing is left."""
+    from alloop.tools.model.encoders import HFEncoder
+    from alloop.tools.model.imported_embeddings import import_embeddings
+
+    source = ctx.input_path(given)
+    ids = [*items.pool.ids, *(items.heldout.ids if items.heldout is not None else [])]
+    if not source.is_file():
+        raise InputError(f"embeddings file {given} does not exist")
+    encoder = HFEncoder(items.spec.model.encoder, items.spec.model.max_length)
+
+    def fill(run: RunDir) -> None:
+        import_embeddings(source, run, ids, encoder, where=given)
+
+    return fill
 
 
 def _next_step(missing: list[str]) -> str:
@@ -443,8 +468,7 @@ def _split_heldout(
     for number, row in enumerate(held, start=1):
         if row.get("label") in (None, ""):
             raise InputError(f"{heldout}:{number}: held-out row {row.get('id')!r} has no 'label'")
-        if spec.task_type in LABELED_TASKS:
-            row["label"] = check_label(spec, row["label"], f"{heldout}:{number}")
+        row["label"] = check_label(spec, row["label"], f"{heldout}:{number}", row_text(spec, row))
     return rest, held
 
 
@@ -454,7 +478,7 @@ def _existing_labels(spec: TaskSpec, rows: list[dict[str, Any]], source: str) ->
     for number, row in enumerate(rows, start=1):
         if row.get("label") in (None, ""):
             continue
-        label = check_label(spec, row["label"], f"{source}:{number}")
+        label = check_label(spec, row["label"], f"{source}:{number}", row_text(spec, row))
         item_id = normalize_id(row.get("id"), f"{source}:{number}")  # as the pool's ids are
         events.append(
             LabelEvent(

@@ -13,26 +13,30 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from alloop.tools.base import RunArgs, ToolContext, ToolSpec
-from alloop.tools.errors import StateError
+from alloop.tools.errors import InputError, StateError
 from alloop.tools.model.encoders import embed_table, run_encoder
+from alloop.tools.model.heads import item_design, load_head
 from alloop.tools.model.task_types import confidence
 from alloop.tools.model.uncertainty import uncertainty
+from alloop.tools.run.items import ItemTable
 from alloop.tools.run.labels import answered_items
 from alloop.tools.run.models import ModelDir, latest_model_round
-from alloop.tools.run.schema import SelectionRow
+from alloop.tools.run.rundir import RunDir
+from alloop.tools.run.schema import SelectionRow, TaskSpec
 from alloop.tools.selection import SelectionProblem, check_requirements, get_strategy
 from alloop.tools.selection.candidates import check_batch_fits, pool_candidates
+from alloop.tools.selection.laplace import LaplacePosterior, laplace_posterior
 
 
 class SelectInput(RunArgs):
     strategy: str | None = Field(
         None,
-        description="random, least_confidence, margin, power_margin, entropy, kcenter, hybrid, badge, typiclust; "
-        "default from spec.json.",
+        description="random, least_confidence, margin, power_margin, entropy, kcenter, hybrid, badge, typiclust, "
+        "bald, cluster_margin, class_balance; default: spec.",
     )
-    batch_size: int | None = Field(None, ge=1, description="Default: spec budget.batch_size.")
-    seed: int | None = Field(None, description="Default: spec selection.seed (mixed with the round).")
-    redo: bool = Field(False, description="Replace this round's selection if none of it is labeled yet.")
+    batch_size: int | None = Field(None, ge=1, description="Default: budget.batch_size.")
+    seed: int | None = Field(None, description="Default: selection.seed, mixed with the round.")
+    redo: bool = Field(False, description="Redo this round's selection if none is labeled.")
 
 
 class SelectOutput(BaseModel):
@@ -47,10 +51,25 @@ class SelectOutput(BaseModel):
     items: list[dict] = Field(description="Selected items: id, prediction, confidence, reason (first 20).")
 
 
+def head_posterior(run: RunDir, spec: TaskSpec, round_: int, pool: ItemTable, pool_x: np.ndarray) -> LaplacePosterior:
+    """The round's head's Laplace posterior over its training rows (for BALD), or why there is none."""
+    from alloop.tools.model.training import training_rows
+
+    model = ModelDir(run, round_)
+    if model.encoder_weights() is not None:
+        raise InputError(
+            f"bald reads the head's posterior over frozen embeddings, and round {round_} fine-tuned its encoder "
+            "(MC dropout through the encoder is not built): use margin, entropy, badge or cluster_margin"
+        )
+    heldout = run.heldout()
+    item_ids, _, design, _ = training_rows(spec, run, set(heldout.ids) if heldout is not None else set())
+    return laplace_posterior(load_head(model.head_path), pool_x[pool.positions(item_ids)], design)
+
+
 def select_batch(args: SelectInput, ctx: ToolContext) -> SelectOutput:
     """Select the next batch to label (selection_round_XX.jsonl, each item with its reason).
 
-    Never picks labeled, held-out, already-selected or near-duplicate items. If the pool is not
+    Never picks labeled, held-out, selected or near-duplicate items. If the pool is not
     embedded yet, that takes minutes first (about 50–150 s for a few thousand texts on a CPU).
     """
     run = ctx.root.run(args.run)
@@ -102,8 +121,16 @@ def select_batch(args: SelectInput, ctx: ToolContext) -> SelectOutput:
             probs=probs[candidates] if probs is not None else None,
             reference=found.duplicates_of,
             covered=found.covered,
-            options={"hybrid_factor": spec.selection.hybrid_factor, "task_type": spec.task_type},
+            labels=list(spec.labels),
+            options={
+                "hybrid_factor": spec.selection.hybrid_factor,
+                "task_type": spec.task_type,
+                "class_targets": spec.selection.class_targets,
+            },
         )
+        if "posterior" in strategy.requires:
+            problem.posterior = head_posterior(run, spec, round_, pool, pool_x)
+            problem.options["design"] = item_design(pool, spec.model.predictors, candidates)
         check_requirements(strategy, problem)
         picked = strategy.select(problem)
         if len(picked) < n:

@@ -8,13 +8,15 @@ items (alloop.tools.people.overlap) give check_convergence a human ceiling.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import BaseModel, Field
 
 from alloop.tools.base import RunArgs, ToolContext, ToolSpec
 from alloop.tools.errors import InputError
 from alloop.tools.people.noise import SimulatedPeople
 from alloop.tools.people.overlap import heldout_overlap
-from alloop.tools.run.labels import check_label
+from alloop.tools.run.labels import check_label, item_texts
 from alloop.tools.run.models import resolve_round
 from alloop.tools.run.reader import normalize_id
 from alloop.tools.run.rundir import RunDir, read_jsonl
@@ -39,12 +41,16 @@ class SimulateAnnotatorOutput(BaseModel):
     noise_model: str = ""
 
 
-def load_gold(path, spec) -> dict[str, object]:
+def load_gold(path: Path, spec: TaskSpec, texts: dict[str, str] | None = None) -> dict[str, object]:
+    """Each gold row's label, checked as an imported label is (a bad row names its line)."""
     gold = {}
+    texts = texts or {}
     for number, row in enumerate(read_jsonl(path), start=1):
+        where = f"{path}:{number}"
         if "id" not in row or "label" not in row:
-            raise InputError(f"{path}:{number}: gold rows need 'id' and 'label'")
-        gold[normalize_id(row["id"], f"{path}:{number}")] = check_label(spec, row["label"], f"{path}:{number}")
+            raise InputError(f"{where}: gold rows need 'id' and 'label'")
+        item_id = normalize_id(row["id"], where)
+        gold[item_id] = check_label(spec, row["label"], where, texts.get(item_id))
     return gold
 
 
@@ -57,7 +63,8 @@ def heldout_gold(run: RunDir, spec: TaskSpec, n: int) -> dict[str, object]:
     assert heldout is not None  # heldout_overlap refused a run without one
     labels = heldout.column("label")
     index = heldout.index_of()
-    return {i: check_label(spec, labels[index[i]], f"{heldout.source}: item {i!r}") for i in ids}
+    texts = item_texts(spec, heldout)
+    return {i: check_label(spec, labels[index[i]], f"{heldout.source}: item {i!r}", texts.get(i)) for i in ids}
 
 
 def simulate_annotator(args: SimulateAnnotatorInput, ctx: ToolContext) -> SimulateAnnotatorOutput:
@@ -70,7 +77,7 @@ def simulate_annotator(args: SimulateAnnotatorInput, ctx: ToolContext) -> Simula
     run = ctx.root.run(args.run)
     with run.lock():
         spec = run.spec()
-        gold = load_gold(ctx.input_path(args.gold), spec)
+        gold = load_gold(ctx.input_path(args.gold), spec, item_texts(spec, run.pool()))
         round_ = resolve_round(args.round, run.latest_selection_round())
         rows = run.selection(round_)
         people = SimulatedPeople(spec.task_type, spec.labels, args.participants, args.noise, args.seed)

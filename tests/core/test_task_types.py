@@ -302,6 +302,7 @@ def judge_test_helpers():
 def test_a_cloze_run_trains_lora_adapters_and_ranks_by_answer_disagreement(ctx, bbc_slice, tmp_path):
     """The whole loop with a tiny random Llama (what it writes means nothing; the bookkeeping is checked)."""
     from alloop.tools.model.generative import text_metrics
+
     lm = judge_test_helpers().tiny_model_folder(tmp_path / "tiny-lm")
     files = {name: tmp_path / f"{name}.jsonl" for name in ("pool", "heldout", "gold")}
     pool = [r | {"text": masked(r)[0]} for r in read_jsonl(bbc_slice["pool"])[:60]]
@@ -365,3 +366,94 @@ def test_smollm2_learns_a_handful_of_answers_with_lora(tmp_path):
     tokenizer, adapted = load_adapted("smollm2", tmp_path)
     written, rows = answer(tokenizer, adapted, [prompt_of("The capital of France is ___.")], config)
     assert "paris" in written[0].lower() and rows.shape == (1, 2) and 0 <= rows[0, 0] <= 2 / 3
+
+
+def test_a_forced_choice_study_of_responses_recovers_the_participants_lean_with_the_glmm(ctx, bbc_slice, tmp_path):
+    """Eight simulated people per pair, each leaning toward the first option by s·b_p (people/noise.py):
+    the GLMM head's binary logit of choosing the second option, on x₂ − x₁ with participant and
+    item intercepts, is the two-option mixed conditional logit, so its participant SD is s·sd(b)."""
+    from scipy.stats import spearmanr
+
+    from alloop.tools.model.heads import load_head
+
+    rng = np.random.default_rng(3)
+    texts = {r["id"]: r for r in read_jsonl(bbc_slice["pool"])}
+    topic = {r["id"]: r["label"] for r in read_jsonl(bbc_slice["gold"])}
+    heldout_rows = read_jsonl(bbc_slice["heldout"])
+    pool = headline_pairs(list(texts.values()), topic, rng)
+    heldout = headline_pairs(heldout_rows, {r["id"]: r["label"] for r in heldout_rows}, rng)
+    files = {name: tmp_path / f"{name}.jsonl" for name in ("pool", "heldout", "gold")}
+    rows_of = {"pool": [{k: v for k, v in r.items() if k != "label"} for r in pool], "heldout": heldout, "gold": pool}
+    for name, path in files.items():
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows_of[name]), encoding="utf-8")
+    interview_spec(
+        InterviewInput(
+            run="sport",
+            pool=str(files["pool"]),
+            heldout=str(files["heldout"]),
+            task_type="forced_choice",
+            labels=["first", "second"],
+            text_fields=["text", "first", "second"],
+            metric="accuracy",
+            prediction_unit="response",
+            head="glmm",
+            effects="random_intercepts",
+        ),
+        ctx,
+    )
+    simulate(
+        SimulateInput(
+            run="sport", gold=str(files["gold"]), rounds=2, batch_size=10, participants=8, noise=1.0, strategy="margin"
+        ),
+        ctx,
+    )
+    run = ctx.root.run("sport")
+    rows = run.results()
+    assert [r.n_labeled for r in rows] == [80, 160]  # a row per response: 10 pairs × 8 people a round
+    assert rows[-1].gold_accuracy > 0.85, rows[-1]  # the options' difference carries the choice
+    card = ModelDir(run, 2).card()["head"]
+    assert card["head"] == "glmm" and card["family"] == "binary" and card["effects"] == "random_intercepts"
+    (fit,) = load_head(ModelDir(run, 2).head_path).fits_
+    term = next(i for i, t in enumerate(fit.frame.terms) if t.group == "participant")
+    toward_second = dict(zip(fit.frame.terms[term].levels, fit.ranef[term][:, 0], strict=True))
+    lean = {e.annotator: e.extra["person_bias"] for e in run.labels()}  # s·b_p toward the first option
+    people = sorted(lean)
+    simulated_sd = float(np.std([lean[p] for p in people], ddof=1))
+    estimated_sd = card["fits"][0]["sd"]["participant:(Intercept)"]
+    assert 0.5 * simulated_sd < estimated_sd < 1.5 * simulated_sd, (estimated_sd, simulated_sd)
+    rho = spearmanr([lean[p] for p in people], [-toward_second[p] for p in people]).statistic
+    assert rho > 0.8  # the model orders the people as their simulated leans do
+
+
+def test_the_specs_lora_settings_reach_peft_for_a_generative_head(tmp_path):
+    """encoder_training kind 'lora' configures the LM's adapters; peft's saved adapter_config.json says so."""
+    from alloop.tools.errors import InputError
+    from alloop.tools.model.generative import load_base, prompt_of, train_lora
+    from alloop.tools.model.generative_round import config_for
+    from alloop.tools.run.schema import TaskSpec
+
+    lm = judge_test_helpers().tiny_model_folder(tmp_path / "tiny-lm")
+    training = {"kind": "lora", "lora_rank": 4, "lora_alpha": 12, "lora_dropout": 0.2, "epochs": 2}
+    spec = TaskSpec(
+        run="para",
+        task_type="free_text",
+        model={"head": str(lm), "encoder_training": training | {"lora_target_modules": ["q_proj", "k_proj"]}},
+    )
+    config = config_for(spec)
+    tokenizer, model = load_base(str(lm))
+    pairs = [("Rates rise again", "interest rates"), ("Team wins cup final", "football")]
+    fitted = train_lora(
+        tokenizer, model, [prompt_of(p) for p, _ in pairs], [a for _, a in pairs], config, tmp_path / "a"
+    )
+    saved = json.loads((tmp_path / "a" / "adapter_config.json").read_text())
+    assert (saved["r"], saved["lora_alpha"], saved["lora_dropout"]) == (4, 12, 0.2)
+    assert sorted(saved["target_modules"]) == ["k_proj", "q_proj"] == fitted["lora"]["target_modules"]
+    assert len(fitted["train_loss"]) == 2
+    defaults = TaskSpec(run="para", task_type="free_text", model={"encoder_training": {"kind": "lora"}})
+    assert config_for(defaults).target_modules is None  # the block's (query, value) → peft's names for the LM
+    tokenizer, model = load_base(str(lm))
+    fitted = train_lora(tokenizer, model, [prompt_of("x")], ["y"], config_for(defaults), tmp_path / "b")
+    assert fitted["lora"]["target_modules"] == ["q_proj", "v_proj"]
+    full = TaskSpec(run="para", task_type="free_text", model={"encoder_training": {"kind": "full"}})
+    with pytest.raises(InputError, match="encoder_training kind 'full' does not apply"):
+        config_for(full)

@@ -9,15 +9,19 @@ participant a pass rate, recorded with every label they gave.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from alloop.tools.errors import InputError
+from alloop.tools.run.labels import check_label
+from alloop.tools.run.labels import label_problem as shared_label_problem
 from alloop.tools.run.reader import json_loads
 from alloop.tools.run.rundir import parse_jsonl
 from alloop.tools.run.schema import LabelEvent, TaskSpec
+
+SHARED_CHECKS = frozenset({"multi_select", "magnitude", "free_text", "cloze"})
+"""Task types whose answers are checked as a file's are: options, a positive number on a log scale, no empty text."""
 
 
 @dataclass
@@ -58,21 +62,8 @@ def label_problem(label: Any, spec: TaskSpec, trial: dict[str, Any]) -> str | No
         if fixed and spec.labels and label not in spec.labels:
             return f"label {label!r} is not one of {spec.labels}"
         return None
-    if task == "free_text":
-        return None if isinstance(label, str) else f"label {label!r} is not a string"
-    if task == "multi_select":
-        if not isinstance(label, list) or not all(isinstance(x, str) for x in label):
-            return f"label {label!r} is not a list of options"
-        unknown = [x for x in label if x not in spec.labels]
-        return f"options {unknown} are not in {spec.labels}" if unknown else None
-    if task == "magnitude":
-        if isinstance(label, bool) or not isinstance(label, int | float) or not math.isfinite(label):
-            return f"label {label!r} is not a finite number"
-        return None
-    if task == "cloze":
-        if isinstance(label, str) or (isinstance(label, list) and all(isinstance(x, str) for x in label)):
-            return None
-        return f"label {label!r} is not text"
+    if task in SHARED_CHECKS:
+        return shared_label_problem(spec, label)  # the checks a file import makes (run/labels.py)
     return f"unknown task type {task!r}"
 
 
@@ -104,8 +95,8 @@ def trials_to_events(
         if reason:
             out.skipped.append(f"{external_prefix}:{index} item {item_id!r}: {reason}")
             continue
-        if spec.task_type == "magnitude":
-            label = float(label)
+        if spec.task_type in SHARED_CHECKS:
+            label = check_label(spec, label, f"{external_prefix}:{index}")  # as a file import stores it
         out.events.append(
             LabelEvent(
                 item_id=str(item_id),

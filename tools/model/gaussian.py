@@ -3,8 +3,10 @@
 A magnitude (a reading time, a rating on an open scale) is a number, so the head is Gaussian:
 scikit-learn's BayesianRidge, whose evidence-maximized priors need no tuning on a few dozen
 labels and whose predictive sd (weights and noise) is the uncertainty select_batch reads.
-Positive, right-skewed magnitudes (reading times) are fitted on the log scale: `log_scale`
-'auto' does so when every label is positive and the logs are less skewed than the values.
+Positive, right-skewed magnitudes (reading times) are fitted on the log scale: spec.model.head
+'lognormal' always does (every label must then be positive, which run/labels.py checks where
+labels enter), 'gaussian' never, and the default 'auto' when every label is positive and the
+logs are less skewed than the values.
 Predictions are then the median exp(μ) and the sd stays on the log scale (a relative spread).
 """
 
@@ -20,6 +22,8 @@ from alloop.tools.model.heads import Design, check_rows
 from alloop.tools.run.schema import TaskSpec
 
 LOG_SCALE = ("auto", "yes", "no")
+SCALE_OF_HEAD = {"lognormal": "yes", "gaussian": "no"}
+"""A magnitude spec's model.head says the scale: a log-normal model is a Gaussian on the log scale."""
 
 
 def prefers_log(y: np.ndarray) -> bool:
@@ -43,7 +47,9 @@ class GaussianHead(BaseEstimator):
 
     @classmethod
     def from_spec(cls, spec: TaskSpec, **overrides: Any) -> GaussianHead:
-        return cls(**{k: v for k, v in overrides.items() if k != "C"})
+        """spec.model.head 'lognormal' fits on the log scale, 'gaussian' on the values; else 'auto'."""
+        scale = SCALE_OF_HEAD.get(spec.model.head, "auto")
+        return cls(**({"log_scale": scale} | {k: v for k, v in overrides.items() if k != "C"}))
 
     def fit(self, X: np.ndarray, y: np.ndarray, design: Design | None = None) -> GaussianHead:
         from sklearn.linear_model import BayesianRidge

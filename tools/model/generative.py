@@ -18,7 +18,7 @@ import copy
 import re
 import string
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +42,8 @@ class LoRAConfig:
     rank: int = 8
     alpha: int = 16
     dropout: float = 0.05
-    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
+    target_modules: list[str] | None = None
+    """Module names the adapters attach to; None: peft's default for the architecture (Llama: q_proj, v_proj)."""
     max_length: int = 256
     max_new_tokens: int = 16
     samples: int = 4
@@ -113,7 +114,20 @@ def train_lora(
         losses.append(round(total / len(rows), 4))
     peft_model.eval()
     peft_model.save_pretrained(out, safe_serialization=True)
-    return {"epochs": config.epochs, "train_loss": losses, "n_pairs": len(rows), "lora_rank": config.rank}
+    attached = sorted(peft_model.peft_config["default"].target_modules)
+    return {
+        "epochs": config.epochs,
+        "train_loss": losses,
+        "n_pairs": len(rows),
+        "lora": {
+            "rank": config.rank,
+            "alpha": config.alpha,
+            "dropout": config.dropout,
+            "target_modules": attached,
+            "learning_rate": config.learning_rate,
+            "batch_size": config.batch_size,
+        },
+    }
 
 
 def _training_row(tokenizer: Any, prompt: str, answer: str, max_length: int) -> tuple[list[int], list[int]]:

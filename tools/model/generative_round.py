@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from alloop.tools.base import ProgressFn
-from alloop.tools.errors import StateError
+from alloop.tools.errors import InputError, StateError
 from alloop.tools.model.generative import (
     SCORE_COLUMNS,
     LoRAConfig,
@@ -30,13 +30,40 @@ from alloop.tools.model.generative import (
 from alloop.tools.run.items import ItemTable
 from alloop.tools.run.models import ModelDir, Predictions
 from alloop.tools.run.rundir import RunDir
-from alloop.tools.run.schema import TaskSpec
+from alloop.tools.run.schema import EncoderTrainingSpec, TaskSpec
 
 GENERATIVE_TASKS = frozenset({"free_text", "cloze"})
 
 
 def config_for(spec: TaskSpec) -> LoRAConfig:
-    return LoRAConfig(seed=spec.selection.seed)
+    """The LoRA settings: spec.model.encoder_training when its kind is 'lora', else LoRAConfig's defaults.
+
+    For a free_text or cloze run the LM is the model that learns, so the encoder's training block
+    says how: its lora_rank, lora_alpha, lora_dropout, lora_target_modules, epochs, learning_rate,
+    batch_size and max_length. Target modules left at the block's default (query, value: BERT's
+    names for the attention's query and value projections) mean the same projections of the LM,
+    by peft's per-architecture names (Llama: q_proj, v_proj); the card records those attached.
+    """
+    training = spec.model.encoder_training
+    if training.kind == "frozen":
+        return LoRAConfig(seed=spec.selection.seed)
+    if training.kind != "lora":
+        raise InputError(
+            f"a {spec.task_type} run trains its LM with LoRA adapters; encoder_training kind {training.kind!r} "
+            "does not apply: use kind 'lora' (with its lora_* settings) or leave it 'frozen' for the defaults"
+        )
+    default_targets = EncoderTrainingSpec().lora_target_modules
+    return LoRAConfig(
+        epochs=training.epochs,
+        learning_rate=training.learning_rate,
+        batch_size=training.batch_size,
+        rank=training.lora_rank,
+        alpha=training.lora_alpha,
+        dropout=training.lora_dropout,
+        target_modules=None if training.lora_target_modules == default_targets else list(training.lora_target_modules),
+        max_length=training.max_length,
+        seed=spec.selection.seed,
+    )
 
 
 def prompts(table: ItemTable, spec: TaskSpec) -> list[str]:

@@ -40,21 +40,29 @@ OPTION_ID = "\x1foption\x1f"
 def features(
     run: RunDir, spec: TaskSpec, table: ItemTable, encoder: HFEncoder, head: str, progress: Any = None
 ) -> np.ndarray:
-    """The input rows of the named head: the items' embeddings, or for the conditional logit the
-    options' embeddings side by side (n × k·d)."""
+    """The input rows of the named head: the items' embeddings, or for forced choice the options'.
+
+    The conditional logit takes the k option embeddings side by side (n × k·d). The GLMM head's
+    binary logit of choosing the second of two options (class index 1) takes their difference
+    x₂ − x₁: with its intercept (a position constant) and participant/item intercepts that is
+    exactly the two-option conditional logit with random effects, a person's intercept being
+    their lean toward the second option. With more options the GLMM head gets them side by side,
+    one binary GLMM per option.
+    """
     from alloop.tools.base import no_progress
     from alloop.tools.model.encoders import embed_table
 
     progress = progress or no_progress
-    if head != "conditional_logit":
+    choice = spec.task_type == "forced_choice" and head in ("conditional_logit", "glmm")
+    if not choice:
         return embed_table(run, table, spec.text_fields, encoder, progress)
-    return np.concatenate(
-        [
-            embed_table(run, option_table(table, option, spec.labels), ["text"], encoder, progress)
-            for option in spec.labels
-        ],
-        axis=1,
-    )
+    options = [
+        embed_table(run, option_table(table, option, spec.labels), ["text"], encoder, progress)
+        for option in spec.labels
+    ]
+    if head == "glmm" and len(options) == 2:
+        return options[1] - options[0]  # P(second) = σ(w·(x₂ − x₁) + b + effects): the mixed choice model
+    return np.concatenate(options, axis=1)
 
 
 def option_table(table: ItemTable, option: str, options: Sequence[str]) -> ItemTable:

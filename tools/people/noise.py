@@ -3,9 +3,12 @@
 Participant p has a person bias b_p ~ N(0, 1) and a preference over the classes w_p ~ Dirichlet(1);
 item i has a difficulty d_i ~ N(0, 1). With noise s > 0:
 
-- binary, categorical, forced_choice: p gives item i its gold label with probability
-  σ(2/s + b_p − d_i) (ability 2/s + b_p against difficulty d_i through a logistic link), else
-  another class drawn by w_p, so one person's errors lean one way;
+- binary, categorical: p gives item i its gold label with probability σ(2/s + b_p − d_i)
+  (ability 2/s + b_p against difficulty d_i through a logistic link), else another class drawn
+  by w_p, so one person's errors lean one way;
+- forced_choice: p chooses option j with probability softmax_j(2/s·[j is gold] + s·b_p·[j is
+  the first option]): a conditional logit in which each person leans toward the first option by
+  s·b_p, so the participant SD of a mixed choice model is s (what the GLMM head should recover);
 - ordinal_scale: p answers the gold scale point shifted by s·b_p (the person's bias) plus s·e_pi
   (item noise, e_pi ~ N(0, 1)), rounded and clipped to the scale.
 
@@ -74,6 +77,11 @@ class SimulatedPeople:
         s = f"{self.noise:g}"
         if self.task_type == "ordinal_scale":
             return f"noise {s}, seed {self.seed}: gold + {s}·b_p + {s}·e_pi, rounded and clipped; b_p, e_pi ~ N(0, 1)"
+        if self.task_type == "forced_choice":
+            return (
+                f"noise {s}, seed {self.seed}: P(option j) = "
+                f"softmax_j({BASE_ABILITY:g}/{s}·[j gold] + {s}·b_p·[j first]), b_p ~ N(0, 1)"
+            )
         return (
             f"noise {s}, seed {self.seed}: P(gold) = σ({BASE_ABILITY:g}/{s} + b_p − d_i), b_p, d_i ~ N(0, 1); "
             "else another class by the person's Dirichlet(1) preference"
@@ -93,6 +101,13 @@ class SimulatedPeople:
             shift, item_noise = self.noise * bias, self.noise * float(rng.normal())
             point = min(max(math.floor(position + shift + item_noise + 0.5), 0), len(self.labels) - 1)
             return Answer(self.labels[point], {"person_bias": round(shift, 4), "item_noise": round(item_noise, 4)})
+        if self.task_type == "forced_choice":
+            utility = np.zeros(len(self.labels))
+            utility[position] += BASE_ABILITY / self.noise
+            utility[0] += self.noise * bias
+            chance = np.exp(utility - utility.max())
+            chosen = int(rng.choice(len(chance), p=chance / chance.sum()))
+            return Answer(self.labels[chosen], {"person_bias": round(self.noise * bias, 4)})
         difficulty = self.difficulty(item_id)
         p_gold = 1 / (1 + math.exp(-(BASE_ABILITY / self.noise + bias - difficulty)))
         params = {"person_bias": round(bias, 4), "item_difficulty": round(difficulty, 4), "p_gold": round(p_gold, 4)}

@@ -20,7 +20,7 @@ import re
 import shutil
 import socket
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -223,12 +223,18 @@ class RunRoot:
         return target
 
     def create(
-        self, spec: TaskSpec, pool: ItemTable, heldout: ItemTable | None, labels: Sequence[LabelEvent] = ()
+        self,
+        spec: TaskSpec,
+        pool: ItemTable,
+        heldout: ItemTable | None,
+        labels: Sequence[LabelEvent] = (),
+        prepare: Callable[[RunDir], None] | None = None,
     ) -> RunDir:
         """Make a new run in one step: it is built, labels and all, in a staging folder, then renamed.
 
         A kill before the rename leaves only the staging folder (the next create removes it); after
         it, the run is whole. Of two creates of one name, the one that loses the race gets a clear error.
+        `prepare` fills the staged run further (imported embeddings) before its spec is written.
         """
         path = self.resolve(spec.run)
         if path.exists():
@@ -246,6 +252,8 @@ class RunRoot:
             atomic_write_text(run.notes_path, f"# {spec.run}\n\nCreated {utc_now()}.\n")
             if labels:
                 run.append_labels(labels)
+            if prepare is not None:
+                prepare(run)
             run.write_results([])
             atomic_write_json(run.spec_path, spec.model_dump(mode="json"))
             self._publish(staging, path)

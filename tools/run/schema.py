@@ -7,6 +7,7 @@ is a `ResultRow`. Readers validate with these models, writers serialize with the
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime
 from typing import Any, Literal, get_args
@@ -123,6 +124,13 @@ class EncoderTrainingSpec(_Strict):
 
     kind: EncoderTrainingKind = "frozen"
     epochs: int = Field(4, ge=1, le=100, description="Most passes over the training labels.")
+    fine_tune_epochs: int = Field(
+        1,
+        ge=1,
+        le=100,
+        description="Most passes when a round continues the previous round's encoder (fine_tune, new_only, "
+        "hybrid after its switch): a warm start needs fewer than a fresh one.",
+    )
     learning_rate: float = Field(5e-5, gt=0, le=1)
     batch_size: int = Field(16, ge=1, le=1024)
     max_length: int = Field(128, ge=8, le=8192, description="Token limit while training.")
@@ -169,8 +177,42 @@ class SelectionSpec(_Strict):
     near_duplicate_threshold: float = Field(
         0.98, gt=0, le=1, description="Cosine similarity at or above which two items are duplicates."
     )
-    hybrid_factor: int = Field(10, ge=1, description="Hybrid: diversify among factor × batch uncertain items.")
+    hybrid_factor: int = Field(
+        10, ge=1, description="Hybrid, cluster_margin: diversify among factor × batch uncertain items."
+    )
+    class_targets: dict[str, float] | None = Field(
+        None,
+        description="class_balance: share of the batch per label, every label named (normalized); none: equal shares.",
+    )
     seed: int = 0
+
+    @field_validator("class_targets")
+    @classmethod
+    def _shares(cls, targets: dict[str, float] | None) -> dict[str, float] | None:
+        if targets is not None and (any(not v >= 0 for v in targets.values()) or not sum(targets.values()) > 0):
+            raise ValueError(f"class_targets must be shares ≥ 0 with a positive sum, got {targets}")
+        return targets
+
+
+TrackingMode = Literal["off", "offline", "online"]
+"""Where a run's rounds are mirrored in Weights & Biases: nowhere, files in the run only, or W&B's servers."""
+
+
+class TrackingSpec(_Strict):
+    """Experiment tracking (W&B), off unless a person turns it on; the API key is read from $WANDB_API_KEY only."""
+
+    wandb: TrackingMode = Field(
+        "off", description="off; offline (files under <run>/wandb/ only); online (uploads, needs $WANDB_API_KEY)."
+    )
+    project: str = Field("alloop", description="W&B project.")
+    entity: str | None = Field(None, description="W&B user or team; none: the key's own.")
+
+    @field_validator("project", "entity")
+    @classmethod
+    def _wandb_name(cls, name: str | None) -> str | None:
+        if name is not None and not re.fullmatch(r"[A-Za-z0-9._-]{1,128}", name):
+            raise ValueError(f"{name!r} is not a W&B name: use 1 to 128 letters, digits, '.', '_' or '-'")
+        return name
 
 
 class TaskSpec(_Strict):
@@ -200,6 +242,7 @@ class TaskSpec(_Strict):
     judge: JudgeSpec = Field(default_factory=JudgeSpec)
     model: ModelSpec = Field(default_factory=ModelSpec)
     selection: SelectionSpec = Field(default_factory=SelectionSpec)
+    tracking: TrackingSpec = Field(default_factory=TrackingSpec)
     answered: list[str] = Field(
         default_factory=list, description="Interview questions a person answered (the rest are defaults)."
     )

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from alloop.tools.errors import InputError
 from alloop.tools.selection.badge import Badge
+from alloop.tools.selection.bald import Bald
 from alloop.tools.selection.base import Picked, SelectionProblem, Strategy, check_requirements
+from alloop.tools.selection.class_balance import ClassBalance
+from alloop.tools.selection.cluster_margin import ClusterMargin
 from alloop.tools.selection.coreset import KCenterGreedy
 from alloop.tools.selection.hybrid import UncertainThenDiverse
 from alloop.tools.selection.typiclust import TypiClust
@@ -22,6 +25,9 @@ STRATEGIES: dict[str, type] = {
         UncertainThenDiverse,
         Badge,
         TypiClust,
+        Bald,
+        ClusterMargin,
+        ClassBalance,
     )
 }
 ALIASES = {"coreset": "kcenter", "k_center": "kcenter", "kcenter_greedy": "kcenter"}

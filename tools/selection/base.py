@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
@@ -27,7 +27,8 @@ class SelectionProblem:
     items: coverage (k-center) is measured from them, never from the held-out set. The seed
     strategies also read `known_vectors`/`known_labels` (items whose labels are known before
     the seed), `texts` (of the candidates), `keywords` (label → words) and `label_vectors`
-    (unit embeddings of the label names, aligned with `labels`). A strategy writes
+    (unit embeddings of the label names, aligned with `labels`). `posterior` (BALD) draws
+    the head's class probabilities under its weight posterior (laplace.py). A strategy writes
     what it wants said in `report` (e.g. `duplicates_skipped`).
     """
 
@@ -43,6 +44,7 @@ class SelectionProblem:
     texts: list[str] | None = None
     keywords: dict[str, list[str]] | None = None
     label_vectors: np.ndarray | None = None
+    posterior: Any = None
     labels: list[str] = field(default_factory=list)
     options: dict = field(default_factory=dict)
     report: dict = field(default_factory=dict)
@@ -51,7 +53,7 @@ class SelectionProblem:
 class Strategy(Protocol):
     name: ClassVar[str]
     requires: ClassVar[frozenset[str]]
-    """Subset of {"probs", "embeddings"}: checked once, before the strategy runs."""
+    """Subset of {"probs", "embeddings", "posterior"}: checked once, before the strategy runs."""
 
     def select(self, problem: SelectionProblem) -> list[Picked]: ...
 
@@ -66,5 +68,6 @@ def check_requirements(strategy: Strategy, problem: SelectionProblem) -> None:
 _HINTS = {
     "probs": "run score_pool first",
     "embeddings": "embed the pool first",
+    "posterior": "train a logistic head (train_glmm) first",
     "keywords": "give keywords as {label: [words, ...]}",
 }

@@ -1,0 +1,159 @@
+"""Embeddings made elsewhere: a Parquet file of `id` and `embedding` rows, brought into a new run.
+
+A million-item pool should not wait hours for this CPU to embed it, so a run can start from vectors
+made on a GPU or by a service. The file is read in record batches straight into the run's
+memory-mapped embedding cache (vectors.npy), so neither the file nor the matrix is ever held in
+memory whole. Every id of the pool and held-out set must have exactly one finite, non-zero vector of
+one length, and that length must be the named encoder's when its configuration is on disk. Vectors
+are scaled to unit length, as alloop's own encoder makes them, because selection reads cosines.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from alloop.tools.errors import InputError
+from alloop.tools.model.encoders import EmbeddingCache, HFEncoder
+from alloop.tools.run.rundir import RunDir, atomic_write_bytes
+
+BATCH_ROWS = 65_536
+SHOWN = 5
+
+
+def encoder_dim(encoder: HFEncoder) -> int | None:
+    """The encoder's output length from its config.json, when it is a folder on disk (else None)."""
+    config = Path(encoder.location) / "config.json"
+    if not config.is_file():
+        return None
+    values = json.loads(config.read_text(encoding="utf-8"))
+    dim = values.get("hidden_size", values.get("dim", values.get("d_model")))
+    return int(dim) if isinstance(dim, int) else None
+
+
+def _embedding_column(schema: pa.Schema, where: str) -> None:
+    names = schema.names
+    if "id" not in names or "embedding" not in names:
+        raise InputError(f"{where}: needs columns 'id' and 'embedding' (a list of floats); it has {names}")
+    kind = schema.field("embedding").type
+    if not (pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind)):
+        raise InputError(f"{where}: column 'embedding' is {kind}, not a list of floats")
+    if not (pa.types.is_floating(kind.value_type) or pa.types.is_integer(kind.value_type)):
+        raise InputError(f"{where}: column 'embedding' holds {kind.value_type}, not floats")
+
+
+def _block(batch: pa.RecordBatch, dim: int | None, where: str, first_row: int) -> np.ndarray:
+    """One batch's vectors as an n × d float32 array; ragged or missing vectors are refused by row."""
+    column = batch.column("embedding")
+    if column.null_count:
+        row = first_row + column.is_null().to_pylist().index(True)
+        raise InputError(f"{where}: row {row} has no embedding")
+    lengths = np.asarray(pa.compute.list_value_length(column).to_numpy(zero_copy_only=False))
+    want = dim if dim is not None else int(lengths[0]) if len(lengths) else 0
+    odd = np.flatnonzero(lengths != want)
+    if len(odd):
+        raise InputError(
+            f"{where}: row {first_row + int(odd[0])} has an embedding of length {int(lengths[odd[0]])}, "
+            f"the others {want}; every vector must have one length"
+        )
+    values = column.flatten().to_numpy(zero_copy_only=False)
+    return np.asarray(values, dtype=np.float32).reshape(len(lengths), want)
+
+
+def import_embeddings(
+    source: Path, run: RunDir, ids: Sequence[str], encoder: HFEncoder, where: str | None = None
+) -> dict[str, object]:
+    """Fill `run`'s cache for `encoder` with the file's vectors, in the order of `ids` (pool, then held-out).
+
+    Raises InputError, naming the file and the row or id, for anything that would make the cache
+    wrong; the caller builds the run in a staging folder, so nothing is left behind.
+    """
+    where = where or str(source)
+    try:
+        reader = pq.ParquetFile(source)
+    except (OSError, pa.ArrowException) as exc:
+        raise InputError(f"{where}: not a readable Parquet file ({exc})") from exc
+    _embedding_column(reader.schema_arrow, where)
+    position = {item_id: k for k, item_id in enumerate(ids)}
+    expected = encoder_dim(encoder)
+    cache = EmbeddingCache(run, encoder.key)
+    cache.folder.mkdir(parents=True, exist_ok=True)
+    seen = np.zeros(len(ids), dtype=bool)
+    vectors: np.memmap | None = None
+    dim: int | None = None
+    row = 0
+    for batch in reader.iter_batches(batch_size=BATCH_ROWS, columns=["id", "embedding"]):
+        block = _block(batch, dim, where, row)
+        if dim is None:
+            dim = block.shape[1]
+            if dim == 0:
+                raise InputError(f"{where}: row 0 has an empty embedding")
+            if expected is not None and dim != expected:
+                raise InputError(
+                    f"{where}: vectors have length {dim}, but encoder {encoder.name!r} makes {expected}; name the "
+                    "encoder that made them (`encoder`), so new items and trained rounds use the same space"
+                )
+            vectors = _open_vectors(cache.vectors_path, len(ids), dim, where)
+        rows = _rows_of(batch.column("id").to_pylist(), position, seen, where, row)
+        norms = np.linalg.norm(block, axis=1)
+        bad = np.flatnonzero(~np.isfinite(norms) | (norms == 0))
+        if len(bad):
+            what = "a zero vector" if np.isfinite(norms[bad[0]]) else "a NaN or infinite value"
+            raise InputError(f"{where}: row {row + int(bad[0])} ({ids[rows[bad[0]]]!r}) has {what}")
+        vectors[rows] = block / norms[:, None]
+        seen[rows] = True
+        row += len(block)
+    if vectors is None:
+        raise InputError(f"{where}: the file has no rows")
+    missing = np.flatnonzero(~seen)
+    if len(missing):
+        shown = ", ".join(repr(ids[k]) for k in missing[:SHOWN])
+        raise InputError(
+            f"{where}: no embedding for {len(missing)} of the {len(ids)} pool and held-out items (e.g. {shown}); "
+            "the file must cover every item"
+        )
+    vectors.flush()
+    del vectors
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.table({"id": pa.array(list(ids), pa.string())}), sink)
+    atomic_write_bytes(cache.ids_path, sink.getvalue().to_pybytes())
+    meta = {"n": len(ids), "dim": dim, "imported_from": Path(where).name, "scaled_to_unit_length": True}
+    atomic_write_bytes(cache.folder / "meta.json", json.dumps(meta).encode())
+    return {"items": len(ids), "dim": dim, "encoder": encoder.name}
+
+
+def _open_vectors(path: Path, n: int, dim: int, where: str) -> np.memmap:
+    """The cache's vectors.npy, memory-mapped, after checking the disk can hold it."""
+    need = n * dim * 4
+    free = shutil.disk_usage(path.parent).free
+    if need > free:
+        raise InputError(
+            f"{where}: {n} vectors of length {dim} need {need / 1e9:.1f} GB in the run's cache; "
+            f"{free / 1e9:.1f} GB are free"
+        )
+    return np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n, dim))
+
+
+def _rows_of(batch_ids: list[object], position: dict[str, int], seen: np.ndarray, where: str, first: int) -> np.ndarray:
+    """Each id's row in the cache; unknown, repeated and empty ids are refused with their row."""
+    rows = np.empty(len(batch_ids), dtype=np.int64)
+    for k, item_id in enumerate(batch_ids):
+        if not isinstance(item_id, str) or not item_id:
+            raise InputError(f"{where}: row {first + k} has no id (ids are strings, as in the pool)")
+        at = position.get(item_id)
+        if at is None:
+            raise InputError(
+                f"{where}: row {first + k} is for id {item_id!r}, which is in neither the pool nor the held-out set"
+            )
+        if seen[at]:
+            raise InputError(f"{where}: id {item_id!r} has a second embedding at row {first + k}")
+        seen[at] = True
+        rows[k] = at
+    seen[rows] = False  # set again once the batch's vectors are checked and written
+    return rows
