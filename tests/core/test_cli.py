@@ -31,7 +31,7 @@ def test_every_tool_is_a_subcommand_and_nothing_else_is():
     group = get_command(app)
     commands = set(group.list_commands(click.Context(group)))
     tools = {spec.name.replace("_", "-") for spec in TOOLS} | {a for spec in TOOLS for a in spec.cli_aliases}
-    assert commands == tools | {"serve", "version", "demo", "agreement", "glmm"}
+    assert commands == tools | {"serve", "version", "demo", "agreement", "glmm", "track"}
     assert "interview-spec" in alloop("--help").stdout  # the installed entry point mounts them too
 
 
