@@ -134,7 +134,7 @@ class InterviewInput(RunArgs):
     embeddings: str | None = Field(None, description="New run: Parquet of id, embedding made by `encoder`.")
     encoder_training: EncoderTrainingSpec | None = Field(
         None,
-        description="How the encoder learns ({kind: frozen|full|lora|contrastive, ...}); unset fields take defaults.",
+        description="{kind: frozen|full|lora|contrastive, ...}; unset fields default.",
     )
     strategy: str | None = None
     effects: EffectsMode | None = None

@@ -93,8 +93,7 @@ def head_predictions(args: ScoreInput, ctx: ToolContext, model: ModelDir, card: 
 def score_pool(args: ScoreInput, ctx: ToolContext) -> ScoreOutput:
     """Score the pool and held-out set with a round's model, for select_batch and check_convergence.
 
-    Use after train_glmm. The first call embeds the pool: minutes (about 50–150 s for a few
-    thousand texts on a CPU).
+    Use after train_glmm. The first call embeds the pool (minutes on a CPU).
     """
     run = ctx.root.run(args.run)
     with run.lock():

@@ -72,8 +72,7 @@ def _confirm_existing(known: TrainingLabels, seed: int) -> list[SelectionRow]:
 def seed_set(args: SeedInput, ctx: ToolContext) -> SeedOutput:
     """Choose the seed items to label first (selection_round_00.jsonl), before any model exists.
 
-    Except 'existing', the first call embeds the pool: minutes (about 50–150 s for a few thousand
-    texts on a CPU).
+    Except 'existing', the first call embeds the pool (minutes on a CPU).
     """
     run = ctx.root.run(args.run)
     with run.lock():

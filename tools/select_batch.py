@@ -69,8 +69,8 @@ def head_posterior(run: RunDir, spec: TaskSpec, round_: int, pool: ItemTable, po
 def select_batch(args: SelectInput, ctx: ToolContext) -> SelectOutput:
     """Select the next batch to label (selection_round_XX.jsonl, each item with its reason).
 
-    Never picks labeled, held-out, selected or near-duplicate items. If the pool is not
-    embedded yet, that takes minutes first (about 50–150 s for a few thousand texts on a CPU).
+    Never picks labeled, held-out, selected or near-duplicate items. An unembedded pool is embedded
+    first (minutes on a CPU).
     """
     run = ctx.root.run(args.run)
     with run.lock():

@@ -70,9 +70,8 @@ def heldout_gold(run: RunDir, spec: TaskSpec, n: int) -> dict[str, object]:
 def simulate_annotator(args: SimulateAnnotatorInput, ctx: ToolContext) -> SimulateAnnotatorOutput:
     """Answer a selection round from a gold file as simulated people (labels marked simulated).
 
-    `participants` people answer every item; with noise each has a bias and each item a difficulty
-    (classes: logistic in ability − difficulty, else a biased other class; scales: gold + bias +
-    item noise, rounded), seeded and recorded in each label. Noise 0 answers gold.
+    `participants` people answer every item; with noise each person has a bias and each item a
+    difficulty, seeded and recorded in each label (tools/people/noise.py). Noise 0 answers gold.
     """
     run = ctx.root.run(args.run)
     with run.lock():

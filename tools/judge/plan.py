@@ -26,8 +26,8 @@ class JudgeArgs(RunArgs):
     """The arguments a judging call is planned from: llm_judge's input model."""
 
     use: JudgeUse = Field(
-        description="evaluation (calibrates the judge on held-out gold), prioritization (what people label next), "
-        "adjudication (settle disagreements), pseudo_labeling. Must be in spec.judge.uses."
+        description="evaluation (vs held-out gold), prioritization (what people label next), adjudication "
+        "(settle disagreements), pseudo_labeling; one of spec.judge.uses."
     )
     kind: JudgeKind = Field(
         "label",
@@ -37,8 +37,8 @@ class JudgeArgs(RunArgs):
     items: list[str] | None = Field(None, description="Item ids; default: from `source`.")
     source: ItemSource | None = Field(
         None,
-        description="Items when `items` is not given; default by use: evaluation→heldout, adjudication→disagreements "
-        "(pool items whose human labels differ), else unlabeled.",
+        description="Default by use: evaluation→heldout, adjudication→disagreements (human labels differ), "
+        "else unlabeled.",
     )
     limit: int = Field(20, ge=1, le=1000, description="At most this many items.")
     backend: JudgeBackendName | None = Field(
