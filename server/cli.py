@@ -237,13 +237,14 @@ def demo(
         raise InputError(f"run {run!r} exists under {runs.path}; pass --fresh to replace it")
     data = write_demo_files(runs.path / f".{run}-data")
     plan = [(run, strategy)] + ([(f"{run}-random", "random")] if baseline and strategy != "random" else [])
+    embedded: dict[str, str] = {}
     for name, chosen in plan:  # the same seed set, labels and held-out items; only selection differs
         runs.remove(name)
-        run_tool(
-            tool_named("interview_spec"), demo_answers(name, data, rounds, batch_size, chosen), runs.path, show=False
-        )
+        answers = demo_answers(name, data, rounds, batch_size, chosen) | embedded
+        run_tool(tool_named("interview_spec"), answers, runs.path, show=False)
         loop = {"run": name, "gold": str(data["gold"]), "rounds": rounds, "batch_size": batch_size}
         run_tool(tool_named("simulate"), loop, runs.path, show=False)
+        embedded = embedded or {"embeddings": str(_share_embeddings(runs.run(name), data["pool"].parent))}
     for name, _ in reversed(plan):
         versus = {"baseline": plan[1][0]} if name == run and len(plan) > 1 else {}
         run_tool(tool_named("write_report"), {"run": name, **versus}, runs.path, show=False)
@@ -252,6 +253,17 @@ def demo(
     if len(plan) > 1:
         out.print(f"Baseline (random selection): {runs.run(plan[1][0]).path}")
     out.print(f"Run directory: {target.path}\nReport: {target.report_path}")
+
+
+def _share_embeddings(run: Any, folder: Path) -> Path:
+    """The run's cached vectors as a Parquet file, so the baseline run embeds nothing again."""
+    from alloop.tools.model.encoders import HFEncoder
+    from alloop.tools.model.imported_embeddings import export_embeddings
+
+    spec = run.spec()
+    path = folder / "embeddings.parquet"
+    export_embeddings(run, HFEncoder(spec.model.encoder, spec.model.max_length), path)
+    return path
 
 
 def main() -> None:

@@ -116,3 +116,16 @@ def test_embeddings_come_with_the_run_not_after_it(ctx, bbc_slice, made_elsewher
     create(ctx, bbc_slice, path)
     with pytest.raises(InputError, match="embeddings are imported when a run is created"):
         interview_spec(InterviewInput(run="imported", embeddings=path), ctx)
+
+
+def test_a_runs_vectors_exported_start_another_run_unchanged(ctx, bbc_slice, looped_run, tmp_path):
+    from alloop.tools.model.imported_embeddings import export_embeddings
+
+    source = RunDir(looped_run)
+    spec = source.spec()
+    path = tmp_path / "shared.parquet"
+    count = export_embeddings(source, HFEncoder(spec.model.encoder, spec.model.max_length), path)
+    create(ctx, bbc_slice, str(path), name="again")
+    theirs, ours = cached_vectors(source), cached_vectors(ctx.root.run("again"))
+    assert count == len(theirs) and set(ours) == set(theirs)
+    assert max(float(np.abs(ours[i] - theirs[i]).max()) for i in ours) < 1e-6

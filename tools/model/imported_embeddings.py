@@ -157,3 +157,26 @@ def _rows_of(batch_ids: list[object], position: dict[str, int], seen: np.ndarray
         rows[k] = at
     seen[rows] = False  # set again once the batch's vectors are checked and written
     return rows
+
+
+def export_embeddings(run: RunDir, encoder: HFEncoder, path: Path) -> int:
+    """Write the run's cached vectors for `encoder` as the Parquet this module imports (id, embedding).
+
+    Another run over the same items (a baseline, a rerun) then starts without embedding again.
+    """
+    ids, vectors = EmbeddingCache(run, encoder.key).load()
+    if not ids:
+        raise InputError(f"run {run.name!r} has no cached embeddings from {encoder.name!r} yet; embed its pool first")
+    writer: pq.ParquetWriter | None = None
+    try:
+        for start in range(0, len(ids), BATCH_ROWS):
+            block = np.asarray(vectors[start : start + BATCH_ROWS], dtype=np.float32)
+            dim = block.shape[1]
+            column = pa.FixedSizeListArray.from_arrays(pa.array(block.ravel(), pa.float32()), dim)
+            batch = pa.table({"id": pa.array(ids[start : start + BATCH_ROWS], pa.string()), "embedding": column})
+            writer = writer or pq.ParquetWriter(path, batch.schema)
+            writer.write_table(batch)
+    finally:
+        if writer is not None:
+            writer.close()
+    return len(ids)
