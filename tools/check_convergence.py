@@ -3,8 +3,16 @@
 On held-out items that two or more people labeled, the round's model counts as one more rater: its
 agreement with the people (Krippendorff's α, Fleiss' κ, Cohen's κ or percent agreement; default from
 spec.stopping) is set beside the people's agreement with each other (the human ceiling), both with
-bootstrap intervals over items. Judge labels are never counted as human; where a judge took part its
-figures are reported apart.
+bootstrap intervals over items. The ceiling reads every item two or more people labeled, pool items
+too (annotator overlap in Argilla or jsPsych); the model only held-out ones, since it trained on the
+pool. With overlap on the pool alone, the ceiling is reported by itself and the agreement rule waits.
+Judge labels are never counted as human; where a judge took part its figures are reported apart.
+
+Values are compared at the level the task type implies (the output names the distance): nominal for
+classes and forced choice, ordinal for scales, interval for magnitudes, the MASI set distance for
+multi_select option sets (`level=jaccard` for Jaccard, `nominal` for exact set identity), and exact
+match of normalized text (casefolded, whitespace collapsed, outer punctuation stripped) for free_text
+and cloze answers, which the generative head writes.
 
 Then every stopping rule of spec.json is evaluated: max rounds, label budget (count or cost),
 plateau of the held-out metric (|Δ| < ε for k rounds), stabilizing pool predictions (κ between
@@ -26,7 +34,7 @@ from alloop.tools.report.figures import figure
 from alloop.tools.run.models import ModelDir, latest_result_round
 from alloop.tools.run.schema import AgreementMetric
 from alloop.tools.stopping.evidence import gather_evidence
-from alloop.tools.stopping.rules import AgreementEvidence, RuleState, decide, rules_from_spec
+from alloop.tools.stopping.rules import AgreementEvidence, Interval, RuleState, decide, rules_from_spec
 
 
 class CheckConvergenceInput(RunArgs):
@@ -56,17 +64,18 @@ class CheckConvergenceOutput(BaseModel):
         lines = [f"run {self.run}, round {self.round}: {self.decision.upper()}"]
         found = self.agreement
         if found is not None:
+            held = found.ceiling_items - found.ceiling_pool_items
+            on = " + ".join(f"{n} {kind}" for n, kind in ((held, "held-out"), (found.ceiling_pool_items, "pool")) if n)
             lines += [
-                f"  {found.metric} ({found.level}) on {found.n_items} held-out items, {found.n_people} people:",
-                f"    model–human   {figure(found.model_human.value, 4)}  "
-                f"[{figure(found.model_human.ci_low, 4)}, {figure(found.model_human.ci_high, 4)}]",
-                f"    human ceiling {figure(found.human_ceiling.value, 4)}  "
-                f"[{figure(found.human_ceiling.ci_low, 4)}, {figure(found.human_ceiling.ci_high, 4)}]",
-                f"    gap           {figure(found.gap.value, 4)}  "
-                f"[{figure(found.gap.ci_low, 4)}, {figure(found.gap.ci_high, 4)}]",
+                f"  {found.metric} ({found.level}: {found.distance}), {found.n_people} people:",
+                f"    model–human   {_shown(found.model_human)}  on {found.n_items} held-out items",
+                f"    human ceiling {_shown(found.human_ceiling)}  on {on} items",
+                f"    gap           {_shown(found.gap)}",
             ]
-            ranked = sorted(found.per_person.items(), key=lambda kv: -1e9 if kv[1] is None else -kv[1])
+            ranked = sorted(found.per_person.items(), key=lambda kv: 1e9 if kv[1] is None else -kv[1])
             lines.append("    each person with the others: " + ", ".join(f"{n} {figure(v, 4)}" for n, v in ranked))
+            if found.note:
+                lines.append(f"    note: {found.note}")
         elif self.agreement_note:
             lines.append(f"  agreement: {self.agreement_note}")
         if self.judge_assisted is not None:
@@ -81,6 +90,12 @@ class CheckConvergenceOutput(BaseModel):
         return "\n".join(lines)
 
 
+def _shown(interval: Interval) -> str:
+    if interval.value is None:
+        return "–"
+    return f"{figure(interval.value, 4)}  [{figure(interval.ci_low, 4)}, {figure(interval.ci_high, 4)}]"
+
+
 def check_convergence(args: CheckConvergenceInput, ctx: ToolContext) -> CheckConvergenceOutput:
     """Decide stop or go, and why: spec.json's stopping rules, and the model's agreement with people
     beside the human ceiling (on held-out items two or more people labeled).
@@ -92,17 +107,10 @@ def check_convergence(args: CheckConvergenceInput, ctx: ToolContext) -> CheckCon
     round_ = args.round if args.round is not None else latest_result_round(run)
     metric = args.metric or spec.stopping.agreement_metric
     predictions = ModelDir(run, round_).predictions()
-    if spec.task_type == "multi_select" and args.level is None:
-        level, report, judged = "nominal", None, None
-        note = "agreement on option sets (a set-valued distance) is not measured yet; the other rules decide"
-    elif spec.task_type in ("free_text", "cloze") and args.level is None:
-        level, report, judged = "nominal", None, None
-        note = "agreement on written answers is not measured yet; the other rules decide"
-    else:
-        level = level_for(spec, args.level)
-        report, judged, note = measure_agreement(
-            run, spec, round_, predictions, metric, level, args.bootstrap, args.confidence, args.seed, ctx.progress
-        )
+    level = level_for(spec, args.level)
+    report, judged, note = measure_agreement(
+        run, spec, round_, predictions, metric, level, args.bootstrap, args.confidence, args.seed, ctx.progress
+    )
     evidence = gather_evidence(run, spec, round_, ctx.now())
     if report is not None:
         evidence.agreement = AgreementEvidence(
@@ -112,6 +120,8 @@ def check_convergence(args: CheckConvergenceInput, ctx: ToolContext) -> CheckCon
             model_human=report.model_human,
             human_ceiling=report.human_ceiling,
             gap=report.gap,
+            ceiling_items=report.ceiling_items,
+            ceiling_from=report.ceiling_from,
         )
     evidence.agreement_note = note
     decision = decide(rules_from_spec(spec), evidence)

@@ -73,8 +73,8 @@ def test_a_coder_coding_a_unit_twice():
         ag.Ratings.from_rows(data)
 
 
-def test_list_values_are_refused():
-    with pytest.raises(InputError, match="compute agreement per option"):
+def test_list_values_are_refused_at_single_value_levels():
+    with pytest.raises(InputError, match="for multi-select answers use level masi or jaccard"):
         ag.Ratings.from_rows(rows((1, "ann", ["a", "b"]), (1, "bob", ["a"])))
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 
+from nltk.metrics.distance import masi_distance
 from typer.testing import CliRunner
 
 from alloop.cli import app
 
 from .agreement_data import KRIPPENDORFF_2011, matrix_rows
+from .test_set_and_text_agreement import EMOTIONS, TAGS, nltk_alpha
 
 runner = CliRunner()
 
@@ -100,3 +102,12 @@ def test_check_convergence_over_a_run(tmp_path):
     assert text.stdout.startswith("run demo, round 3: STOP") and "human ceiling" in text.stdout
     missing = runner.invoke(app, ["check-convergence", "nope", "--root", str(root.path)])
     assert missing.exit_code == 2 and "no run 'nope'" in missing.output
+
+
+def test_agreement_on_option_sets_with_masi(tmp_path):
+    path = write_jsonl(tmp_path / "tags.jsonl", matrix_rows(TAGS))
+    args = ["agreement", "--annotations", str(path), "--level", "masi", "--labels", ",".join(EMOTIONS), "--json"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["level"] == "masi" and abs(out["value"] - nltk_alpha(TAGS, masi_distance)) < 1e-12

@@ -144,5 +144,3 @@ def test_rules_together_from_the_spec():
     stopping = decide(rules, evidence)
     assert stopping.stop
     assert [r.split(":")[0] for r in stopping.reasons] == ["label_budget", "human_agreement"]
-
-

@@ -5,18 +5,22 @@ row, or `value: null`). From them `Ratings` builds a units × coders table of co
 ordered value domain (the label schema where one is given). On it:
 
 - Krippendorff's α for nominal, ordinal, interval and ratio data (the point estimate comes from
-  the `krippendorff` package; missing values allowed, units with one value carry nothing);
+  the `krippendorff` package; missing values allowed, units with one value carry nothing), and
+  for option sets (multi-select answers) with the MASI or Jaccard set distance (levels `masi`,
+  `jaccard`; `sets`), computed here and checked against nltk's AnnotationTask in the tests;
 - Fleiss' κ (Fleiss 1971; where units have different numbers of ratings, each unit's agreement
   uses its own number of raters and the category shares are pooled over all ratings);
 - Cohen's κ per pair of coders and averaged over pairs (Light's κ); ordinal data use linear
-  weights over the ordered categories, interval data squared differences of the values;
+  weights over the ordered categories, interval data squared differences of the values (no
+  ratio or set form: α covers those);
 - percent agreement: the mean over units of the share of agreeing coder pairs (for two coders,
-  the share of units on which they agree). Reported as a proportion in [0, 1].
+  the share of units on which they agree; for option sets, equal sets). A proportion in [0, 1].
 
 `ratings` reads and checks the data, `statistics` writes each metric as a function of unit
 weights (so a bootstrap is a matrix product), `bootstrap` resamples units, and `agreement()`
 here is the one call that puts them together. `convergence` measures a run's model against its
-annotators and is imported on its own (it reads run files).
+annotators and is imported on its own (it reads run files); `answers` normalizes written answers
+for it.
 """
 
 from __future__ import annotations
@@ -29,11 +33,13 @@ from pydantic import BaseModel, Field
 
 from alloop.tools.agreement.bootstrap import bootstrap, percentile_interval
 from alloop.tools.agreement.ratings import Level, Ratings, read_annotations
+from alloop.tools.agreement.sets import SET_LEVELS
 from alloop.tools.agreement.statistics import (
     METRICS,
     coder_pairs,
     cohen_statistic,
     cohens_kappa,
+    distance_alpha,
     finite,
     krippendorff_alpha,
     statistic,
@@ -43,12 +49,14 @@ from alloop.tools.errors import InputError
 
 __all__ = [
     "METRICS",
+    "SET_LEVELS",
     "AgreementResult",
     "Level",
     "PairAgreement",
     "Ratings",
     "agreement",
     "cohens_kappa",
+    "distance_alpha",
     "krippendorff_alpha",
     "read_annotations",
 ]

@@ -10,26 +10,34 @@ from alloop.tools.agreement.statistics import CHUNK_CELLS, Statistic
 from alloop.tools.base import ProgressFn, no_progress
 
 
-def bootstrap_weights(n_units: int, units: np.ndarray, n_boot: int, rng: np.random.Generator) -> Iterable[np.ndarray]:
+def bootstrap_weights(
+    n_units: int,
+    units: np.ndarray,
+    n_boot: int,
+    rng: np.random.Generator,
+    strata: np.ndarray | None = None,
+) -> Iterable[np.ndarray]:
     """Chunks of unit weights: each row is one resample (with replacement) of `units`.
 
-    A weight is how many times the unit was drawn; units outside `units` weigh 0.
+    A weight is how many times the unit was drawn; units outside `units` weigh 0. With `strata`
+    (a label per unit), each stratum is resampled apart, so every resample keeps its size.
     """
-    pool = np.flatnonzero(units)
-    size = pool.size
-    chunk = max(1, min(n_boot, CHUNK_CELLS // max(size, 1)))
+    if strata is None:
+        groups = [np.flatnonzero(units)]
+    else:
+        groups = [np.flatnonzero(units & (strata == s)) for s in np.unique(strata[units])]
+    total = sum(g.size for g in groups)
+    chunk = max(1, min(n_boot, CHUNK_CELLS // max(total, 1)))
     done = 0
     while done < n_boot:
         rows = min(chunk, n_boot - done)
-        draws = rng.integers(0, size, size=(rows, size))
-        draws += (np.arange(rows) * size)[:, None]
-        counts = np.bincount(draws.ravel(), minlength=rows * size).reshape(rows, size)
-        if size == n_units:
-            yield counts.astype(np.float64)
-        else:
-            weights = np.zeros((rows, n_units))
-            weights[:, pool] = counts
-            yield weights
+        weights = np.zeros((rows, n_units))
+        for pool in groups:
+            size = pool.size
+            draws = rng.integers(0, size, size=(rows, size))
+            draws += (np.arange(rows) * size)[:, None]
+            weights[:, pool] = np.bincount(draws.ravel(), minlength=rows * size).reshape(rows, size)
+        yield weights
         done += rows
 
 
@@ -38,11 +46,13 @@ def bootstrap(
     n_boot: int,
     seed: int = 0,
     progress: ProgressFn = no_progress,
+    strata: np.ndarray | None = None,
 ) -> np.ndarray:
     """Resample units jointly for all `stats`: an array (len(stats), n_boot) of values.
 
     The same resamples serve every statistic, so differences between them (a model against
-    the human ceiling) can be read off paired.
+    the human ceiling) can be read off paired. `strata` resamples groups of units apart
+    (held-out and pool items: each resample keeps as many of each).
     """
     if n_boot < 1 or not stats:
         return np.empty((len(stats), 0))
@@ -50,7 +60,7 @@ def bootstrap(
     rng = np.random.default_rng(seed)
     out = np.empty((len(stats), n_boot))
     done = 0
-    for weights in bootstrap_weights(units.size, units, n_boot, rng):
+    for weights in bootstrap_weights(units.size, units, n_boot, rng, strata):
         for index, stat in enumerate(stats):
             out[index, done : done + weights.shape[0]] = stat.fn(weights)
         done += weights.shape[0]

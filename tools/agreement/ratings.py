@@ -2,6 +2,8 @@
 
 A missing value is an absent row or `value: null`. Values are checked against the level of
 measurement and the label schema here, once, so the statistics never see a malformed table.
+At the set levels (`masi`, `jaccard`) a value is a set of options (a list, or text 'a|b'); the
+domain then holds the sets seen, each as a tuple of options (schema order, else sorted).
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ from typing import Any, Literal, get_args
 
 import numpy as np
 
+from alloop.tools.agreement.sets import SET_LEVELS, option_set
 from alloop.tools.errors import InputError
 from alloop.tools.run.rundir import read_jsonl
 
-Level = Literal["nominal", "ordinal", "interval", "ratio"]
+Level = Literal["nominal", "ordinal", "interval", "ratio", "masi", "jaccard"]
 LEVELS: tuple[str, ...] = get_args(Level)
 MISSING = -1
 
@@ -31,7 +34,8 @@ class Ratings:
     """Reliability data: `codes[u, c]` is the index into `domain` that coder c gave unit u.
 
     `MISSING` (-1) marks a unit the coder did not code. `domain` is ordered (the label schema,
-    or the sorted values seen); for interval and ratio data it holds numbers.
+    or the sorted values seen); for interval and ratio data it holds numbers, for the set
+    levels option sets (tuples).
     """
 
     units: tuple[str, ...]
@@ -163,7 +167,7 @@ class Ratings:
         return (self.codes >= 0).sum(axis=1) >= 2
 
     def numbers(self) -> np.ndarray:
-        """The domain as numbers: the values for interval/ratio data, else the positions."""
+        """The domain as numbers: the values for interval/ratio data, else the positions (sets too)."""
         if self.level in ("interval", "ratio"):
             return np.asarray(self.domain, dtype=np.float64)
         return np.arange(self.n_values, dtype=np.float64)
@@ -190,6 +194,12 @@ class Ratings:
         level = _check_level(level)
         if level in ("interval", "ratio") and not all(_is_number(v) for v in self.domain):
             raise InputError(f"{self.source}: level {level!r} needs numeric values, got {list(self.domain)[:5]}")
+        sets = all(isinstance(v, tuple) for v in self.domain)
+        if (level in SET_LEVELS) != sets and not (level == "nominal" and sets):
+            raise InputError(
+                f"{self.source}: level {level!r} does not fit values {list(self.domain)[:5]}; option sets "
+                f"take {', '.join(SET_LEVELS)} (or nominal for exact set identity), single values the others"
+            )
         return Ratings(self.units, self.coders, self.codes, self.domain, level, self.source)  # type: ignore[arg-type]
 
     def check_comparable(self) -> None:
@@ -263,10 +273,12 @@ class _Schema:
         """The value's key in the domain, or None when the value is missing."""
         if raw is None or (isinstance(raw, float) and math.isnan(raw)):
             return None
-        if isinstance(raw, (list, tuple, dict)):
+        if self.level in SET_LEVELS:
+            return self._parse_set(raw, where)
+        if isinstance(raw, (list, tuple, set, frozenset, dict)):
             raise InputError(
-                f"{where}: value {raw!r} is a {type(raw).__name__}; agreement compares single values "
-                "(for multi-select answers, compute agreement per option as yes/no)"
+                f"{where}: value {raw!r} is a {type(raw).__name__}; level {self.level!r} compares single values "
+                f"(for multi-select answers use level {' or '.join(SET_LEVELS)})"
             )
         if self.labels is not None:
             text = raw if isinstance(raw, str) else (str(raw).lower() if isinstance(raw, bool) else number_text(raw))
@@ -296,7 +308,31 @@ class _Schema:
             raise InputError(f"{where}: value {raw!r} is negative; level 'ratio' needs values ≥ 0 (or use 'interval')")
         return number
 
+    def _parse_set(self, raw: Any, where: str) -> tuple[str, ...]:
+        options = option_set(raw)
+        if options is None:
+            raise InputError(
+                f"{where}: value {raw!r} is not an option set; level {self.level!r} reads a list of options "
+                "or text 'a|b' ('' for none chosen)"
+            )
+        if len(set(options)) != len(options):
+            raise InputError(f"{where}: value {raw!r} names an option twice")
+        if self.labels is not None:
+            unknown = [o for o in options if o not in self.labels]
+            if unknown:
+                raise InputError(
+                    f"{where}: options {unknown} of value {raw!r} are not in the label schema {self.labels}; "
+                    "fix the row or the schema"
+                )
+            return tuple(sorted(options, key=self.labels.index))
+        return tuple(sorted(options))
+
     def domain(self, values: Sequence[Any]) -> list[Any]:
+        if self.level in SET_LEVELS:
+            if self.labels is not None:
+                position = {label: i for i, label in enumerate(self.labels)}
+                return sorted(set(values), key=lambda value: [position[o] for o in value])
+            return sorted(set(values))
         if self.labels is not None:
             if self.numeric_labels is not None:
                 return sorted(set(self.numeric_labels.values()))

@@ -22,6 +22,7 @@ from typing import Any, get_args
 import numpy as np
 
 from alloop.tools.agreement.ratings import Level, Ratings
+from alloop.tools.agreement.sets import SET_LEVELS, distance_matrix
 from alloop.tools.errors import InputError
 from alloop.tools.run.schema import AgreementMetric
 
@@ -134,6 +135,10 @@ def alpha_statistic(r: Ratings, focus: str | None = None) -> Statistic:
     """Krippendorff's α at the data's level, as a function of unit weights."""
     if r.level == "interval":
         return _interval_alpha(r, focus)
+    if r.level == "ratio":
+        return distance_alpha(r, _ratio_distance(r.numbers()), focus)
+    if r.level in SET_LEVELS:
+        return distance_alpha(r, distance_matrix(r.domain, r.level), focus)
     v = r.n_values
     cells = r.n_units * v * (v if r.level == "ordinal" else 1)
     if cells > _ALPHA_CELL_LIMIT:
@@ -191,21 +196,49 @@ def alpha_statistic(r: Ratings, focus: str | None = None) -> Statistic:
 
         return Statistic("krippendorff_alpha", nominal, units)
 
-    # ratio
-    dist = _ratio_distance(r.numbers())
-    within = (
-        ((c @ dist) * c).sum(axis=1) * scale if focus is None else 2 * (others * dist[f]).sum(axis=1) * inv_k * units
-    )
+    raise InputError(f"{r.source}: no α for level {r.level!r}")
+
+
+def distance_alpha(r: Ratings, dist: np.ndarray, focus: str | None = None) -> Statistic:
+    """Krippendorff's α with any difference function, given as its values × values matrix over
+    `r.domain` (symmetric, zero on the diagonal), as a function of unit weights.
+
+    Observed disagreement: each unit's pairs of values, weighted 1/(m_u − 1); expected: all pairs
+    of pairable values. The set levels (MASI, Jaccard) and ratio α are this with their distances.
+    """
+    v = r.n_values
+    if dist.shape != (v, v):
+        raise InputError(f"{r.source}: the distance matrix is {dist.shape}, the domain has {v} values")
+    if r.n_units * v > _ALPHA_CELL_LIMIT:
+        raise InputError(
+            f"{r.source}: {v} distinct values over {r.n_units} units are too many for {r.level} α here; "
+            "merge rare values or measure fewer units"
+        )
+    c = r.counts().astype(np.float64)
+    if focus is None:
+        m = c.sum(axis=1)
+        units = m >= 2
+        scale = np.where(units, 1.0 / np.where(units, m - 1, 1), 0.0)
+        within = ((c @ dist) * c).sum(axis=1) * scale
+        nvec = c * units[:, None]
+    else:
+        f, others, k, units = _focus_parts(r, focus)
+        others = others.astype(np.float64)
+        inv_k = np.where(units, 1.0 / np.maximum(k, 1), 0.0)
+        within = 2 * (others * dist[f]).sum(axis=1) * inv_k * units
+        onehot = np.zeros_like(c)
+        onehot[np.arange(r.n_units), f] = 1.0
+        nvec = (onehot + others * inv_k[:, None]) * units[:, None]
     s = np.column_stack([within, nvec])
 
-    def ratio(w: np.ndarray) -> np.ndarray:
+    def alpha(w: np.ndarray) -> np.ndarray:
         t = w @ s
         n = t[:, 1:]
         total = n.sum(axis=1)
         expected = np.einsum("bi,ij,bj->b", n, dist, n) / (total - 1)
         return 1 - _safe_ratio(t[:, 0], expected)
 
-    return Statistic("krippendorff_alpha", ratio, units)
+    return Statistic("krippendorff_alpha", alpha, units)
 
 
 def _pair_agreement(c: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -271,7 +304,7 @@ def cohen_weights(level: str, numbers: np.ndarray) -> np.ndarray:
         return np.abs(i[:, None] - i[None, :])
     if level == "interval":
         return (numbers[:, None] - numbers[None, :]) ** 2
-    raise InputError("Cohen's κ has no ratio form; use krippendorff_alpha for ratio data")
+    raise InputError(f"Cohen's κ has no {level} form; use krippendorff_alpha for {level} data")
 
 
 def _kappa_from_confusion(conf: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -366,7 +399,7 @@ def statistic(r: Ratings, metric: str, focus: str | None = None) -> Statistic:
         if r.level != "nominal":
             raise InputError(
                 f"Fleiss' κ is for nominal data, not {r.level!r}; use krippendorff_alpha "
-                "(or cohens_kappa with its weights) for ordered values"
+                "(or cohens_kappa with its weights) for ordered values or option sets"
             )
         return fleiss_statistic(r, focus)
     if metric == "cohens_kappa":
@@ -377,13 +410,17 @@ def statistic(r: Ratings, metric: str, focus: str | None = None) -> Statistic:
 
 
 def krippendorff_alpha(r: Ratings, level: str | None = None) -> float:
-    """Krippendorff's α from the `krippendorff` package (NaN where all values agree by chance)."""
+    """Krippendorff's α from the `krippendorff` package (NaN where all values agree by chance).
+
+    The package has no set distances: at the set levels the figure is `distance_alpha`'s (the
+    tests check it against nltk's AnnotationTask).
+    """
     import krippendorff
 
     if level is not None and level != r.level:
         r = r.with_level(level)
     r.check_comparable()
-    if r.n_units * r.n_values**2 > _PACKAGE_CELL_LIMIT:
+    if r.level in SET_LEVELS or r.n_units * r.n_values**2 > _PACKAGE_CELL_LIMIT:
         return alpha_statistic(r).value()
     if r.n_values < 2:
         return float("nan")

@@ -18,7 +18,8 @@ Rules (each off when its setting is None):
 - `stable_predictions`: Cohen's κ between successive rounds' predictions on the pool (the items
   both rounds scored) was at least the threshold, k times in a row;
 - `human_agreement`: model–human agreement reached an absolute threshold, or the human–human
-  ceiling minus a margin, on at least `agreement_min_items` held-out items;
+  ceiling minus a margin, on at least `agreement_min_items` held-out items (the ceiling may also
+  read pool items people overlapped on; the model is measured on held-out items only);
 - `time_cap`: hours since the run was created reached `budget.max_hours`.
 """
 
@@ -61,14 +62,17 @@ class Interval(BaseModel):
 
 
 class AgreementEvidence(BaseModel):
-    """What check_convergence measured on the held-out items several people labeled."""
+    """What check_convergence measured: the model on the held-out items several people labeled,
+    the ceiling on every item several people labeled."""
 
     metric: str
     level: str
-    n_items: int
+    n_items: int = Field(description="Held-out items model_human reads (0: none, the ceiling stands alone).")
     model_human: Interval
     human_ceiling: Interval
     gap: Interval = Field(default_factory=Interval, description="model − ceiling, paired over resamples.")
+    ceiling_items: int = Field(0, description="Items the ceiling reads.")
+    ceiling_from: str = Field("held-out", description="held-out, pool, or held-out and pool.")
 
 
 class PredictionChange(BaseModel):
@@ -336,15 +340,23 @@ class HumanAgreement(StoppingRule):
             "model_human": found.model_human.model_dump(),
             "human_ceiling": found.human_ceiling.model_dump(),
             "gap": found.gap.model_dump(),
+            "ceiling_items": found.ceiling_items,
+            "ceiling_from": found.ceiling_from,
             "threshold": self.threshold,
             "margin": self.margin,
             "compares": "interval lower bounds" if self.use_lower_bound else "point estimates",
         }
         if found.n_items < self.min_items:
+            ceiling = ""
+            if found.n_items == 0:
+                ceiling = (
+                    f"; the human ceiling {figure(found.human_ceiling.value, 3)} stands alone, on "
+                    f"{found.ceiling_items} {found.ceiling_from} items"
+                )
             return self._state(
                 None,
-                f"only {found.n_items} held-out items have labels from two or more people; "
-                f"the rule needs {self.min_items}",
+                f"only {found.n_items} held-out items have labels from two or more people and a prediction; "
+                f"the rule needs {self.min_items} to compare the model with people{ceiling}",
                 **facts,
             )
         model = found.model_human.ci_low if self.use_lower_bound else found.model_human.value
