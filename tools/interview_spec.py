@@ -16,14 +16,15 @@ from pathlib import Path
 from typing import Any, get_args
 
 import numpy as np
+import pyarrow as pa
 from pydantic import BaseModel, Field, ValidationError
 
 from alloop.tools.base import RunArgs, ToolContext, ToolSpec
 from alloop.tools.errors import AlloopError, InputError, describe_validation
+from alloop.tools.run.item_files import ItemFile, LabeledRow, read_item_file
 from alloop.tools.run.items import ItemTable
 from alloop.tools.run.labels import check_label, row_text
-from alloop.tools.run.reader import normalize_id
-from alloop.tools.run.rundir import RunDir, RunRoot, read_jsonl
+from alloop.tools.run.rundir import RunDir, RunRoot
 from alloop.tools.run.schema import (
     LABELED_TASKS,
     Destination,
@@ -244,13 +245,6 @@ def preview_open_questions(args: InterviewInput, root: RunRoot) -> list[Question
     return _open_questions(_merge({"run": args.run}, answers), _answered_keys(answers))
 
 
-def load_items(ctx: ToolContext, path: str, what: str) -> list[dict[str, Any]]:
-    rows = read_jsonl(ctx.input_path(path))
-    if not rows:
-        raise InputError(f"{what} file {path} has no rows")
-    return rows
-
-
 def interview_spec(args: InterviewInput, ctx: ToolContext) -> InterviewOutput:
     """Set up or revise a run's spec.json from the interview answers.
 
@@ -422,13 +416,11 @@ class _Items:
 
 def _read_items(ctx: ToolContext, pool_file: str, heldout_from: str | None, spec: TaskSpec) -> _Items:
     """Read and check the pool and held-out set against the spec; nothing is written."""
-    pool_rows = load_items(ctx, pool_file, "pool")
-    pool_rows, heldout_rows = _split_heldout(ctx, heldout_from, pool_rows, spec)
-    existing = _existing_labels(spec, pool_rows, pool_file)
-    pool = ItemTable.from_rows([{k: v for k, v in r.items() if k != "label"} for r in pool_rows], pool_file)
+    pool_file_items = read_item_file(ctx.input_path(pool_file), pool_file)
+    pool, labeled, heldout = _split_heldout(ctx, heldout_from, pool_file_items, spec)
+    existing = _existing_labels(spec, labeled, pool_file)
     pool.texts(spec.text_fields)
     pool.numeric(spec.model.predictors)  # a design predictor must be a number in every row, checked now
-    heldout = ItemTable.from_rows(heldout_rows, heldout_from or "heldout") if heldout_rows else None
     if heldout is not None:
         heldout.numeric(spec.model.predictors)  # evaluation predicts held-out items from them too
         overlap = set(pool.ids) & set(heldout.ids)
@@ -443,11 +435,11 @@ def _read_items(ctx: ToolContext, pool_file: str, heldout_from: str | None, spec
 
 
 def _split_heldout(
-    ctx: ToolContext, heldout: str | None, pool_rows: list[dict[str, Any]], spec: TaskSpec
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The held-out rows (gold labels checked) and the pool rows left for selection."""
+    ctx: ToolContext, heldout: str | None, pool: ItemFile, spec: TaskSpec
+) -> tuple[ItemTable, list[LabeledRow], ItemTable | None]:
+    """The pool left for selection, its labeled rows, and the held-out set (gold labels checked, as `label`)."""
     if not heldout or heldout == "none":
-        return pool_rows, []
+        return pool.table, pool.labeled, None
     if heldout.startswith("split:"):
         try:
             fraction = float(heldout.split(":", 1)[1])
@@ -455,40 +447,54 @@ def _split_heldout(
             raise InputError(f"heldout {heldout!r}: write split:FRACTION, e.g. split:0.2") from None
         if not 0 < fraction < 1:
             raise InputError(f"heldout split fraction must lie between 0 and 1, got {fraction}")
-        labeled = [i for i, r in enumerate(pool_rows) if r.get("label") not in (None, "")]
-        if len(labeled) < 2:
+        if len(pool.labeled) < 2:
             raise InputError("heldout split needs pool rows with a 'label'; none have one")
         rng = np.random.default_rng(spec.selection.seed)
-        chosen = set(rng.choice(labeled, size=max(1, round(fraction * len(labeled))), replace=False).tolist())
-        held = [pool_rows[i] for i in sorted(chosen)]
-        rest = [r for i, r in enumerate(pool_rows) if i not in chosen]
+        size = max(1, round(fraction * len(pool.labeled)))
+        chosen = sorted(rng.choice(len(pool.labeled), size=size, replace=False).tolist())
+        held_rows = [pool.labeled[k] for k in chosen]
+        taken = np.array([row.index for row in held_rows])
+        keep = np.ones(len(pool.table), dtype=bool)
+        keep[taken] = False
+        rest = pool.table.table.filter(pa.array(keep))
+        left = [  # positions in the table that is left
+            LabeledRow(row.index - int(np.searchsorted(taken, row.index)), row.line, row.row)
+            for row in pool.labeled
+            if keep[row.index]
+        ]
+        held_table = pool.table.table.take(pa.array(taken))
+        where, rest_table = heldout, ItemTable(rest, pool.table.source)
     else:
-        held = load_items(ctx, heldout, "held-out")
-        rest = pool_rows
-    for number, row in enumerate(held, start=1):
-        if row.get("label") in (None, ""):
-            raise InputError(f"{heldout}:{number}: held-out row {row.get('id')!r} has no 'label'")
-        row["label"] = check_label(spec, row["label"], f"{heldout}:{number}", row_text(spec, row))
-    return rest, held
+        held_file = read_item_file(ctx.input_path(heldout), heldout)
+        unlabeled = len(held_file.table) - len(held_file.labeled)
+        if unlabeled:
+            have = {row.index for row in held_file.labeled}
+            missing = next(item for i, item in enumerate(held_file.table.ids) if i not in have)
+            raise InputError(
+                f"{heldout}:{held_file.lines[missing]}: held-out row {missing!r} has no 'label' ({unlabeled} rows "
+                "lack one); every held-out item needs its gold label"
+            )
+        held_rows, held_table = held_file.labeled, held_file.table.table
+        where, rest_table, left = heldout, pool.table, pool.labeled
+    gold = [check_label(spec, row.row["label"], f"{where}:{row.line}", row_text(spec, row.row)) for row in held_rows]
+    return rest_table, left, ItemTable(held_table.append_column("label", pa.array(gold)), where)
 
 
-def _existing_labels(spec: TaskSpec, rows: list[dict[str, Any]], source: str) -> list[LabelEvent]:
+def _existing_labels(spec: TaskSpec, rows: list[LabeledRow], source: str) -> list[LabelEvent]:
     """Labels already in the pool file become `import` events of round 0."""
     events = []
-    for number, row in enumerate(rows, start=1):
-        if row.get("label") in (None, ""):
-            continue
-        label = check_label(spec, row["label"], f"{source}:{number}", row_text(spec, row))
-        item_id = normalize_id(row.get("id"), f"{source}:{number}")  # as the pool's ids are
+    for labeled in rows:
+        row = labeled.row
+        label = check_label(spec, row["label"], f"{source}:{labeled.line}", row_text(spec, row))
         events.append(
             LabelEvent(
-                item_id=item_id,
+                item_id=row["id"],  # normalized as the pool's ids are
                 label=label,
                 source="import",
                 annotator=str(row.get("annotator", "import")),
                 round=0,
                 destination="file",
-                external_id=f"{Path(source).name}:{item_id}",
+                external_id=f"{Path(source).name}:{row['id']}",
             )
         )
     return events
