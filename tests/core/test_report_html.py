@@ -135,11 +135,35 @@ def test_empty_columns_are_left_out_of_the_round_table(finished):
 def test_agreement_shows_the_model_and_the_human_ceiling_with_intervals(finished):
     _, _, page = finished
     text = page.text["agreement"]
-    assert "on 30 held-out items labeled by two or more of 2 people" in text
+    assert "the model with people on 30 held-out items; the human ceiling among 2 people on 30 items" in text
     cells = page.cells["agreement"]
     ceiling = cells[cells.index("human ceiling") + 1 : cells.index("human ceiling") + 4]
     value, low, high = (float(c) for c in ceiling)
     assert low <= value <= high < 1.0
+
+
+def test_a_ceiling_from_pool_overlap_alone_is_shown_and_said(looped_run, tmp_path):
+    root = RunRoot(tmp_path / "runs")
+    root.path.mkdir(parents=True)
+    shutil.copytree(looped_run, root.path / "looped")
+    run = root.run("looped")
+    labels = run.spec().labels
+    pool_items = sorted({e.item_id for e in run.labels()})[:20]
+    people = [
+        LabelEvent(
+            item_id=item, label=labels[(k * (name == "ben")) % len(labels)], source="human", annotator=name, round=3
+        )
+        for k, item in enumerate(pool_items)
+        for name in ("ana", "ben")
+    ]
+    with run.lock():
+        run.append_labels(people)
+    write_report(ReportInput(run="looped"), ToolContext(root=root, inputs_anywhere=True))
+    page = Page()
+    page.feed(run.inside("report.html").read_text(encoding="utf-8"))
+    text = page.text["agreement"]
+    assert "the model with people on 0 held-out items" in text
+    assert "on 20 items labeled by two or more (pool, 20 of them pool items)" in text
 
 
 def test_the_page_says_why_the_run_stopped_and_who_labeled(finished):

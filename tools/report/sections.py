@@ -381,11 +381,16 @@ def agreement(run: RunDir, spec: TaskSpec, rows: list[ResultRow]) -> Section:
         except AlloopError as exc:
             note = str(exc)
     if report is not None:
+        distance = f", {report.distance}" if report.distance else ""
+        pool = f", {report.ceiling_pool_items} of them pool items" if report.ceiling_pool_items else ""
         section.notes.append(
-            f"{report.metric} ({report.level}) on {report.n_items} held-out items labeled by two or more of "
-            f"{report.n_people} people, round {rounds[-1]}; {report.confidence:.0%} bootstrap intervals "
-            f"({report.bootstrap} resamples over items)."
+            f"{report.metric} ({report.level}{distance}), round {rounds[-1]}: the model with people on "
+            f"{report.n_items} held-out items; the human ceiling among {report.n_people} people on "
+            f"{report.ceiling_items} items labeled by two or more ({report.ceiling_from}{pool}). "
+            f"{report.confidence:.0%} bootstrap intervals ({report.bootstrap} resamples over items)."
         )
+        if report.note:
+            section.notes.append(report.note)
         section.tables.append(
             table(
                 [
