@@ -96,8 +96,16 @@ def test_mismatches_name_what_changed() -> None:
 
 def row(item_id: str, rank: int, prediction, confidence=0.7, **more) -> SelectionRow:
     return SelectionRow(
-        round=2, rank=rank, item_id=item_id, strategy="margin", reason="small margin", prediction=prediction,
-        confidence=confidence, model_version="round01 logistic/v1", scores={"margin": 0.1}, **more,
+        round=2,
+        rank=rank,
+        item_id=item_id,
+        strategy="margin",
+        reason="small margin",
+        prediction=prediction,
+        confidence=confidence,
+        model_version="round01 logistic/v1",
+        scores={"margin": 0.1},
+        **more,
     )
 
 
@@ -109,8 +117,15 @@ def test_record_payloads_carry_selection_and_suggestion() -> None:
     first = payloads[0]
     assert first["id"] == "a" and first["fields"] == {"text": "A"}
     assert first["metadata"] == {
-        "item_id": "a", "round": 2, "rank": 1, "strategy": "margin", "reason": "small margin", "prediction": "yes",
-        "confidence": 0.7, "model_version": "round01 logistic/v1", "score_margin": 0.1,
+        "item_id": "a",
+        "round": 2,
+        "rank": 1,
+        "strategy": "margin",
+        "reason": "small margin",
+        "prediction": "yes",
+        "confidence": 0.7,
+        "model_version": "round01 logistic/v1",
+        "score_margin": 0.1,
     }
     assert first["suggestion"] == {"value": "yes", "score": 0.7, "agent": "round01 logistic/v1"}
     assert payloads[1]["suggestion"] is None and payloads[1]["fields"] == {"text": ""}
@@ -153,12 +168,27 @@ def response(rid: str, user: str, status: str, value=None, when="2026-11-23T01:3
 
 
 RECORDS = [
-    {"id": "rec-a", "external_id": "a", "status": "completed", "metadata": {"round": 1},
-     "responses": [response("r1", "u1", "submitted", "yes"), response("r2", "u2", "submitted", "no")]},
-    {"id": "rec-b", "external_id": "b", "status": "pending", "metadata": {"round": 1},
-     "responses": [response("r3", "u1", "discarded"), response("r4", "u2", "draft", "yes")]},
-    {"id": "rec-c", "external_id": "c", "status": "pending", "metadata": {},
-     "responses": [response("r5", "u1", "submitted", "maybe")]},
+    {
+        "id": "rec-a",
+        "external_id": "a",
+        "status": "completed",
+        "metadata": {"round": 1},
+        "responses": [response("r1", "u1", "submitted", "yes"), response("r2", "u2", "submitted", "no")],
+    },
+    {
+        "id": "rec-b",
+        "external_id": "b",
+        "status": "pending",
+        "metadata": {"round": 1},
+        "responses": [response("r3", "u1", "discarded"), response("r4", "u2", "draft", "yes")],
+    },
+    {
+        "id": "rec-c",
+        "external_id": "c",
+        "status": "pending",
+        "metadata": {},
+        "responses": [response("r5", "u1", "submitted", "maybe")],
+    },
     {"id": "rec-d", "external_id": "d", "status": "pending", "metadata": {"round": 2}, "responses": []},
 ]
 USERS = {"u1": "ann1", "u2": "ann2"}
@@ -168,8 +198,11 @@ def test_events_from_records() -> None:
     plan = dataset_plan(spec("binary", ["no", "yes"], annotators_per_item=2))
     batch = events_from_records(plan, RECORDS, USERS, {"a", "b", "c", "d"}, {"c": 3}, "ds", "ws")
     got = [(e.item_id, e.annotator, e.status, e.label, e.round) for e in batch.events]
-    assert got == [("a", "ann1", "submitted", "yes", 1), ("a", "ann2", "submitted", "no", 1),
-                   ("b", "ann1", "discarded", None, 1)]
+    assert got == [
+        ("a", "ann1", "submitted", "yes", 1),
+        ("a", "ann2", "submitted", "no", 1),
+        ("b", "ann1", "discarded", None, 1),
+    ]
     first = batch.events[0]
     assert first.source == "human" and first.destination == "argilla"
     assert first.external_id == "r1@2026-11-23T01:33:01.567515" and first.time == "2026-11-23T01:33:01+00:00"
@@ -216,3 +249,52 @@ def test_progress_per_round_and_annotator() -> None:
 def test_server_time_is_utc_iso() -> None:
     assert server_time("2026-01-02T03:04:05.678") == "2026-01-02T03:04:05+00:00"
     assert server_time("2026-01-02T03:04:05+02:00") == "2026-01-02T01:04:05+00:00"
+
+
+def test_answers_the_spec_refuses_are_listed_not_pulled() -> None:
+    """A cloze answer for a blank the item lacks, or a non-positive magnitude on a log scale, never becomes a label."""
+    from alloop.tools.run.labels import label_problem
+
+    cloze = spec("cloze")
+    plan = dataset_plan(cloze)
+    texts = {"a": "The ___ sat on the mat.", "b": "The ___ sat on the ___."}
+    records = [
+        {"id": "rec-a", "external_id": "a", "metadata": {"round": 1},
+         "responses": [response("r1", "u1", "submitted", "cat | hat")]},
+        {"id": "rec-b", "external_id": "b", "metadata": {"round": 1},
+         "responses": [response("r2", "u1", "submitted", "cat | mat")]},
+    ]  # fmt: skip
+    batch = events_from_records(
+        plan,
+        records,
+        USERS,
+        {"a", "b"},
+        {},
+        "ds",
+        "ws",
+        problem=lambda item, label: label_problem(cloze, label, texts[item]),
+    )
+    assert [e.item_id for e in batch.events] == ["b"]
+    (refused,) = batch.invalid
+    assert refused["item_id"] == "a" and "blank" in refused["why"]
+
+    lognormal = spec("magnitude", model={"head": "lognormal"})
+    negative = [
+        {
+            "id": "rec-a",
+            "external_id": "a",
+            "metadata": {"round": 1},
+            "responses": [response("r1", "u1", "submitted", "-3")],
+        }
+    ]
+    batch = events_from_records(
+        dataset_plan(lognormal),
+        negative,
+        USERS,
+        {"a"},
+        {},
+        "ds",
+        "ws",
+        problem=lambda _, label: label_problem(lognormal, label),
+    )
+    assert batch.events == [] and "positive" in batch.invalid[0]["why"]

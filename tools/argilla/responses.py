@@ -12,7 +12,7 @@ the server and writes labels.jsonl.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -22,6 +22,7 @@ from alloop.tools.argilla.progress import _item_rounds, progress_from_records
 from alloop.tools.argilla.settings import QUESTION, DatasetPlan, QuestionPlan, _as_number, dataset_plan, mismatches
 from alloop.tools.base import ProgressFn, no_progress
 from alloop.tools.errors import InputError, StateError
+from alloop.tools.run.labels import label_problem
 from alloop.tools.run.schema import LabelEvent, utc_now
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -92,12 +93,14 @@ def events_from_records(
     dataset: str,
     workspace: str,
     round_filter: int | None = None,
+    problem: Callable[[str, Any], str | None] | None = None,
 ) -> PullBatch:
     """Every submitted or discarded response of these records as a candidate LabelEvent.
 
     `records` are GET /datasets/{id}/records items with responses; `usernames` maps user id to
     username; `item_rounds` gives the round an item was selected in, for records without
-    round metadata. Drafts are counted, never turned into events.
+    round metadata. Drafts are counted, never turned into events. `problem(item, label)` says why a
+    label does not fit the spec (the run's own check), and such answers are listed as invalid.
     """
     batch = PullBatch()
     for record in records:
@@ -136,6 +139,9 @@ def events_from_records(
                 raw = (values.get(QUESTION) or {}).get("value")
                 try:
                     label = answer_label(plan.question, plan.labels, raw)
+                    why = problem(item_id, label) if problem is not None else None
+                    if why is not None:
+                        raise ValueError(why)
                 except ValueError as exc:
                     batch.invalid.append(
                         {
@@ -248,6 +254,17 @@ def _open_dataset(client: Argilla, run: RunDir, target: Target) -> tuple[dict[st
     return ds, plan
 
 
+def _spec_check(run: RunDir) -> Callable[[str, Any], str | None]:
+    """The run's label check for pulled answers; a cloze answer is counted against its item's blanks."""
+    spec = run.spec()
+    texts: dict[str, str] = {}
+    if spec.task_type == "cloze":
+        for table in (run.pool(), run.heldout()):
+            if table is not None:
+                texts |= dict(zip(table.ids, table.texts(spec.text_fields), strict=True))
+    return lambda item, label: label_problem(spec, label, texts.get(item))
+
+
 def pull_responses(
     run: RunDir,
     dataset: str | None = None,
@@ -268,7 +285,15 @@ def pull_responses(
     heldout = run.heldout()
     known = pool_ids | (set(heldout.ids) if heldout is not None else set())
     batch = events_from_records(
-        plan, records, usernames, known, item_rounds, target.dataset, target.workspace, round_filter=round_
+        plan,
+        records,
+        usernames,
+        known,
+        item_rounds,
+        target.dataset,
+        target.workspace,
+        round_filter=round_,
+        problem=_spec_check(run),
     )
     if batch.unknown and not skip_unknown:
         shown = ", ".join(f"{u['item_id']!r} (record {u['record_id']})" for u in batch.unknown[:5])
