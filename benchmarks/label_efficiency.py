@@ -461,6 +461,48 @@ def paired_differences(runs: list[dict], dataset: str, seed_a: str, sel_a: str, 
     return [a[k] - b[k] for k in sorted(a.keys() & b.keys())]
 
 
+def plot_curves(runs: list[dict], meta: dict, out: Path) -> list[Path]:
+    """One PNG per data set: mean held-out macro-F1 over seeds against labels, for every strategy of the
+    main grid (alloop solid, small-text dashed), with ±1 standard error bands."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    seeding = meta["seed_strategies"][0]
+    written = []
+    for dataset in meta["datasets"]:
+        groups: dict[tuple[str, str], list[dict]] = {}
+        for r in runs:
+            if r["dataset"] == dataset and r["seed_strategy"] == seeding and "error" not in r:
+                groups.setdefault((r["side"], r["strategy"]), []).append(r)
+        if not groups:
+            continue
+        fig, ax = plt.subplots(figsize=(7.5, 4.5))
+        ax.set_prop_cycle(color=plt.get_cmap("tab20").colors)  # up to 20 strategies, each its own colour
+        for (side, strategy), rows in sorted(groups.items()):
+            x = rows[0]["n_labeled"]
+            curves = np.array([r["f1"] for r in rows if r["n_labeled"] == x])
+            mean = curves.mean(axis=0)
+            se = curves.std(axis=0, ddof=1) / np.sqrt(len(curves)) if len(curves) > 1 else np.zeros_like(mean)
+            style = "-" if side == "alloop" else "--"
+            (line,) = ax.plot(x, mean, style, lw=1.3, label=f"{side}: {strategy}")
+            ax.fill_between(x, mean - se, mean + se, color=line.get_color(), alpha=0.12, lw=0)
+        ax.set_xlabel("labeled items")
+        ax.set_ylabel("held-out macro-F1 (mean over seeds, ±1 se)")
+        ax.set_title(
+            f"{dataset}: seed {meta['seed_size']} ({seeding}) + {meta['rounds']} × {meta['batch']}", fontsize=10
+        )
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, ncol=2, loc="lower right")
+        fig.tight_layout()
+        path = out.with_name(f"{out.stem}_{dataset}.png")
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
 def markdown(runs: list[dict], meta: dict) -> str:
     summary = summarize(runs)
     datasets = [d for d in meta["datasets"] if any(r["dataset"] == d for r in runs)]
@@ -700,6 +742,7 @@ def main() -> None:
     if args.table_from:
         saved = json.loads(args.table_from.read_text())
         print(markdown(saved["runs"], saved["meta"]))
+        plot_curves(saved["runs"], saved["meta"], args.table_from)
         return
     if args.quick:
         args.seeds, args.rounds = args.seeds[:1], 3
@@ -814,9 +857,10 @@ def main() -> None:
         f"Command: `{meta['command']}`\n\n"
         f"Wall time: {meta['wall_seconds'] / 60:.1f} min on {meta['machine']}; alloop at {meta['commit']}.\n\n{table}"
     )
+    plots = plot_curves(runs, meta, args.out)
     print()
     print(table)
-    print(f"wall time {meta['wall_seconds'] / 60:.1f} min; results in {args.out}")
+    print(f"wall time {meta['wall_seconds'] / 60:.1f} min; results in {args.out}; curves: {', '.join(map(str, plots))}")
 
 
 if __name__ == "__main__":
