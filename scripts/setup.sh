@@ -16,7 +16,7 @@ if [ ! -f "$STAMP" ]; then
   "$VENV/bin/pip" install -q --upgrade pip
   # The CPU build of torch first: any other spec pulls a multi-GB CUDA build.
   "$VENV/bin/pip" install -q "torch==2.13.0"
-  "$VENV/bin/pip" install -q -e ".[dev,argilla,judge,wandb]"
+  "$VENV/bin/pip" install -q -e ".[dev,argilla,judge,wandb,modal]"
   rm -f "$VENV"/.alloop-setup-*
   touch "$STAMP"
 fi

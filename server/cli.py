@@ -147,6 +147,17 @@ app = typer.Typer(
 RootOption = Annotated[Path, typer.Option("--root", envvar="ALLOOP_ROOT", help="Folder holding the runs.")]
 
 
+@app.callback()
+def _everywhere(
+    backend: Annotated[
+        Literal["local", "modal"] | None,
+        typer.Option(help="Where embedding, encoder training and pool scoring run (spec.json's compute.backend)."),
+    ] = None,
+) -> None:
+    if backend:  # read by alloop.tools.compute (its BACKEND_ENV), which this start-up path does not import
+        os.environ["ALLOOP_BACKEND"] = backend
+
+
 def run_tool(
     spec: ToolSpec, arguments: dict[str, Any], root: Path, as_json: bool = False, show: bool = True, wide: bool = False
 ) -> BaseModel:

@@ -215,6 +215,32 @@ class TrackingSpec(_Strict):
         return name
 
 
+ComputeBackend = Literal["local", "modal"]
+"""Where embedding, encoder training and pool scoring run: in this process, or on Modal's GPUs."""
+
+
+class ComputeSpec(_Strict):
+    """Where the heavy steps run; Modal shards the pool, its tokens read from the environment only.
+
+    The same functions run either way and the run directory ends up the same; $ALLOOP_BACKEND overrides `backend`.
+    """
+
+    backend: ComputeBackend = Field("local", description="local (this process) or modal (sharded over the pool).")
+    gpu: str | None = Field("T4", description="Modal GPU type (T4, L4, A10G, A100, H100, ... or 'H100:2'); null: CPU.")
+    shard_size: int = Field(
+        4096, ge=1, description="Pool items per shard (embedding rounds it to the encoder's batch)."
+    )
+    timeout_s: int = Field(900, ge=10, le=86_400, description="Seconds one shard may run before it counts as failed.")
+    retries: int = Field(2, ge=0, le=10, description="Retries of a failed or timed-out shard before the step fails.")
+
+    @field_validator("gpu")
+    @classmethod
+    def _gpu_name(cls, gpu: str | None) -> str | None:
+        if gpu is not None and not re.fullmatch(r"[A-Za-z][A-Za-z0-9-]{0,31}(:[1-8])?", gpu):
+            raise ValueError(f"{gpu!r} is not a Modal GPU type: give a name such as 'T4', 'A100-80GB' or 'H100:2'")
+        return gpu
+
+
 class TaskSpec(_Strict):
     """spec.json: what the run is about. Changes bump `spec_version` and are logged."""
 
@@ -243,6 +269,7 @@ class TaskSpec(_Strict):
     model: ModelSpec = Field(default_factory=ModelSpec)
     selection: SelectionSpec = Field(default_factory=SelectionSpec)
     tracking: TrackingSpec = Field(default_factory=TrackingSpec)
+    compute: ComputeSpec = Field(default_factory=ComputeSpec)
     answered: list[str] = Field(
         default_factory=list, description="Interview questions a person answered (the rest are defaults)."
     )
