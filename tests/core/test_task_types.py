@@ -222,9 +222,8 @@ def headline_pairs(rows: list[dict], topic: dict[str, str], rng: np.random.Gener
     return pairs
 
 
-def test_a_forced_choice_run_fits_a_conditional_logit_over_the_options(ctx, bbc_slice, tmp_path):
-    from sklearn.metrics import log_loss
-
+def headline_pair_files(bbc_slice: dict[str, Path], tmp_path: Path) -> dict[str, Path]:
+    """pool, heldout and gold JSONL of "which headline is about sport?" pairs from the BBC slice."""
     rng = np.random.default_rng(3)
     texts = {r["id"]: r for r in read_jsonl(bbc_slice["pool"])}
     topic = {r["id"]: r["label"] for r in read_jsonl(bbc_slice["gold"])}
@@ -235,6 +234,13 @@ def test_a_forced_choice_run_fits_a_conditional_logit_over_the_options(ctx, bbc_
     rows_of = {"pool": [{k: v for k, v in r.items() if k != "label"} for r in pool], "heldout": heldout, "gold": pool}
     for name, path in files.items():
         path.write_text("".join(json.dumps(r) + "\n" for r in rows_of[name]), encoding="utf-8")
+    return files
+
+
+def test_a_forced_choice_run_fits_a_conditional_logit_over_the_options(ctx, bbc_slice, tmp_path):
+    from sklearn.metrics import log_loss
+
+    files = headline_pair_files(bbc_slice, tmp_path)
     interview_spec(
         InterviewInput(
             run="sport",
@@ -376,16 +382,7 @@ def test_a_forced_choice_study_of_responses_recovers_the_participants_lean_with_
 
     from alloop.tools.model.heads import load_head
 
-    rng = np.random.default_rng(3)
-    texts = {r["id"]: r for r in read_jsonl(bbc_slice["pool"])}
-    topic = {r["id"]: r["label"] for r in read_jsonl(bbc_slice["gold"])}
-    heldout_rows = read_jsonl(bbc_slice["heldout"])
-    pool = headline_pairs(list(texts.values()), topic, rng)
-    heldout = headline_pairs(heldout_rows, {r["id"]: r["label"] for r in heldout_rows}, rng)
-    files = {name: tmp_path / f"{name}.jsonl" for name in ("pool", "heldout", "gold")}
-    rows_of = {"pool": [{k: v for k, v in r.items() if k != "label"} for r in pool], "heldout": heldout, "gold": pool}
-    for name, path in files.items():
-        path.write_text("".join(json.dumps(r) + "\n" for r in rows_of[name]), encoding="utf-8")
+    files = headline_pair_files(bbc_slice, tmp_path)
     interview_spec(
         InterviewInput(
             run="sport",
