@@ -76,6 +76,7 @@ def training_settings(kind: str, args: argparse.Namespace) -> dict[str, Any]:
     settings: dict[str, Any] = {
         "kind": kind,
         "epochs": args.epochs,
+        "fine_tune_epochs": args.fine_tune_epochs,
         "batch_size": args.train_batch,
         "max_length": args.max_length,
         "validation_fraction": args.validation_fraction,
@@ -128,6 +129,7 @@ def loop(
     seed_size: int,
     training_strategy: str | None = None,
     encoder_training: dict[str, Any] | None = None,
+    hybrid: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     from alloop.tools.score_pool import ScoreInput, score_pool
     from alloop.tools.seed_set import SeedInput, seed_set
@@ -143,6 +145,8 @@ def loop(
             fields["encoder_training"] = encoder_training
         if training_strategy is not None:
             fields["training_strategy"] = training_strategy
+        if hybrid is not None:
+            fields |= hybrid
         set_spec(run, "benchmark settings", **fields)
     gold = str(data.gold_file)
     started = time.perf_counter()
@@ -168,6 +172,9 @@ def loop(
                 "call_seconds": round(trained, 2),
                 "call_cpu_seconds": round(cpu, 2),
                 "sample_epochs": (block.get("train_size") or 0) * (block.get("epochs_run") or 0),
+                "warm_start": block.get("warm_start"),
+                "encoder_validation_macro_f1": block.get("validation_macro_f1"),
+                "hybrid": out.card.get("hybrid"),
                 "encoder_seconds": block.get("seconds"),
                 "epochs_run": block.get("epochs_run"),
                 "best_epoch": block.get("best_epoch"),
@@ -433,6 +440,78 @@ def markdown(summary: dict[str, Any], meta: dict[str, Any], per_round: list[dict
     return "\n".join(lines) + "\n"
 
 
+# --------------------------------------------------------------------------- hybrid against retrain
+
+
+def compare(files: list[Path]) -> str:
+    """Per-round loops from several results files, side by side per (encoder, seed): what hybrid and
+    fine_tune save against retrain (sums over the rounds) and what they cost in final macro-F1."""
+    loops: dict[tuple[str, int], dict[str, dict[str, Any]]] = {}
+    for file in files:
+        saved = json.loads(file.read_text())
+        for pr in saved["per_round"]:
+            if "error" in pr:
+                continue
+            kind, strategy, seed = _pr_key(pr, saved["meta"])
+            loops.setdefault((kind, seed), {})[strategy] = pr | {"file": file.name}
+
+    def totals(pr: dict[str, Any]) -> dict[str, Any]:
+        rounds = pr["rounds"]
+        switched = next((r["round"] for r in rounds if r["training_strategy"] == "fine_tune"), None)
+        return {
+            "f1": rounds[-1]["gold_macro_f1"],
+            "labels": rounds[-1]["n_labeled"],
+            "train_s": sum(r["train_seconds"] for r in rounds),
+            "encoder_s": sum(r["encoder_seconds"] or 0 for r in rounds),
+            "cpu_s": sum(r["call_cpu_seconds"] for r in rounds),
+            "sample_epochs": sum(r["sample_epochs"] for r in rounds),
+            "switched": switched,
+            "applied": " ".join({"retrain": "R", "fine_tune": "F"}.get(r["training_strategy"], "?") for r in rounds),
+            "cv": [r["cv_macro_f1"] for r in rounds],
+        }
+
+    lines = [
+        "| encoder | seed | strategy | labels | final macro-F1 | Δ vs retrain | train s | saved | encoder s | "
+        "call CPU s | sample-epochs | saved | switch round | per round |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    saving: dict[str, list[tuple[float, float, float]]] = {}
+    for (kind, seed), by_strategy in sorted(loops.items()):
+        base = totals(by_strategy["retrain"]) if "retrain" in by_strategy else None
+        for strategy in ("retrain", "hybrid", "fine_tune", "new_only"):
+            if strategy not in by_strategy:
+                continue
+            t = totals(by_strategy[strategy])
+            delta = saved_s = saved_w = "–"
+            if base is not None and strategy != "retrain":
+                d, s_s, s_w = (
+                    t["f1"] - base["f1"],
+                    1 - t["train_s"] / base["train_s"],
+                    1 - t["sample_epochs"] / base["sample_epochs"],
+                )
+                delta, saved_s, saved_w = f"{d:+.3f}", f"{s_s:.0%}", f"{s_w:.0%}"
+                saving.setdefault(strategy, []).append((d, s_s, s_w))
+            lines.append(
+                f"| {kind} | {seed} | {strategy} | {t['labels']} | {t['f1']:.3f} | {delta} | {t['train_s']:.0f} | "
+                f"{saved_s} | {t['encoder_s']:.0f} | {t['cpu_s']:.0f} | {t['sample_epochs']} | {saved_w} | "
+                f"{t['switched'] or '–'} | {t['applied']} |"
+            )
+    lines.append("")
+    for strategy, rows in saving.items():
+        d, s_s, s_w = zip(*rows, strict=True)
+        lines.append(
+            f"- {strategy} against retrain over {len(rows)} seed(s): final macro-F1 {_ms(list(d))}, training "
+            f"seconds saved {statistics.fmean(s_s):.0%} (per seed {', '.join(f'{v:.0%}' for v in s_s)}), "
+            f"sample-epochs saved {statistics.fmean(s_w):.0%} (per seed {', '.join(f'{v:.0%}' for v in s_w)})"
+        )
+    for (kind, seed), by_strategy in sorted(loops.items()):
+        if "hybrid" in by_strategy:
+            cv = totals(by_strategy["hybrid"])["cv"]
+            shown = ", ".join("–" if v is None else f"{v:.3f}" for v in cv)
+            lines.append(f"- hybrid's decision figure (cv_macro_f1), {kind} seed {seed}, per round: {shown}")
+    return "\n".join(lines) + "\n"
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -480,6 +559,9 @@ def main() -> None:
     parser.add_argument("--per-round-strategies", nargs="+", default=["retrain", "hybrid"])
     parser.add_argument("--per-round-kinds", nargs="+", default=["lora"], choices=["frozen", *KINDS])
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--hybrid-epsilon", type=float, default=0.01, help="model.hybrid_epsilon (ε)")
+    parser.add_argument("--hybrid-rounds", type=int, default=2, help="model.hybrid_rounds (k)")
+    parser.add_argument("--fine-tune-epochs", type=int, default=1, help="epochs of a warm-started round")
     parser.add_argument("--train-batch", type=int, default=16)
     parser.add_argument("--max-length", type=int, default=128, help="token limit while training")
     parser.add_argument("--validation-fraction", type=float, default=0.2)
@@ -494,6 +576,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
     parser.add_argument("--quick", action="store_true", help="smoke: first seed, 3 rounds (80 labels)")
     parser.add_argument("--render", type=Path, default=None, help="only rewrite the .md of this results JSON")
+    parser.add_argument(
+        "--compare",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="only compare the per-round loops of these JSONs (to --out's .md)",
+    )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument(
@@ -503,6 +592,12 @@ def main() -> None:
         help="frozen vectors kept between invocations (shared with label_efficiency.py; '' to disable)",
     )
     args = parser.parse_args()
+    if args.compare is not None:
+        table = compare(args.compare)
+        sources = ", ".join(f"[{f.name}]({f.name})" for f in args.compare)
+        args.out.with_suffix(".md").write_text(f"Hybrid and fine_tune against retrain, from {sources}.\n\n" + table)
+        print(table)
+        return
     if args.render is not None:
         saved = json.loads(args.render.read_text())
         write_markdown(args.render, saved["meta"], saved["seeds"], saved["per_round"])
@@ -540,6 +635,7 @@ def main() -> None:
             "per_round_rounds": args.per_round_rounds,
             "per_round_kinds": args.per_round_kinds,
             "per_round_strategies": args.per_round_strategies,
+            "hybrid": {"epsilon": args.hybrid_epsilon, "rounds": args.hybrid_rounds},
         }
     seeds: list[dict] = []
     per_round: list[dict] = []
@@ -620,6 +716,7 @@ def main() -> None:
                         args.seed_size,
                         training_strategy=strategy,
                         encoder_training=settings,
+                        hybrid={"hybrid_epsilon": args.hybrid_epsilon, "hybrid_rounds": args.hybrid_rounds},
                     )
                 except Exception as exc:
                     traceback.print_exc()

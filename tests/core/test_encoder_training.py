@@ -76,17 +76,79 @@ def test_lora_trains_the_encoder_and_the_round_scores_with_it(ctx, tiny_run):
     np.testing.assert_allclose(fresh[0], cached[0], atol=1e-5)
 
 
-def test_fine_tune_continues_from_the_previous_rounds_adapter(ctx, tiny_run):
-    run, files = tiny_run
-    train_glmm(TrainInput(run="tiny", encoder_training="lora"), ctx)
+def next_batch(ctx, files) -> None:
     score_pool(ScoreInput(run="tiny"), ctx)
     select_batch(SelectInput(run="tiny", strategy="random", batch_size=10), ctx)
     simulate_annotator(SimulateAnnotatorInput(run="tiny", gold=str(files["gold"])), ctx)
+
+
+def test_fine_tune_continues_from_the_previous_rounds_adapter(ctx, tiny_run):
+    run, files = tiny_run
+    first = train_glmm(TrainInput(run="tiny", encoder_training="lora"), ctx)
+    next_batch(ctx, files)
 
     second = train_glmm(TrainInput(run="tiny", encoder_training="lora", training_strategy="fine_tune"), ctx)
 
     assert second.card["encoder_training"]["init_round"] == 1 and second.training_strategy == "fine_tune"
     assert ModelDir(run, 2).encoder_weights() is not None
+    trained_on_1 = {e.item_id for e in run.labels() if e.round == 0} - set(
+        first.card["encoder_training"]["validation_item_ids"]
+    )
+    assert trained_on_1 and not trained_on_1 & set(second.card["encoder_training"]["validation_item_ids"]), (
+        "an item the warm start's encoder trained on never validates it"
+    )
+
+
+def test_a_fine_tune_round_does_less_work_than_a_retrain(ctx, tiny_run):
+    """The same labels: retrain runs `epochs` (2 here) from the pretrained weights, fine_tune one pass."""
+    _, files = tiny_run
+    train_glmm(TrainInput(run="tiny", encoder_training="lora"), ctx)
+    next_batch(ctx, files)
+
+    retrain = train_glmm(TrainInput(run="tiny", encoder_training="lora"), ctx).card["encoder_training"]
+    fine = train_glmm(TrainInput(run="tiny", round=2, encoder_training="lora", training_strategy="fine_tune"), ctx)
+    fine = fine.card["encoder_training"]
+
+    assert (retrain["warm_start"], retrain["epochs_run"]) == (False, 2)
+    assert (fine["warm_start"], fine["epochs_run"], fine["init_round"]) == (True, 1, 1)
+    assert fine["train_size"] == retrain["train_size"] and fine["sample_epochs"] * 2 == retrain["sample_epochs"]
+
+
+@pytest.mark.parametrize(("series", "applied"), [((0.60, 0.605), "fine_tune"), ((0.60, 0.70), "retrain")])
+def test_hybrid_switches_the_encoder_on_a_scripted_f1_series(ctx, tiny_run, series, applied):
+    """|ΔF1| < ε (0.01) for k = 1 round: continue round 2's adapter for one epoch; else start over."""
+    run, files = tiny_run
+    spec = run.spec()
+    run.write_spec(spec.model_copy(update={"model": spec.model.model_copy(update={"hybrid_rounds": 1})}), "test")
+    for _ in range(2):
+        train_glmm(TrainInput(run="tiny", encoder_training="lora"), ctx)
+        next_batch(ctx, files)
+    for round_, figure in zip((1, 2), series, strict=True):
+        run.update_result(round_, cv_macro_f1=figure, gold_macro_f1=0.5)
+
+    third = train_glmm(TrainInput(run="tiny", encoder_training="lora", training_strategy="hybrid"), ctx)
+
+    trained = third.card["encoder_training"]
+    assert third.training_strategy == applied, third.strategy_note
+    assert third.card["hybrid"]["series"] == {1: series[0], 2: series[1]}
+    if applied == "fine_tune":
+        assert third.card["hybrid"]["switched_at"] == 3 and "< 0.01 for 1 rounds" in third.strategy_note
+        assert (trained["init_round"], trained["epochs_run"], trained["warm_start"]) == (2, 1, True)
+    else:
+        assert third.card["hybrid"]["switched_at"] is None
+        assert (trained["init_round"], trained["epochs_run"], trained["warm_start"]) == (None, 2, False)
+
+
+def test_an_encoder_rounds_decision_figure_comes_from_items_the_encoder_never_trained_on(ctx, tiny_run):
+    """Not the head's out-of-fold F1: those rows were in the encoder's training set (optimistic)."""
+    run, _ = tiny_run
+
+    out = train_glmm(TrainInput(run="tiny", encoder_training="lora"), ctx)
+
+    trained = out.card["encoder_training"]
+    assert 0 < trained["validation_size"] == len(trained["validation_item_ids"]) < out.n_labeled
+    assert trained["train_size"] + trained["validation_size"] == out.n_labeled
+    assert run.results()[-1].cv_macro_f1 == pytest.approx(trained["validation_macro_f1"], abs=1e-6)
 
 
 def test_a_killed_training_writes_nothing(ctx, tiny_run, monkeypatch):

@@ -193,6 +193,26 @@ def test_fine_tune_continues_a_lora_adapter(trained, base, tmp_path) -> None:
     assert result.history[0]["train_loss"] < fresh.history[0]["train_loss"], "it starts where the init ended"
 
 
+def test_a_warm_start_runs_fine_tune_epochs_and_a_fresh_start_runs_epochs(trained, base, tmp_path) -> None:
+    """The ΔF1 method's saving: continuing last round's encoder costs fewer passes than starting over."""
+    texts, labels = corpus()
+    init, _ = trained["lora"]
+    settings = spec("lora", epochs=3, fine_tune_epochs=1, patience=5)
+
+    warm = train_encoder(texts, labels, 3, settings, base, tmp_path / "warm", init=init)
+    fresh = train_encoder(texts, labels, 3, settings, base, tmp_path / "fresh")
+    unusable = train_encoder(
+        texts, labels, 3, settings.model_copy(update={"lora_rank": 4}), base, tmp_path / "r4", init=init
+    )
+
+    assert warm.warm_start and warm.epochs_planned == warm.epochs_run == 1
+    assert "at most 1 epoch(s) (fine_tune_epochs" in warm.note
+    assert not fresh.warm_start and fresh.epochs_planned == fresh.epochs_run == 3
+    assert not unusable.warm_start and unusable.epochs_run == 3, "a fresh adapter gets the full epochs"
+    assert warm.train_size == fresh.train_size
+    assert (warm.sample_epochs, fresh.sample_epochs) == (warm.train_size, 3 * fresh.train_size)
+
+
 def test_warm_starts_across_kinds_say_what_they_did(trained, base, tmp_path) -> None:
     texts, labels = corpus()
     adapter, _ = trained["lora"]

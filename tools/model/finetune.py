@@ -68,6 +68,11 @@ class EncoderTrainingResult:
     """Positions into the given texts held out for validation (never trained on)."""
     history: list[dict[str, float | None]] = field(default_factory=list)
     """Per epoch: train_loss, validation_macro_f1, validation_loss."""
+    warm_start: bool = False
+    """Whether it continued from `init` (then it ran at most `fine_tune_epochs`, else at most `epochs`)."""
+    epochs_planned: int = 0
+    sample_epochs: int = 0
+    """train_size × epochs_run: the training work done, the same on any hardware."""
 
 
 def _unit_hash(seed: int, key: str) -> float:
@@ -136,9 +141,11 @@ def train_encoder(
     """Train the encoder as `spec.kind` says and write it to `out` (an empty or missing folder).
 
     `base` is a local model folder or an installed/cached Hugging Face name (never downloaded);
-    `init` is a folder an earlier call wrote, to continue from (fine_tune). Validation items are
-    carved from the given labels only (by item id when `keys` are given, stable across rounds);
-    early stopping keeps the best epoch's weights.
+    `init` is a folder an earlier call wrote, to continue from (fine_tune): a warm start runs at
+    most `spec.fine_tune_epochs` (the ΔF1 method's point: a fine-tuned round costs less than a
+    retrained one), a fresh start at most `spec.epochs`. Validation items are carved from the
+    given labels only (by item id when `keys` are given, stable across rounds); early stopping
+    keeps the best epoch's weights.
     """
     import torch
 
@@ -182,6 +189,9 @@ def train_encoder(
         note="; ".join(notes),
         validation_ids_positions=val_pos,
         history=history,
+        warm_start=trainer.warm,
+        epochs_planned=trainer.epochs,
+        sample_epochs=len(train_pos) * len(history),
     )
 
 
@@ -259,6 +269,9 @@ class _Trainer:
         self.tokens: Any = None
         self.lengths = np.zeros(0, dtype=np.int64)
         self.device = "cpu"
+        self.warm = False
+        """Set by prepare: whether training continues from init (then it runs fine_tune_epochs)."""
+        self.epochs = spec.epochs
 
     # model
 
@@ -276,6 +289,7 @@ class _Trainer:
                     encoder = _new_adapter(encoder, self.spec)
                 else:
                     encoder = _with_adapter(encoder, self.init, trainable=True)
+                    self.warm = True
                     notes.append("warm start: continued the LoRA adapter in init")
             else:
                 if self.init is not None:
@@ -288,6 +302,10 @@ class _Trainer:
             else:
                 encoder, _ = _load_pretrained(str(self.init))
                 notes.append("warm start: continued from the weights in init")
+            self.warm = True
+        if self.warm:
+            self.epochs = self.spec.fine_tune_epochs
+            notes.append(f"at most {self.epochs} epoch(s) (fine_tune_epochs; a fresh start runs {self.spec.epochs})")
         self.encoder = encoder
         self.tokens = self.tokenizer(self.texts, truncation=True, max_length=self.spec.max_length)
         self.lengths = np.array([len(ids) for ids in self.tokens["input_ids"]])
@@ -306,18 +324,18 @@ class _Trainer:
             batches_per_epoch, run_epoch = self._classifier_epochs()
         params = [p for p in self._trainable() if p.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=self.spec.learning_rate, weight_decay=WEIGHT_DECAY)
-        total = self.spec.epochs * batches_per_epoch
+        total = self.epochs * batches_per_epoch
         history: list[dict[str, float | None]] = []
         best: tuple[float, float] | None = None
         best_epoch: int | None = None
         best_state: dict[str, torch.Tensor] = {}
         stale = 0
         stop_note = ""
-        for epoch in range(1, self.spec.epochs + 1):
+        for epoch in range(1, self.epochs + 1):
             step0 = (epoch - 1) * batches_per_epoch
 
             def tick(done: int, epoch: int = epoch, step0: int = step0) -> None:
-                progress(step0 + done, total, f"encoder {self.spec.kind}: epoch {epoch}/{self.spec.epochs}")
+                progress(step0 + done, total, f"encoder {self.spec.kind}: epoch {epoch}/{self.epochs}")
 
             train_loss = run_epoch(optimizer, params, tick)
             row: dict[str, float | None] = {
@@ -336,7 +354,7 @@ class _Trainer:
                 best_state = {name: p.detach().to("cpu", copy=True) for name, p in self._named_state()}
             else:
                 stale += 1
-                if stale > self.spec.patience and epoch < self.spec.epochs:  # at the last epoch it is no early stop
+                if stale > self.spec.patience and epoch < self.epochs:  # at the last epoch it is no early stop
                     stop_note = (
                         f"stopped early after epoch {epoch}: no better validation macro-F1 for {stale} epoch(s) "
                         f"(patience {self.spec.patience}); kept epoch {best_epoch}"

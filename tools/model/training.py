@@ -2,8 +2,11 @@
 
 The four strategies act on the head's prior: retrain centres it on 0; fine_tune (all labels) and
 new_only (the newest batch) centre it on the previous round's weights; hybrid retrains until
-the decision figure settles, then fine-tunes for good. A decision figure is out-of-fold on the
-labeled items unless the spec asks for held-out gold (`model.decision_source`).
+the decision figure settles, then fine-tunes for good. With a trained encoder they act on the
+encoder instead: retrain starts from the pretrained weights, the others continue the previous
+round's for fewer epochs (`fine_tune_epochs`), and the head is refitted on the new embeddings.
+A decision figure is out-of-fold on the labeled items (for a trained encoder: its validation
+split) unless the spec asks for held-out gold (`model.decision_source`).
 """
 
 from __future__ import annotations
@@ -114,7 +117,10 @@ def cross_validated(
     """cv_* figures: the head's out-of-fold predictions, or the trained encoder's validation split.
 
     When the encoder trained on these rows, the head's out-of-fold rows were in its training set,
-    so only the validation items the encoder held back give an honest figure (macro-F1).
+    so only the validation items the encoder held back give an honest figure (macro-F1). The
+    shipped head's out-of-fold macro-F1 over every label was tried as hybrid's figure instead
+    (benchmarks/README.md, encoder training): on drug reviews it read 0.48-0.73 while gold was
+    0.34-0.46, and moved 0.04-0.22 between rounds (this figure: 0.001-0.25, mostly under 0.06).
     multi_select and magnitude read `y`, the targets (task_types.cv_figures).
     """
     if spec.task_type in ("multi_select", "magnitude") and y is not None:
@@ -154,15 +160,18 @@ def train_round_encoder(
 ) -> tuple[HFEncoder, dict[str, Any]]:
     """Train the round's encoder into `out` and say how (for the card).
 
-    retrain starts from the pretrained weights; fine_tune and new_only (the caller chose the
-    rows) continue from the anchor round's weights or adapter when it has them.
+    retrain starts from the pretrained weights for `training.epochs`; fine_tune and new_only (the
+    caller chose the rows) continue from the anchor round's weights or adapter when it has them,
+    for `training.fine_tune_epochs`.
     """
+    from alloop.tools.compute import backend_for
     from alloop.tools.model.finetune import train_encoder  # torch training and peft load only when used
 
     init = ModelDir(run, anchor_round).encoder_weights() if anchor_round is not None else None
     texts = run.pool().texts(spec.text_fields)
     positions = run.pool().positions(item_ids)
-    result = train_encoder(
+    backend = backend_for(spec)  # spec.compute: Modal trains it; `out` is written once the weights are back
+    result = (backend.train if backend else train_encoder)(
         [texts[p] for p in positions],
         y.tolist(),
         len(spec.labels),
