@@ -14,6 +14,8 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from alloop.tools.base import RunArgs, ToolContext, ToolSpec
+from alloop.tools.compute import backend_for
+from alloop.tools.errors import InputError
 from alloop.tools.model.encoders import run_encoder
 from alloop.tools.model.generative_round import GENERATIVE_TASKS, score_round
 from alloop.tools.model.heads import item_design, load_head
@@ -62,12 +64,29 @@ def head_predictions(args: ScoreInput, ctx: ToolContext, model: ModelDir, card: 
         model.write_card(card | {"scoring": {"shortlist": args.shortlist, "rescored": len(scored)}})
     elif "scoring" in card:  # a full scoring replaces an earlier shortlist's
         model.write_card({k: v for k, v in card.items() if k != "scoring"})
-    x = features(run, spec, pool.take(scored), encoder, head.name, ctx.progress)
-    for start in range(0, len(scored), CHUNK):
-        rows = scored[start : start + CHUNK]
-        design = item_design(pool, spec.model.predictors, rows)
-        probs[rows] = scores(head, x[start : start + CHUNK], design)
-        ctx.progress(min(start + CHUNK, len(scored)), len(scored), "scoring pool")
+    table = pool if len(scored) == len(pool) else pool.take(scored)  # all: the cache's rows, memory-mapped
+    x = features(run, spec, table, encoder, head.name, ctx.progress)
+    backend = backend_for(spec)  # spec.compute: Modal scores in shards, merged here only once all are back
+    if backend is not None:
+        design = item_design(pool, spec.model.predictors, scored)
+        probs[scored] = backend.score(model.head_path.read_bytes(), np.asarray(x), design, ctx.progress)
+    else:
+        from sklearn import config_context
+
+        # sklearn's input check is a second pass over the matrix; the n × classes scores are checked below instead
+        with config_context(assume_finite=True):
+            for start in range(0, len(scored), CHUNK):
+                rows = scored[start : start + CHUNK]
+                design = item_design(pool, spec.model.predictors, rows)
+                probs[rows] = scores(head, x[start : start + CHUNK], design)
+                ctx.progress(min(start + CHUNK, len(scored)), len(scored), "scoring pool")
+    bad = np.flatnonzero(~np.isfinite(probs[scored]).all(axis=1))
+    if len(bad):
+        shown = pool.id_array.take(scored[bad[:5]]).to_pylist()
+        raise InputError(
+            f"{len(bad)} pool items scored NaN or infinite (e.g. {shown}): their cached embeddings are not finite; "
+            "re-embed them or bring new vectors for them"
+        )
     heldout = run.heldout()
     if heldout is not None:
         hx = features(run, spec, heldout, encoder, head.name)

@@ -23,8 +23,8 @@ from alloop.tools.run.labels import answered_items
 from alloop.tools.run.models import ModelDir, latest_model_round
 from alloop.tools.run.rundir import RunDir
 from alloop.tools.run.schema import SelectionRow, TaskSpec
-from alloop.tools.selection import SelectionProblem, check_requirements, get_strategy
-from alloop.tools.selection.candidates import check_batch_fits, pool_candidates
+from alloop.tools.selection import SelectionProblem, Strategy, check_requirements, get_strategy
+from alloop.tools.selection.candidates import Rows, check_batch_fits, pool_candidates
 from alloop.tools.selection.laplace import LaplacePosterior, laplace_posterior
 
 
@@ -64,6 +64,13 @@ def head_posterior(run: RunDir, spec: TaskSpec, round_: int, pool: ItemTable, po
     heldout = run.heldout()
     item_ids, _, design, _ = training_rows(spec, run, set(heldout.ids) if heldout is not None else set())
     return laplace_posterior(load_head(model.head_path), pool_x[pool.positions(item_ids)], design)
+
+
+def candidate_vectors(strategy: Strategy, pool_x: np.ndarray, candidates: np.ndarray) -> np.ndarray | Rows:
+    """The candidates' vectors: a lazy view for strategies that only index them (no copy of a large pool)."""
+    if getattr(strategy, "gathers_rows", False):
+        return Rows(pool_x, candidates)
+    return np.asarray(pool_x[candidates], dtype=np.float32)
 
 
 def select_batch(args: SelectInput, ctx: ToolContext) -> SelectOutput:
@@ -117,7 +124,7 @@ def select_batch(args: SelectInput, ctx: ToolContext) -> SelectOutput:
             n=n,
             rng=np.random.default_rng([seed, round_]),
             duplicate_threshold=spec.selection.near_duplicate_threshold,
-            embeddings=pool_x[candidates],
+            embeddings=candidate_vectors(strategy, pool_x, candidates),
             probs=probs[candidates] if probs is not None else None,
             reference=found.duplicates_of,
             covered=found.covered,
@@ -143,12 +150,13 @@ def select_batch(args: SelectInput, ctx: ToolContext) -> SelectOutput:
         texts = scores.pool_pred[positions] if scores is not None else None  # a label, a set, a number, an answer
         sure = confidence(spec, probs[positions]) if probs is not None else None
         rows = []
-        for rank, (pick, position) in enumerate(zip(picked, positions, strict=True), start=1):
+        picked_ids = pool.id_array.take(positions).to_pylist()
+        for rank, (pick, item_id) in enumerate(zip(picked, picked_ids, strict=True), start=1):
             rows.append(
                 SelectionRow(
                     round=round_,
                     rank=rank,
-                    item_id=pool.ids[position],
+                    item_id=item_id,
                     strategy=strategy.name,
                     reason=pick.reason,
                     scores={m: round(float(v[rank - 1]), 6) for m, v in measures.items()},

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from alloop.tools.base import ProgressFn, no_progress
@@ -85,6 +86,12 @@ class HFEncoder:
                 f"model folder or an installed model (default {DEFAULT_ENCODER!r} loads offline)"
             ) from exc
 
+    def to(self, device: str) -> HFEncoder:
+        """Encode on `device` (a GPU worker's 'cuda'); the embeddings still come back as float32 arrays."""
+        self._load()
+        self._model.to(device)
+        return self
+
     @property
     def dim(self) -> int:
         self._load()
@@ -109,12 +116,12 @@ class HFEncoder:
                     truncation=True,
                     max_length=self.max_length,
                     return_tensors="pt",
-                )
+                ).to(self._model.device)
                 hidden = self._model(**batch).last_hidden_state
                 mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
                 pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
                 pooled = torch.nn.functional.normalize(pooled, dim=1)
-                out[index] = pooled.numpy()
+                out[index] = pooled.cpu().numpy()
                 done += len(index)
                 progress(done, len(texts), f"embedded {done}/{len(texts)}")
         return out
@@ -153,11 +160,17 @@ class EmbeddingCache:
         self.ids_path = self.folder / "ids.parquet"
 
     def load(self) -> tuple[list[str], np.ndarray]:
+        ids, vectors = self.load_index()
+        return ids.to_pylist(), vectors
+
+    def load_index(self) -> tuple[pa.Array, np.ndarray]:
+        """The cached ids as one Arrow array (for vectorized lookups) and the vectors, memory-mapped read-only."""
         if not self.ids_path.is_file():
-            return [], np.zeros((0, 0), dtype=np.float32)
+            return pa.array([], pa.string()), np.zeros((0, 0), dtype=np.float32)
         for path in (self.folder, self.ids_path, self.vectors_path):
             refuse_link(path)  # a planted cache never stands in for the run's own
-        ids = pq.read_table(self.ids_path).column("id").to_pylist()
+        stat = self.ids_path.stat()
+        ids = _read_ids(str(self.ids_path), stat.st_ino, stat.st_size, stat.st_mtime_ns)
         vectors = np.load(self.vectors_path, mmap_mode="r")[: len(ids)]
         return ids, vectors
 
@@ -170,6 +183,12 @@ class EmbeddingCache:
         atomic_write_bytes(self.ids_path, sink.getvalue().to_pybytes())
         meta = {"n": len(ids), "dim": int(vectors.shape[1]) if vectors.size else 0}
         atomic_write_bytes(self.folder / "meta.json", json.dumps(meta).encode())
+
+
+@lru_cache(maxsize=8)
+def _read_ids(path: str, inode: int, size: int, mtime_ns: int) -> pa.Array:
+    """The cache's id column, read once per version of the file (it is replaced whole, never edited)."""
+    return pq.read_table(path).column("id").combine_chunks()
 
 
 def _npy_bytes(array: np.ndarray) -> bytes:
@@ -187,23 +206,44 @@ def embed_table(
     encoder: HFEncoder,
     progress: ProgressFn = no_progress,
 ) -> np.ndarray:
-    """Embeddings aligned with `table`'s rows; only items not yet cached are encoded."""
+    """Embeddings aligned with `table`'s rows; only items not yet cached are encoded.
+
+    When the table's ids are one run of the cache's rows in order (a pool, a held-out set, an
+    imported cache), the result is a read-only memory-mapped view: nothing is copied and only the
+    rows a caller touches are read. Otherwise the rows are gathered in one vectorized lookup.
+    """
     cache = EmbeddingCache(run, encoder.key)
-    cached_ids, cached = cache.load()
-    position = {item_id: i for i, item_id in enumerate(cached_ids)}
-    missing = [i for i, item_id in enumerate(table.ids) if item_id not in position]
-    if missing:
+    cached_ids, cached = cache.load_index()
+    start = _block_start(table.id_array, cached_ids)
+    if start is not None:  # one run of the cache's rows, in order: a view, nothing copied
+        view = np.asarray(cached[start : start + len(table)])
+        return view if view.dtype == np.float32 else view.astype(np.float32)
+    rows = pc.index_in(table.id_array, value_set=cached_ids)
+    if rows.null_count:
+        missing = np.flatnonzero(rows.is_null().to_numpy(zero_copy_only=False))
         texts = table.texts(text_fields)
         log.info("embedding %d new items with %s", len(missing), encoder.name)
         progress(0, None, f"loading {Path(encoder.name).name or encoder.name}")  # silent otherwise while it loads
-        fresh = encoder.encode([texts[i] for i in missing], progress)
+        from alloop.tools.compute import backend_for  # spec.compute: Modal embeds in shards, merged before any write
+
+        backend, todo = backend_for(run.spec()), [texts[i] for i in missing]
+        fresh = backend.embed(encoder, todo, progress) if backend else encoder.encode(todo, progress)
         new_ids = [table.ids[i] for i in missing]
         merged = np.concatenate([np.asarray(cached), fresh]) if len(cached_ids) else fresh
-        cache.save(cached_ids + new_ids, merged)
-        cached_ids, cached = cache.load()
-        position = {item_id: i for i, item_id in enumerate(cached_ids)}
-    rows = np.fromiter((position[item_id] for item_id in table.ids), dtype=np.int64, count=len(table))
-    return np.asarray(cached[rows], dtype=np.float32)
+        cache.save(cached_ids.to_pylist() + new_ids, merged)
+        cached_ids, cached = cache.load_index()
+        rows = pc.index_in(table.id_array, value_set=cached_ids)
+    return np.asarray(cached[rows.to_numpy(zero_copy_only=False).astype(np.int64)], dtype=np.float32)
+
+
+def _block_start(ids: pa.Array, cached_ids: pa.Array) -> int | None:
+    """Where `ids` stand in `cached_ids` as one consecutive run in the same order, else None (a memory compare)."""
+    if not len(ids) or len(ids) > len(cached_ids):
+        return None
+    start = pc.index(cached_ids, ids[0]).as_py()
+    if start < 0 or start + len(ids) > len(cached_ids):
+        return None
+    return start if cached_ids.slice(start, len(ids)).equals(ids) else None
 
 
 def run_encoder(run: RunDir, round_: int | None = None) -> HFEncoder:

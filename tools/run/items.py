@@ -7,11 +7,13 @@ so a million-item pool loads in a second and is never walked row by row in Pytho
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from alloop.tools.errors import InputError
@@ -21,7 +23,8 @@ from alloop.tools.run.reader import normalize_id
 class ItemTable:
     """Items with unique string ids; columns are pyarrow arrays."""
 
-    def __init__(self, table: pa.Table, source: str = "items") -> None:
+    def __init__(self, table: pa.Table, source: str = "items", *, unique: bool = False) -> None:
+        """`unique`: the ids are known to be distinct (rows taken from a checked table), so the check is skipped."""
         if "id" not in table.column_names:
             raise InputError(f"{source}: every row needs an 'id' field")
         if table.num_rows == 0:
@@ -32,14 +35,23 @@ class ItemTable:
         table = table.set_column(table.column_names.index("id"), "id", ids)
         self.table = table
         self.source = source
-        self.ids: list[str] = ids.to_pylist()
-        if len(set(self.ids)) != len(self.ids):
+        self.id_array: pa.Array = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids
+        """The ids as one Arrow array: vectorized lookups (pyarrow.compute) without a Python list."""
+        self._ids: list[str] | None = None
+        self._index: dict[str, int] | None = None
+        if not unique and len(pc.unique(self.id_array)) != len(self.id_array):
             counts: dict[str, int] = {}
             for item_id in self.ids:
                 counts[item_id] = counts.get(item_id, 0) + 1
             dupes = [i for i, c in counts.items() if c > 1][:5]
             raise InputError(f"{source}: duplicate ids {dupes}; ids must be unique")
-        self._index: dict[str, int] | None = None
+
+    @property
+    def ids(self) -> list[str]:
+        """The ids as Python strings, built on first use (a million-item pool's list costs a few tenths of a second)."""
+        if self._ids is None:
+            self._ids = self.id_array.to_pylist()
+        return self._ids
 
     # -- construction --------------------------------------------------------------------
     @classmethod
@@ -68,7 +80,9 @@ class ItemTable:
 
     @classmethod
     def read_parquet(cls, path: Path) -> ItemTable:
-        return cls(pq.read_table(path), str(path))
+        """The table in `path`; an unchanged file is read once per process (a server's rounds share it)."""
+        stat = path.stat()
+        return _read_parquet(str(path), stat.st_ino, stat.st_size, stat.st_mtime_ns)
 
     def write_parquet(self, path: Path) -> None:
         from alloop.tools.run.rundir import atomic_write_bytes
@@ -101,14 +115,29 @@ class ItemTable:
 
     def take(self, positions: Sequence[int] | np.ndarray) -> ItemTable:
         """The rows at these positions, as a table of their own (same source name)."""
-        return ItemTable(self.table.take(pa.array(np.asarray(positions, dtype=np.int64))), self.source)
+        positions = np.asarray(positions, dtype=np.int64)
+        distinct = len(np.unique(positions)) == len(positions)
+        return ItemTable(self.table.take(pa.array(positions)), self.source, unique=distinct)
 
     def positions(self, ids: Sequence[str]) -> np.ndarray:
-        index = self.index_of()
-        missing = [i for i in ids if i not in index]
-        if missing:
+        """Row positions of `ids`, in their order (a hash lookup in Arrow, no Python dict over the table)."""
+        wanted = pa.array(list(ids), pa.string())
+        if 8 * len(wanted) < len(self):  # a few ids: hash them and probe the table, not the other way round
+            rows = np.flatnonzero(pc.is_in(self.id_array, value_set=wanted).to_numpy(zero_copy_only=False))
+            found = pc.index_in(wanted, value_set=self.id_array.take(pa.array(rows)))
+            located = rows[found.fill_null(0).to_numpy(zero_copy_only=False)] if len(rows) else rows
+        else:
+            found = pc.index_in(wanted, value_set=self.id_array)
+            located = found.fill_null(0).to_numpy(zero_copy_only=False)
+        if found.null_count:
+            missing = [i for i, at in zip(ids, found.is_null().to_pylist(), strict=True) if at]
             raise InputError(f"{self.source}: unknown item ids {missing[:5]}")
-        return np.fromiter((index[i] for i in ids), dtype=np.int64, count=len(ids))
+        return np.asarray(located, dtype=np.int64)
+
+    def contains(self, ids: Sequence[str] | pa.Array) -> np.ndarray:
+        """A boolean mask over this table's rows: which row ids are among `ids` (vectorized)."""
+        values = ids if isinstance(ids, pa.Array) else pa.array(list(ids), pa.string())
+        return pc.is_in(self.id_array, value_set=values).to_numpy(zero_copy_only=False)
 
     def texts(self, fields: Sequence[str]) -> list[str]:
         """The text the encoder sees: the named fields joined, in order."""
@@ -143,3 +172,9 @@ class ItemTable:
 
     def row(self, item_id: str) -> dict[str, Any]:
         return self.rows([self.index_of()[item_id]])[0]
+
+
+@lru_cache(maxsize=4)
+def _read_parquet(path: str, inode: int, size: int, mtime_ns: int) -> ItemTable:
+    """Keyed by the file's identity and version: a rewritten pool (atomic replace) is a new key."""
+    return ItemTable(pq.read_table(path), path)

@@ -46,6 +46,29 @@ class Candidates:
         return len(self.positions)
 
 
+class Rows:
+    """The rows of a matrix at `positions`, gathered only when indexed: the candidates' vectors
+    without a copy of a million-row pool. Indexing (an int, a slice, an index array) returns a
+    float32 array, as indexing the gathered matrix would; `np.asarray` gathers them all."""
+
+    def __init__(self, matrix: np.ndarray, positions: np.ndarray) -> None:
+        self.matrix = matrix
+        self.positions = np.asarray(positions, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (len(self.positions), self.matrix.shape[1])
+
+    def __getitem__(self, index: int | slice | np.ndarray | list[int]) -> np.ndarray:
+        return np.asarray(self.matrix[self.positions[index]], dtype=np.float32)
+
+    def __array__(self, dtype: np.dtype | None = None, copy: bool | None = None) -> np.ndarray:
+        return np.asarray(self.matrix[self.positions], dtype=dtype or np.float32)
+
+
 def check_batch_fits(n: int, available: int, what: str = "batch") -> None:
     """A batch of n from `available` candidates, or an error that says what to ask for."""
     if available == 0:
@@ -60,8 +83,7 @@ def check_batch_fits(n: int, available: int, what: str = "batch") -> None:
 def pool_candidates(
     run: RunDir, current_round: int, pool: ItemTable, pool_x: np.ndarray, heldout_x: np.ndarray | None
 ) -> Candidates:
-    excluded = excluded_items(run, current_round)
-    is_candidate = np.fromiter((i not in excluded for i in pool.ids), dtype=bool, count=len(pool))
-    covered = pool_x[~is_candidate]
+    is_candidate = ~pool.contains(sorted(excluded_items(run, current_round)))
+    covered = np.asarray(pool_x[np.flatnonzero(~is_candidate)], dtype=np.float32)
     duplicates_of = covered if heldout_x is None else np.concatenate([covered, heldout_x])
     return Candidates(np.flatnonzero(is_candidate), covered, duplicates_of)

@@ -1,4 +1,8 @@
-"""Near-duplicate filtering by cosine similarity of unit-norm embeddings, in chunks."""
+"""Near-duplicate filtering by cosine similarity of unit-norm embeddings, in chunks.
+
+Only what a batch could contain is compared: a ranking is walked from its head (take_distinct),
+so a million-item pool costs a few thousand comparisons against the reference set, not a million.
+"""
 
 from __future__ import annotations
 
@@ -32,6 +36,7 @@ def take_distinct(
     if embeddings is None:
         return [int(i) for i in order[:n]], 0
     chosen: list[int] = []
+    chosen_x = np.empty((n, embeddings.shape[1]), dtype=np.float32)  # the picks' vectors, gathered once each
     skipped = 0
     start, size = 0, max(4 * n, 64)
     while len(chosen) < n and start < len(order):
@@ -44,9 +49,10 @@ def take_distinct(
             if near_reference[j]:
                 skipped += 1
                 continue
-            if chosen and float((embeddings[chosen] @ vectors[j]).max()) >= threshold:
+            if chosen and float((chosen_x[: len(chosen)] @ vectors[j]).max()) >= threshold:
                 skipped += 1
                 continue
+            chosen_x[len(chosen)] = vectors[j]
             chosen.append(int(position))
         start += size
         size *= 2

@@ -22,6 +22,8 @@ def top_k_order(key: np.ndarray, k: int) -> np.ndarray:
 class RandomSampling:
     name: ClassVar[str] = "random"
     requires: ClassVar[frozenset[str]] = frozenset()
+    gathers_rows: ClassVar[bool] = True
+    """Reads `problem.embeddings` by index only, so a lazy candidate view (candidates.Rows) will do."""
 
     def select(self, problem: SelectionProblem) -> list[Picked]:
         size = len(problem.embeddings) if problem.embeddings is not None else len(problem.probs)
@@ -37,6 +39,7 @@ class UncertaintySampling:
     """Highest least-confidence, smallest margin or highest entropy first."""
 
     requires: ClassVar[frozenset[str]] = frozenset({"probs"})
+    gathers_rows: ClassVar[bool] = True
     measure: ClassVar[str]
 
     def select(self, problem: SelectionProblem) -> list[Picked]:
@@ -87,6 +90,7 @@ class PowerMargin:
 
     name: ClassVar[str] = "power_margin"
     requires: ClassVar[frozenset[str]] = frozenset({"probs"})
+    gathers_rows: ClassVar[bool] = True
 
     def select(self, problem: SelectionProblem) -> list[Picked]:
         measures = uncertainty(problem.probs, problem.options.get("task_type"))
