@@ -335,3 +335,31 @@ def test_settings_say_what_to_fix(run_ctx, monkeypatch):
         backend_module.backend_for(spec)
     with pytest.raises(ValueError, match="is not a Modal GPU type"):
         ComputeSpec(gpu="a100 please")
+
+
+def test_shards_loading_one_encoder_at_once_leave_later_models_whole(tmp_path):
+    """Two threads once loaded MiniLM at the same moment, and the next model loaded in that process
+    (SmolLM2, whose output layer is tied to its embeddings) came out with an all-zero output layer.
+    Loading is serialized now; a fresh process shows it."""
+    import subprocess
+    import sys
+
+    script = """
+import numpy as np, torch
+from alloop.tools.compute import LocalExecutor
+from alloop.tools.compute.backend import Backend
+from alloop.tools.model.encoders import HFEncoder
+from alloop.tools.model.generative import load_base
+from alloop.tools.run.schema import ComputeSpec
+texts = [f"headline {i} " * (i % 7 + 1) for i in range(200)]
+encoder = HFEncoder("all-MiniLM-L6-v2", max_length=64)
+encoder.encode(texts)  # as the bit-for-bit test does first
+Backend(LocalExecutor(workers=2), ComputeSpec(backend="modal", shard_size=50)).embed(encoder, texts)
+tokenizer, model = load_base("smollm2")
+with torch.no_grad():
+    logits = model(**tokenizer("The capital of France is", return_tensors="pt")).logits
+print(float(logits.std()))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert float(done.stdout.strip().splitlines()[-1]) > 1.0  # a dead output layer gives 0.0

@@ -10,6 +10,7 @@ import hashlib
 import json
 import logging
 import re
+import threading
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -28,6 +29,9 @@ from alloop.tools.run.models import ModelDir
 from alloop.tools.run.rundir import RunDir, atomic_write_bytes
 
 log = logging.getLogger(__name__)
+MODEL_LOAD_LOCK = threading.RLock()
+"""Held while a model loads: concurrent `from_pretrained` calls can leave torch's weight-init functions
+patched to no-ops for the whole process (seen as a later model's untied, all-zero output layer)."""
 
 DEFAULT_ENCODER = "all-MiniLM-L6-v2"
 _BUNDLED = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
@@ -66,6 +70,10 @@ class HFEncoder:
         self._tokenizer: Any = None
 
     def _load(self) -> None:
+        with MODEL_LOAD_LOCK:  # transformers' loading patches torch's init functions process-wide: one at a time
+            self._load_unlocked()
+
+    def _load_unlocked(self) -> None:
         if self._model is not None:
             return
         from transformers import AutoModel, AutoTokenizer
@@ -133,7 +141,9 @@ def get_encoder(name: str, max_length: int, weights: Path | None = None) -> HFEn
     The version (a digest of the weights) is part of the key, so a retrained round's new weights in
     the same folder are never served from the old entry.
     """
-    return _loaded_encoder(name, max_length, weights, None if weights is None else _weights_digest(weights))
+    version = None if weights is None else _weights_digest(weights)
+    with MODEL_LOAD_LOCK:  # shards in threads share one encoder instead of racing to make two
+        return _loaded_encoder(name, max_length, weights, version)
 
 
 @lru_cache(maxsize=4)

@@ -15,7 +15,6 @@ import logging
 import os
 import shutil
 import tempfile
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +27,6 @@ log = logging.getLogger("alloop.judge")
 MODEL_CACHE_ENV = "ALLOOP_MODEL_CACHE"
 
 _LOADED: dict[str, tuple[Any, Any]] = {}
-_LOAD_LOCK = threading.Lock()
 
 
 def _package_dir(name: str) -> Path | None:
@@ -149,7 +147,9 @@ def _convert_gguf(gguf: Path) -> Path | None:
 
 def load_local(path: Path) -> tuple[Any, Any]:
     """Tokenizer and model, loaded once per process. A GGUF is converted once, then read as a folder."""
-    with _LOAD_LOCK:
+    from alloop.tools.model.encoders import MODEL_LOAD_LOCK
+
+    with MODEL_LOAD_LOCK:  # one model loads at a time in this process (see MODEL_LOAD_LOCK)
         key = str(path)
         if key not in _LOADED:
             from transformers import AutoModelForCausalLM, AutoTokenizer
