@@ -23,7 +23,7 @@ from alloop.tools.base import RunArgs, ToolContext, ToolSpec
 from alloop.tools.errors import AlloopError, InputError, describe_validation
 from alloop.tools.run.item_files import ItemFile, LabeledRow, read_item_file
 from alloop.tools.run.items import ItemTable
-from alloop.tools.run.labels import check_label, row_text
+from alloop.tools.run.labels import check_label, row_text, vote_text
 from alloop.tools.run.rundir import RunDir, RunRoot
 from alloop.tools.run.schema import (
     LABELED_TASKS,
@@ -262,10 +262,7 @@ def _revise(args: InterviewInput, ctx: ToolContext) -> InterviewOutput:
     """A new spec version from the answers that changed; the same answers again write nothing."""
     run = ctx.root.run(args.run)
     if args.embeddings is not None:
-        raise InputError(
-            f"run {args.run!r} exists; embeddings are imported when a run is created (archive_run it and create "
-            "it again with `embeddings`)"
-        )
+        _refuse_new_embeddings(ctx, args.embeddings, run)
     with run.lock():
         current = run.spec()
         _refuse_new_items(ctx, args, current)
@@ -304,6 +301,20 @@ def _refuse_new_items(ctx: ToolContext, args: InterviewInput, spec: TaskSpec) ->
         raise InputError(
             f"run {spec.run!r} was made from pool {pool_from!r} with held-out {spec.heldout!r}, and a run's items "
             "cannot be replaced: archive it (archive_run) and create it again under the same name, or use a new name"
+        )
+
+
+def _refuse_new_embeddings(ctx: ToolContext, given: str, run: RunDir) -> None:
+    """Vectors come with a run's creation; naming the same file again (a repeated create) is fine."""
+    from alloop.tools.model.encoders import HFEncoder
+    from alloop.tools.model.imported_embeddings import imported_from
+
+    spec = run.spec()
+    recorded = imported_from(run, HFEncoder(spec.model.encoder, spec.model.max_length))
+    if recorded is None or not _same_input(ctx, given, recorded):
+        raise InputError(
+            f"run {run.name!r} exists; embeddings are imported when a run is created (archive_run it and create "
+            "it again with `embeddings`)"
         )
 
 
@@ -463,7 +474,7 @@ def _split_heldout(
             if keep[row.index]
         ]
         held_table = pool.table.table.take(pa.array(taken))
-        where, rest_table = heldout, ItemTable(rest, pool.table.source)
+        where, rest_table = pool.table.source, ItemTable(rest, pool.table.source)  # the labels' own file
     else:
         held_file = read_item_file(ctx.input_path(heldout), heldout)
         unlabeled = len(held_file.table) - len(held_file.labeled)
@@ -477,7 +488,13 @@ def _split_heldout(
         held_rows, held_table = held_file.labeled, held_file.table.table
         where, rest_table, left = heldout, pool.table, pool.labeled
     gold = [check_label(spec, row.row["label"], f"{where}:{row.line}", row_text(spec, row.row)) for row in held_rows]
-    return rest_table, left, ItemTable(held_table.append_column("label", pa.array(gold)), where)
+    if spec.task_type == "cloze":  # one blank or several: one text form, "a | b", as votes and answers read it
+        gold = [vote_text(g) for g in gold]
+    try:
+        column = pa.array(gold)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise InputError(f"{heldout}: the gold labels mix forms ({exc}); give every label in one form") from None
+    return rest_table, left, ItemTable(held_table.append_column("label", column), heldout)
 
 
 def _existing_labels(spec: TaskSpec, rows: list[LabeledRow], source: str) -> list[LabelEvent]:

@@ -114,8 +114,17 @@ def test_embeddings_come_with_the_run_not_after_it(ctx, bbc_slice, made_elsewher
     ids, vectors = made_elsewhere
     path = write_parquet(tmp_path / "emb.parquet", ids, vectors)
     create(ctx, bbc_slice, path)
+    assert not create(ctx, bbc_slice, path).written  # the same create again changes nothing
+    other = write_parquet(tmp_path / "other.parquet", ids, vectors)
     with pytest.raises(InputError, match="embeddings are imported when a run is created"):
-        interview_spec(InterviewInput(run="imported", embeddings=path), ctx)
+        interview_spec(InterviewInput(run="imported", embeddings=other), ctx)
+
+
+def test_ids_are_read_as_the_pools_are(ctx, bbc_slice, made_elsewhere, tmp_path):
+    ids, vectors = made_elsewhere
+    spaced = [f"  {item_id} " for item_id in ids]  # surrounding spaces are dropped, as from the pool file
+    assert create(ctx, bbc_slice, write_parquet(tmp_path / "spaced.parquet", spaced, vectors)).created
+    assert set(cached_vectors(ctx.root.run("imported"))) == set(ids)
 
 
 def test_a_runs_vectors_exported_start_another_run_unchanged(ctx, bbc_slice, looped_run, tmp_path):

@@ -56,3 +56,12 @@ def test_a_bad_byte_is_named_by_its_line(tmp_path):
     path.write_bytes(b'{"id": "a"}\n{"id": "b\xff"}\n')
     with pytest.raises(InputError, match=r"pool.jsonl:2: not valid UTF-8 \(byte 0xff at column 10\)"):
         read_item_file(path)
+
+
+def test_a_number_whole_in_one_chunk_and_fractional_in_the_next_is_one_column(tmp_path, monkeypatch):
+    monkeypatch.setattr(item_files, "CHUNK_ROWS", 2)
+    jsonl(tmp_path / "pool.jsonl", [{"id": "a", "age": 30}, {"id": "b", "age": 31}, {"id": "c", "age": 30.5}])
+    assert read_item_file(tmp_path / "pool.jsonl").table.table.column("age").to_pylist() == [30.0, 31.0, 30.5]
+    jsonl(tmp_path / "mixed.jsonl", [{"id": "a", "age": 30}, {"id": "b", "age": 31}, {"id": "c", "age": "old"}])
+    with pytest.raises(InputError, match="a field has mixed types across rows"):
+        read_item_file(tmp_path / "mixed.jsonl")

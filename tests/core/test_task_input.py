@@ -149,3 +149,20 @@ def test_jatos_answers_that_do_not_fit_are_left_out_with_the_reason(ctx, bbc_sli
     assert [e.label for e in converted.events] == [412.0]
     assert len(converted.skipped) == 1 and converted.skipped[0].startswith("9:1:4 item")
     assert "magnitude -20.0 is not positive" in converted.skipped[0]
+
+
+def test_cloze_gold_for_one_blank_and_for_two_is_kept_in_one_form(ctx, bbc_slice, tmp_path):
+    """A held-out set whose items have one or two blanks: each gold answer is kept as "a | b" text."""
+
+    def blanks(title: str) -> str:
+        words = title.split()
+        return " ".join(["___", *words[1:-1], "___"]) if len(title) % 2 else " ".join(["___", *words[1:]])
+
+    def gold(row: dict) -> object:
+        words = row["text"].split()
+        return [words[0], words[-1]] if len(row["text"]) % 2 else words[0]
+
+    make_run(ctx, bbc_slice, tmp_path, "gaps", gold, blanks, task_type="cloze")
+    kept = ctx.root.run("gaps").heldout_gold()
+    assert all(isinstance(v, str) for v in kept.values())
+    assert any(" | " in v for v in kept.values()) and any(" | " not in v for v in kept.values())

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from alloop.tools.errors import InputError
@@ -80,7 +81,7 @@ def import_embeddings(
     except (OSError, pa.ArrowException) as exc:
         raise InputError(f"{where}: not a readable Parquet file ({exc})") from exc
     _embedding_column(reader.schema_arrow, where)
-    position = {item_id: k for k, item_id in enumerate(ids)}
+    index = pa.array(list(ids), pa.string())
     expected = encoder_dim(encoder)
     cache = EmbeddingCache(run, encoder.key)
     cache.folder.mkdir(parents=True, exist_ok=True)
@@ -100,7 +101,7 @@ def import_embeddings(
                     "encoder that made them (`encoder`), so new items and trained rounds use the same space"
                 )
             vectors = _open_vectors(cache.vectors_path, len(ids), dim, where)
-        rows = _rows_of(batch.column("id").to_pylist(), position, seen, where, row)
+        rows = _rows_of(batch.column("id"), index, seen, where, row)
         norms = np.linalg.norm(block, axis=1)
         bad = np.flatnonzero(~np.isfinite(norms) | (norms == 0))
         if len(bad):
@@ -123,7 +124,7 @@ def import_embeddings(
     sink = pa.BufferOutputStream()
     pq.write_table(pa.table({"id": pa.array(list(ids), pa.string())}), sink)
     atomic_write_bytes(cache.ids_path, sink.getvalue().to_pybytes())
-    meta = {"n": len(ids), "dim": dim, "imported_from": Path(where).name, "scaled_to_unit_length": True}
+    meta = {"n": len(ids), "dim": dim, "imported_from": where, "scaled_to_unit_length": True}
     atomic_write_bytes(cache.folder / "meta.json", json.dumps(meta).encode())
     return {"items": len(ids), "dim": dim, "encoder": encoder.name}
 
@@ -140,23 +141,43 @@ def _open_vectors(path: Path, n: int, dim: int, where: str) -> np.memmap:
     return np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n, dim))
 
 
-def _rows_of(batch_ids: list[object], position: dict[str, int], seen: np.ndarray, where: str, first: int) -> np.ndarray:
-    """Each id's row in the cache; unknown, repeated and empty ids are refused with their row."""
-    rows = np.empty(len(batch_ids), dtype=np.int64)
-    for k, item_id in enumerate(batch_ids):
-        if not isinstance(item_id, str) or not item_id:
-            raise InputError(f"{where}: row {first + k} has no id (ids are strings, as in the pool)")
-        at = position.get(item_id)
-        if at is None:
-            raise InputError(
-                f"{where}: row {first + k} is for id {item_id!r}, which is in neither the pool nor the held-out set"
-            )
-        if seen[at]:
-            raise InputError(f"{where}: id {item_id!r} has a second embedding at row {first + k}")
-        seen[at] = True
-        rows[k] = at
-    seen[rows] = False  # set again once the batch's vectors are checked and written
+def _rows_of(column: pa.Array, index: pa.Array, seen: np.ndarray, where: str, first: int) -> np.ndarray:
+    """Each id's row in the cache, found in one vectorized lookup; ids are read as the pool's are (text or
+    whole numbers, surrounding spaces dropped), and unknown, repeated and empty ids are refused with their row."""
+    if column.null_count:
+        raise InputError(f"{where}: row {first + column.is_null().to_pylist().index(True)} has no id")
+    if pa.types.is_integer(column.type):
+        column = pc.cast(column, pa.string())
+    elif not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+        raise InputError(f"{where}: ids are {column.type}; write them as text or whole numbers, as in the pool")
+    ids = pc.utf8_trim_whitespace(column)
+    empty = np.flatnonzero(np.asarray(pc.equal(pc.utf8_length(ids), 0).to_numpy(zero_copy_only=False)))
+    if len(empty):
+        raise InputError(f"{where}: row {first + int(empty[0])} has an empty id")
+    rows = np.asarray(pc.index_in(ids, value_set=index).fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
+    unknown = np.flatnonzero(rows < 0)
+    if len(unknown):
+        k = int(unknown[0])
+        raise InputError(
+            f"{where}: row {first + k} is for id {ids[k].as_py()!r}, which is in neither the pool nor the held-out set"
+        )
+    order = np.argsort(rows, kind="stable")
+    twice = np.flatnonzero(np.diff(rows[order]) == 0)
+    again = order[twice[0] + 1] if len(twice) else None
+    earlier = np.flatnonzero(seen[rows])
+    if again is None and len(earlier):
+        again = earlier[0]
+    if again is not None:
+        raise InputError(f"{where}: id {ids[int(again)].as_py()!r} has a second embedding at row {first + int(again)}")
     return rows
+
+
+def imported_from(run: RunDir, encoder: HFEncoder) -> str | None:
+    """The file a run's vectors for `encoder` were imported from, as it was named (None: embedded here)."""
+    meta = EmbeddingCache(run, encoder.key).folder / "meta.json"
+    if not meta.is_file():
+        return None
+    return json.loads(meta.read_text(encoding="utf-8")).get("imported_from")
 
 
 def export_embeddings(run: RunDir, encoder: HFEncoder, path: Path) -> int:

@@ -167,7 +167,8 @@ def learning_curve(run: RunDir, spec: TaskSpec, rows: list[ResultRow], baseline:
         at = dict(zip(base.x, base.y, strict=True))
         for record in records:
             record["baseline"] = at.get(record["labeled"])
-        paired = [(r[column], at[r["labeled"]]) for r in records if r["labeled"] in at and r["final"] is None]
+        latest = {r["labeled"]: r[column] for r in records if r["final"] is None}  # a redone round counts once
+        paired = [(value, at[n]) for n, value in latest.items() if n in at]
         if paired:
             gain = float(np.mean([a - b for a, b in paired]))
             section.notes.append(

@@ -1,10 +1,11 @@
 """Pool and held-out files read in chunks: JSONL or Parquet in, one columnar ItemTable out.
 
 A million-item pool must not become a million Python dicts at once: lines (or Parquet record
-batches) are turned into Arrow columns a chunk at a time, so the largest thing in memory besides
-the table itself is one chunk. Labels stay outside the table, kept only for the rows that have one
-(with their line, for errors), because they are checked against the spec and may mix forms
-(a list or `"a | b"` for a cloze answer) that a typed column cannot hold.
+batches) are turned into Arrow columns a chunk at a time, so besides the table itself memory holds
+one chunk of dicts and the rows that carry a label. Those stay outside the table, whole and with
+their line (the checks read their text and annotator), because labels are checked against the
+spec and may mix forms (a list or `"a | b"` for a cloze answer) that a typed column cannot hold;
+a pool with a label on every row keeps its rows twice.
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ class _Chunks:
         if not self.tables:
             raise InputError(f"{self.source}: the file has no rows; a pool or held-out file needs at least one item")
         try:
-            table = pa.concat_tables(self.tables, promote_options="default")
+            table = pa.concat_tables(self.tables, promote_options="permissive")  # int64 here, double there
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
             raise InputError(
                 f"{self.source}: a field has mixed types across rows ({exc}); make each field one type"

@@ -11,9 +11,9 @@ unpenalized, get a weak N(0, 1/`INTERCEPT_PRECISION`) so that H is invertible. H
 training features, not their labels. All labeled rows are used even when the head was a
 sequential (new_only) update: the Laplace of the posterior given every label. Each draw is
 scored by the head's own `predict_proba`, so temperature and the unseen-class floor apply to
-draws as to the mean. Above `FULL_MAX` parameters (20 classes × 384 dimensions: 7,700), the
-full H takes tens of seconds to factor and the diagonal of H is used (a mean-field Laplace);
-`kind` says which.
+draws as to the mean. Above `FULL_MAX` parameters (10 classes × 385 weights is 3,850, 11 classes
+go over), factoring the full H takes seconds to minutes on a CPU, so the diagonal of H is used (a
+mean-field Laplace); `kind`, and each pick's reason, say which.
 """
 
 from __future__ import annotations

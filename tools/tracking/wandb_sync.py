@@ -35,6 +35,15 @@ PRIVATE_CONFIG = {"guidelines", "data_source", "pool_file", "heldout", "answered
 """Spec fields kept out of the W&B config: free text and local paths say nothing about the model."""
 
 
+def _public_config(spec: Any) -> dict[str, Any]:
+    """The spec for W&B's config: no free text or local paths (an encoder given as a path shows its folder name)."""
+    config = spec.model_dump(mode="json", exclude=PRIVATE_CONFIG)
+    encoder = config["model"]["encoder"]
+    if Path(encoder).expanduser().exists():
+        config["model"]["encoder"] = Path(encoder).name
+    return config
+
+
 class SyncResult(BaseModel):
     """What a sync did: rounds logged now, before, and still open; where the files went."""
 
@@ -135,7 +144,7 @@ def _log(
                 name=spec.run,
                 resume="allow",
                 dir=str(home.parent),
-                config=spec.model_dump(mode="json", exclude=PRIVATE_CONFIG),
+                config=_public_config(spec),
                 tags=["alloop", spec.task_type],
                 job_type="active-learning",
                 reinit="create_new",
