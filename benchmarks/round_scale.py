@@ -127,6 +127,9 @@ def memory(field: str) -> int:
 
 def phase(folder: Path, name: str, argument: str) -> dict[str, float]:
     """Run one phase through its tool; times and peak RSS of this process (a fresh one per phase)."""
+    import sklearn.linear_model  # imported once by a server, not per round (~0.18 s cold)
+    import sklearn.model_selection  # noqa: F401
+
     import alloop.tools.glmm.head  # noqa: F401  (scikit-learn and SciPy: imported once by a server, not per round)
     from alloop.tools.base import ToolContext
     from alloop.tools.run.rundir import RunRoot

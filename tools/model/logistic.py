@@ -6,6 +6,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 from sklearn.base import BaseEstimator
+from threadpoolctl import threadpool_limits
 
 from alloop.tools.errors import InputError
 from alloop.tools.model.heads import Design, check_rows, classes_present
@@ -135,8 +136,9 @@ class LogisticHead(BaseEstimator):
         self.anchored_ = anchor is not None and self.anchor_note_ == ""
         self.sequential_ = sequential
         self.anchor_model_ = anchor.model_ if self.anchored_ else None
-        self.model_ = self._fit_weights(X, y, anchored=self.anchored_)
-        self.temperature_, self.calibration_, self.oof_predictions_ = self._calibrate(X, y)
+        with threadpool_limits(1, user_api="blas"):  # labeled-row products are small: more threads only spin
+            self.model_ = self._fit_weights(X, y, anchored=self.anchored_)
+            self.temperature_, self.calibration_, self.oof_predictions_ = self._calibrate(X, y)
         self.anchor_model_ = None  # do not pickle the chain of earlier rounds
         return self
 
