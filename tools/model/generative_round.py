@@ -19,7 +19,6 @@ from alloop.tools.model.generative import (
     SCORE_COLUMNS,
     LoRAConfig,
     answer,
-    answer_text,
     lm_name,
     load_adapted,
     load_base,
@@ -28,6 +27,7 @@ from alloop.tools.model.generative import (
     train_lora,
 )
 from alloop.tools.run.items import ItemTable
+from alloop.tools.run.labels import vote_text
 from alloop.tools.run.models import ModelDir, Predictions
 from alloop.tools.run.rundir import RunDir
 from alloop.tools.run.schema import EncoderTrainingSpec, TaskSpec
@@ -88,7 +88,7 @@ def train_round(
     tokenizer, base = load_base(name)
     staging = model.encoder_staging()
     try:
-        fitted = train_lora(tokenizer, base, texts, [answer_text(v) for v in labels], config, staging)
+        fitted = train_lora(tokenizer, base, texts, [vote_text(v) for v in labels], config, staging)
         heldout = run.heldout()
         gold: dict[str, Any] = {}
         if heldout is not None:
