@@ -249,21 +249,8 @@ class GLMMHead(BaseEstimator):
 
 
 def conditional_modes(fit: Any, max_levels: int = 500) -> dict[str, list[list[Any]]]:
-    """Each random effect's levels with their conditional mode and SD, for caterpillar plots.
-
-    Keyed `group:column`; the shared feature term is left out (its "levels" are embedding
-    dimensions, not people or items). A term with more levels keeps an even spread of them,
-    extremes included, so the card stays small.
-    """
-    out: dict[str, list[list[Any]]] = {}
-    for term, modes, sds in zip(fit.frame.terms, fit.ranef, fit.ranef_sd, strict=True):
-        if term.shared:
-            continue
-        for a, column in enumerate(term.columns):
-            order = np.argsort(modes[:, a])
-            if len(order) > max_levels:
-                order = order[np.unique(np.linspace(0, len(order) - 1, max_levels).round().astype(int))]
-            out[f"{term.group}:{column}"] = [
-                [term.levels[j], round(float(modes[j, a]), 4), round(float(sds[j, a]), 4)] for j in order
-            ]
-    return out
+    """The fit's sorted conditional modes (GLMMFit.sorted_modes) for the card, rounded; capped so it stays small."""
+    return {
+        name: [[level, round(mode, 4), round(sd, 4)] for level, mode, sd in rows]
+        for name, rows in fit.sorted_modes(max_levels).items()
+    }

@@ -56,6 +56,24 @@ class GLMMFit:
     iterations: int = 0
     warnings: list[str] = field(default_factory=list)
 
+    def sorted_modes(self, max_levels: int) -> dict[str, list[tuple[str, float, float]]]:
+        """Each random effect's (level, conditional mode, conditional SD), sorted by mode: a caterpillar.
+
+        Keyed `group:column`; the shared feature term is left out (its "levels" are embedding
+        dimensions, not people or items). A term with more levels keeps an even spread of them,
+        extremes included.
+        """
+        out: dict[str, list[tuple[str, float, float]]] = {}
+        for term, modes, sds in zip(self.frame.terms, self.ranef, self.ranef_sd, strict=True):
+            if term.shared:
+                continue
+            for a, column in enumerate(term.columns):
+                order = np.argsort(modes[:, a])
+                if len(order) > max_levels:
+                    order = order[np.unique(np.linspace(0, len(order) - 1, max_levels).round().astype(int))]
+                out[f"{term.group}:{column}"] = [(term.levels[j], float(modes[j, a]), float(sds[j, a])) for j in order]
+        return out
+
     @property
     def ranef_sd(self) -> list[np.ndarray]:
         """Conditional SDs of the random effects, per term J × k."""

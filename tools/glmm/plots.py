@@ -67,16 +67,13 @@ def caterpillar_plot(result: GLMMFit, path: str | Path, max_levels: int = 60) ->
     from alloop.tools.report.charts import Interval, forest
 
     sd_of = result.sd()
-    panels = []
-    for term, modes, sds in zip(result.frame.terms, result.ranef, result.ranef_sd, strict=True):
-        if term.shared:
-            continue
-        for a, column in enumerate(term.columns):
-            order = np.argsort(modes[:, a])
-            if len(order) > max_levels:  # the extremes and an even spread between them
-                order = order[np.unique(np.linspace(0, len(order) - 1, max_levels).round().astype(int))]
-            rows = [Interval(term.levels[j], float(modes[j, a]), Z95 * float(sds[j, a])) for j in order]
-            panels.append((f"{term.group}: {column}\nSD = {sd_of[f'{term.group}:{column}']:.3f}", rows))
+    panels = [
+        (
+            f"{name.replace(':', ': ', 1)}\nSD = {sd_of[name]:.3f}",
+            [Interval(level, mode, Z95 * sd) for level, mode, sd in rows],
+        )
+        for name, rows in result.sorted_modes(max_levels).items()
+    ]
     if not panels:
         raise ValueError("the model has no random effects to plot")
     title = f"Random effects ({result.frame.spec.family}, {result.criterion}): conditional modes ± 1.96 SD, sorted"
