@@ -179,7 +179,7 @@ def test_a_head_without_variance_components_gets_no_such_section(finished):
 
 def test_a_glmm_head_shows_its_variance_components(looped_run, tmp_path):
     """The card a GLMM head writes (glmm/head.py: one fit per class, random-effect SDs) reaches the page."""
-    from alloop.tools.report.sections import variance_components
+    from alloop.tools.report.sections import glmm_card, variance_components
     from alloop.tools.run.models import ModelDir
 
     root = RunRoot(tmp_path / "runs")
@@ -196,7 +196,7 @@ def test_a_glmm_head_shows_its_variance_components(looped_run, tmp_path):
     }
     model.write_card(card)
 
-    section = variance_components(root.run("looped"))
+    section = variance_components(glmm_card(root.run("looped")))
 
     assert section is not None and section.id == "variance-components"
     assert section.tables[0].columns == ["component", "sd", "variance", "singular"]

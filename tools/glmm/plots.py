@@ -11,6 +11,7 @@ import numpy as np
 
 from alloop.tools.glmm.evaluation import simulate
 from alloop.tools.glmm.model import GLMMFit
+from alloop.tools.report.charts import Z95, Interval, forest
 
 
 def _pyplot() -> Any:
@@ -38,13 +39,8 @@ def _write(png: bytes, path: Path) -> Path:
     return path
 
 
-Z95 = 1.959963984540054
-
-
 def fixed_effects_plot(result: GLMMFit, path: str | Path) -> Path:
     """A forest plot of the fixed effects (and an ordinal model's thresholds) with 95% Wald intervals."""
-    from alloop.tools.report.charts import Interval, forest
-
     rows = [
         Interval(n, float(b), Z95 * float(s))
         for n, b, s in zip(result.frame.x_names, result.beta, result.beta_se, strict=True)
@@ -64,8 +60,6 @@ def fixed_effects_plot(result: GLMMFit, path: str | Path) -> Path:
 def caterpillar_plot(result: GLMMFit, path: str | Path, max_levels: int = 60) -> Path:
     """Conditional modes of every random effect with 95% intervals (±1.96 conditional SD),
     one panel per term column, levels sorted by their mode."""
-    from alloop.tools.report.charts import Interval, forest
-
     sd_of = result.sd()
     panels = [
         (

@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 
 WIDTH, HEIGHT, DPI = 6.4, 3.6, 110
+Z95 = 1.959963984540054
+"""The normal quantile of a two-sided 95 % interval: estimate ± Z95 · SE."""
 
 
 @dataclass

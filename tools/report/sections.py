@@ -432,13 +432,21 @@ def stopping(rows: list[ResultRow]) -> Section:
     return section
 
 
-def variance_components(run: RunDir) -> Section | None:
-    """A GLMM head's random-effect SDs from the latest model card; None for other heads."""
+def glmm_card(run: RunDir) -> tuple[int, dict[str, Any]] | None:
+    """The latest round and its GLMM head's card (fits with SDs, fixed effects, modes); None for other heads."""
     rounds = model_rounds(run)
     head = ModelDir(run, rounds[-1]).card().get("head") if rounds else None
     if not isinstance(head, dict) or "fits" not in head:
         return None
-    section = Section("variance-components", f"Variance components of the GLMM head (round {rounds[-1]})")
+    return rounds[-1], head
+
+
+def variance_components(glmm: tuple[int, dict[str, Any]] | None) -> Section | None:
+    """A GLMM head's random-effect SDs from the latest model card; None for other heads."""
+    if glmm is None:
+        return None
+    round_, head = glmm
+    section = Section("variance-components", f"Variance components of the GLMM head (round {round_})")
     records = [
         {"class": fit.get("class"), "component": name, "sd": sd, "variance": sd * sd, "singular": fit.get("singular")}
         for fit in head["fits"]
@@ -472,15 +480,14 @@ def _fixed_intervals(fit: dict[str, Any], spec: TaskSpec, z: float) -> list[char
     return rows
 
 
-def glmm_effects(run: RunDir, spec: TaskSpec) -> Section | None:
+def glmm_effects(glmm: tuple[int, dict[str, Any]] | None, spec: TaskSpec) -> Section | None:
     """A GLMM head's fixed effects (forest plot, Wald intervals) and conditional modes (caterpillar
     plots) from the latest model card; None for other heads."""
-    rounds = model_rounds(run)
-    head = ModelDir(run, rounds[-1]).card().get("head") if rounds else None
-    if not isinstance(head, dict) or "fits" not in head:
+    if glmm is None:
         return None
-    section = Section("glmm-effects", f"GLMM effects (round {rounds[-1]})")
-    z = 1.959963984540054
+    round_, head = glmm
+    section = Section("glmm-effects", f"GLMM effects (round {round_})")
+    z = charts.Z95
     fixed = [(_fit_title(fit, spec), _fixed_intervals(fit, spec, z)) for fit in head["fits"]]
     fixed = [(title, rows) for title, rows in fixed if rows]
     if fixed:
@@ -540,7 +547,7 @@ def round_table(rows: list[ResultRow]) -> Section:
 
 def all_sections(run: RunDir, baseline: RunDir | None = None) -> list[Section]:
     """Every section of the page, in reading order (a baseline run's curve beside this run's, when named)."""
-    spec, rows = run.spec(), run.results()
+    spec, rows, glmm = run.spec(), run.results(), glmm_card(run)
     found = [
         round_table(rows),
         learning_curve(run, spec, rows, baseline),
@@ -552,8 +559,8 @@ def all_sections(run: RunDir, baseline: RunDir | None = None) -> list[Section]:
         labels(run),
         agreement(run, spec, rows),
         stopping(rows),
-        variance_components(run),
-        glmm_effects(run, spec),
+        variance_components(glmm),
+        glmm_effects(glmm, spec),
     ]
     return [s for s in found if s is not None]
 
