@@ -268,12 +268,11 @@ def demo(
 
 def _share_embeddings(run: Any, folder: Path) -> Path:
     """The run's cached vectors as a Parquet file, so the baseline run embeds nothing again."""
-    from alloop.tools.model.encoders import HFEncoder
+    from alloop.tools.model.encoders import run_encoder
     from alloop.tools.model.imported_embeddings import export_embeddings
 
-    spec = run.spec()
     path = folder / "embeddings.parquet"
-    export_embeddings(run, HFEncoder(spec.model.encoder, spec.model.max_length), path)
+    export_embeddings(run, run_encoder(run), path)
     return path
 
 

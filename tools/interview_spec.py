@@ -306,11 +306,10 @@ def _refuse_new_items(ctx: ToolContext, args: InterviewInput, spec: TaskSpec) ->
 
 def _refuse_new_embeddings(ctx: ToolContext, given: str, run: RunDir) -> None:
     """Vectors come with a run's creation; naming the same file again (a repeated create) is fine."""
-    from alloop.tools.model.encoders import HFEncoder
+    from alloop.tools.model.encoders import run_encoder
     from alloop.tools.model.imported_embeddings import imported_from
 
-    spec = run.spec()
-    recorded = imported_from(run, HFEncoder(spec.model.encoder, spec.model.max_length))
+    recorded = imported_from(run, run_encoder(run))
     if recorded is None or not _same_input(ctx, given, recorded):
         raise InputError(
             f"run {run.name!r} exists; embeddings are imported when a run is created (archive_run it and create "
