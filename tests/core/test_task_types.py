@@ -237,9 +237,8 @@ def headline_pair_files(bbc_slice: dict[str, Path], tmp_path: Path) -> dict[str,
     return files
 
 
-def test_a_forced_choice_run_fits_a_conditional_logit_over_the_options(ctx, bbc_slice, tmp_path):
-    from sklearn.metrics import log_loss
-
+def sport_run(ctx, bbc_slice: dict[str, Path], tmp_path: Path, **answers) -> dict[str, Path]:
+    """Run 'sport' over the headline pairs (forced choice, accuracy); returns its files (gold too)."""
     files = headline_pair_files(bbc_slice, tmp_path)
     interview_spec(
         InterviewInput(
@@ -250,9 +249,17 @@ def test_a_forced_choice_run_fits_a_conditional_logit_over_the_options(ctx, bbc_
             labels=["first", "second"],
             text_fields=["text", "first", "second"],  # what selection compares: the whole item
             metric="accuracy",
+            **answers,
         ),
         ctx,
     )
+    return files
+
+
+def test_a_forced_choice_run_fits_a_conditional_logit_over_the_options(ctx, bbc_slice, tmp_path):
+    from sklearn.metrics import log_loss
+
+    files = sport_run(ctx, bbc_slice, tmp_path)
     rows = loop(ctx, "sport", files["gold"], strategy="margin")
     run = ctx.root.run("sport")
     model = ModelDir(run, 3)
@@ -382,22 +389,7 @@ def test_a_forced_choice_study_of_responses_recovers_the_participants_lean_with_
 
     from alloop.tools.model.heads import load_head
 
-    files = headline_pair_files(bbc_slice, tmp_path)
-    interview_spec(
-        InterviewInput(
-            run="sport",
-            pool=str(files["pool"]),
-            heldout=str(files["heldout"]),
-            task_type="forced_choice",
-            labels=["first", "second"],
-            text_fields=["text", "first", "second"],
-            metric="accuracy",
-            prediction_unit="response",
-            head="glmm",
-            effects="random_intercepts",
-        ),
-        ctx,
-    )
+    files = sport_run(ctx, bbc_slice, tmp_path, prediction_unit="response", head="glmm", effects="random_intercepts")
     simulate(
         SimulateInput(
             run="sport", gold=str(files["gold"]), rounds=2, batch_size=10, participants=8, noise=1.0, strategy="margin"
