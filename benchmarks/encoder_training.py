@@ -135,6 +135,7 @@ def loop(
     from alloop.tools.seed_set import SeedInput, seed_set
     from alloop.tools.select_batch import SelectInput, select_batch
     from alloop.tools.simulate_annotator import SimulateAnnotatorInput, simulate_annotator
+    from alloop.tools.stopping.evidence import prediction_changes
     from alloop.tools.train_glmm import TrainInput, train_glmm
 
     ctx = le._ctx(root)
@@ -192,6 +193,8 @@ def loop(
         if index == rounds + 1:
             break
         score_pool(ScoreInput(run=name), ctx)
+        change = prediction_changes(run, out.round, 1)
+        per_round[-1]["prediction_kappa"] = change[0].kappa if change else None
         picked = select_batch(SelectInput(run=name, strategy="margin", batch_size=batch), ctx)
         per_round[-1]["selected_hash"] = _ids_hash(run.selection(picked.round))
         simulate_annotator(SimulateAnnotatorInput(run=name, gold=gold), ctx)
@@ -468,6 +471,7 @@ def compare(files: list[Path]) -> str:
             "switched": switched,
             "applied": " ".join({"retrain": "R", "fine_tune": "F"}.get(r["training_strategy"], "?") for r in rounds),
             "cv": [r["cv_macro_f1"] for r in rounds],
+            "kappa": [r.get("prediction_kappa") for r in rounds[:-1]],
         }
 
     lines = [
@@ -505,10 +509,11 @@ def compare(files: list[Path]) -> str:
             f"sample-epochs saved {statistics.fmean(s_w):.0%} (per seed {', '.join(f'{v:.0%}' for v in s_w)})"
         )
     for (kind, seed), by_strategy in sorted(loops.items()):
-        if "hybrid" in by_strategy:
-            cv = totals(by_strategy["hybrid"])["cv"]
-            shown = ", ".join("–" if v is None else f"{v:.3f}" for v in cv)
-            lines.append(f"- hybrid's decision figure (cv_macro_f1), {kind} seed {seed}, per round: {shown}")
+        for strategy, pr in sorted(by_strategy.items()):
+            t = totals(pr)
+            for figure, values in (("cv_macro_f1", t["cv"]), ("pool-prediction κ with the round before", t["kappa"])):
+                shown = ", ".join("–" if v is None else f"{v:.3f}" for v in values)
+                lines.append(f"- {figure}, {kind} {strategy} seed {seed}, per round: {shown}")
     return "\n".join(lines) + "\n"
 
 
@@ -561,6 +566,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--hybrid-epsilon", type=float, default=0.01, help="model.hybrid_epsilon (ε)")
     parser.add_argument("--hybrid-rounds", type=int, default=2, help="model.hybrid_rounds (k)")
+    parser.add_argument(
+        "--hybrid-kappa", type=float, default=None, help="model.hybrid_kappa: switch on pool κ, not ΔF1"
+    )
     parser.add_argument("--fine-tune-epochs", type=int, default=1, help="epochs of a warm-started round")
     parser.add_argument("--train-batch", type=int, default=16)
     parser.add_argument("--max-length", type=int, default=128, help="token limit while training")
@@ -635,7 +643,7 @@ def main() -> None:
             "per_round_rounds": args.per_round_rounds,
             "per_round_kinds": args.per_round_kinds,
             "per_round_strategies": args.per_round_strategies,
-            "hybrid": {"epsilon": args.hybrid_epsilon, "rounds": args.hybrid_rounds},
+            "hybrid": {"epsilon": args.hybrid_epsilon, "rounds": args.hybrid_rounds, "kappa": args.hybrid_kappa},
         }
     seeds: list[dict] = []
     per_round: list[dict] = []
@@ -716,7 +724,11 @@ def main() -> None:
                         args.seed_size,
                         training_strategy=strategy,
                         encoder_training=settings,
-                        hybrid={"hybrid_epsilon": args.hybrid_epsilon, "hybrid_rounds": args.hybrid_rounds},
+                        hybrid={
+                            "hybrid_epsilon": args.hybrid_epsilon,
+                            "hybrid_rounds": args.hybrid_rounds,
+                            "hybrid_kappa": args.hybrid_kappa,
+                        },
                     )
                 except Exception as exc:
                     traceback.print_exc()

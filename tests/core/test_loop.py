@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -200,6 +201,29 @@ def test_hybrid_switch_reads_the_cross_validated_f1_not_gold(looped_copy, ctx):
     run.write_spec(spec.model_copy(update={"model": asks_gold}), "test")
     by_gold = train_glmm(TrainInput(run=looped_copy, round=3, training_strategy="hybrid"), ctx)
     assert by_gold.training_strategy == "retrain" and "gold_macro_f1" in by_gold.strategy_note
+
+
+@pytest.mark.parametrize(("round_2_predictions", "applied"), [("as round 1's", "fine_tune"), ("reversed", "retrain")])
+def test_hybrid_can_switch_on_the_stability_of_pool_predictions(looped_copy, ctx, round_2_predictions, applied):
+    """model.hybrid_kappa: fine-tune once κ between successive rounds' pool predictions ≥ it (k = 1)."""
+    run = ctx.root.run(looped_copy)
+    spec = run.spec()
+    stable = spec.model.model_copy(update={"hybrid_kappa": 0.9, "hybrid_rounds": 1})
+    run.write_spec(spec.model_copy(update={"model": stable}), "test")
+    first, second = ModelDir(run, 1).predictions(), ModelDir(run, 2).predictions()
+    kept = dict(zip(first.pool_ids, first.pool_pred, strict=True))
+    scripted = np.array([kept.get(i, p) for i, p in zip(second.pool_ids, second.pool_pred, strict=True)])
+    if round_2_predictions == "reversed":
+        scripted = scripted[::-1]
+    ModelDir(run, 2).save_predictions(replace(second, pool_pred=scripted))
+
+    out = train_glmm(TrainInput(run=looped_copy, round=3, training_strategy="hybrid"), ctx)
+
+    assert out.training_strategy == applied, out.strategy_note
+    assert out.card["hybrid"]["figure"] == "prediction_kappa"
+    assert "κ of successive pool predictions ≥ 0.9" in out.strategy_note
+    kappa = out.card["hybrid"]["kappa"][2]
+    assert kappa == 1.0 if applied == "fine_tune" else kappa < 0.9
 
 
 def test_hybrid_stays_with_fine_tune_once_switched(looped_copy, ctx):

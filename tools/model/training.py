@@ -27,6 +27,7 @@ from alloop.tools.run.labels import HUMAN_SOURCES, live_events, training_labels
 from alloop.tools.run.models import ModelDir
 from alloop.tools.run.rundir import RunDir
 from alloop.tools.run.schema import EncoderTrainingSpec, LabelEvent, TaskSpec
+from alloop.tools.stopping.evidence import prediction_changes
 
 
 @dataclass
@@ -41,38 +42,62 @@ class StrategyChoice:
 
 
 def choose_strategy(spec: TaskSpec, requested: str, run: RunDir, previous: int | None) -> StrategyChoice:
-    """Hybrid retrains until |ΔF1| < ε for k consecutive rounds, then fine-tunes for good.
+    """Hybrid retrains until its figure settles for k consecutive rounds, then fine-tunes for good.
 
-    ΔF1 is read from `spec.model.decision_source` (out-of-fold F1 on the labeled items by
-    default, so the held-out gold set never steers training).
+    The figure is |ΔF1| < ε, F1 read from `spec.model.decision_source` (out-of-fold on the labeled
+    items by default, so the held-out gold set never steers training), or, when
+    `spec.model.hybrid_kappa` is set, κ ≥ that between successive rounds' pool predictions.
     """
     if previous is None:
         return StrategyChoice("retrain", f"{requested}: round 1 has no earlier model" if requested != "retrain" else "")
     if requested != "hybrid":
         return StrategyChoice(requested, anchor_round=None if requested == "retrain" else previous)
-    figure = f"{spec.model.decision_source}_macro_f1"
-    rows = [r for r in run.results() if r.round <= previous and getattr(r, figure) is not None]
-    scores = [getattr(r, figure) for r in rows]
-    k, eps = spec.model.hybrid_rounds, spec.model.hybrid_epsilon
-    record: dict[str, Any] = {
-        "figure": figure,
-        "series": {r.round: round(getattr(r, figure), 6) for r in rows},
-        "abs_delta": [round(float(d), 6) for d in np.abs(np.diff(scores))],
-        "epsilon": eps,
-        "rounds": k,
-    }
+    settles = _kappa_settles if spec.model.hybrid_kappa is not None else _f1_settles
+    record, settled, rule, shown = settles(spec, run, previous)
     before = ModelDir(run, previous).card()
     if before.get("training_strategy") == "fine_tune":
         switched = (before.get("hybrid") or {}).get("switched_at", previous)
         note = f"hybrid: switched to fine_tune in round {switched}"
         return StrategyChoice("fine_tune", note, previous, record | {"switched_at": switched})
-    deltas = np.abs(np.diff(scores))[-k:] if len(scores) > k else np.array([])
-    if len(deltas) == k and bool((deltas < eps).all()):
-        shown = ", ".join(f"{d:.4f}" for d in deltas)
-        note = f"hybrid: |Δ{figure}| {shown} < {eps:g} for {k} rounds"
-        return StrategyChoice("fine_tune", note, previous, record | {"switched_at": previous + 1})
-    note = f"hybrid: retrain until |Δ{figure}| < {eps:g} for {k} rounds"
-    return StrategyChoice("retrain", note, hybrid=record | {"switched_at": None})
+    if settled:
+        switch = record | {"switched_at": previous + 1}
+        return StrategyChoice("fine_tune", f"hybrid: {rule} ({shown})", previous, switch)
+    return StrategyChoice("retrain", f"hybrid: retrain until {rule}", hybrid=record | {"switched_at": None})
+
+
+def _f1_settles(spec: TaskSpec, run: RunDir, previous: int) -> tuple[dict[str, Any], bool, str, str]:
+    """|ΔF1| between rounds up to `previous`: the record for the card, settled or not, the rule, the last |Δ|s."""
+    figure = f"{spec.model.decision_source}_macro_f1"
+    rows = [r for r in run.results() if r.round <= previous and getattr(r, figure) is not None]
+    k, eps = spec.model.hybrid_rounds, spec.model.hybrid_epsilon
+    deltas = np.abs(np.diff([getattr(r, figure) for r in rows]))
+    record: dict[str, Any] = {
+        "figure": figure,
+        "series": {r.round: round(getattr(r, figure), 6) for r in rows},
+        "abs_delta": [round(float(d), 6) for d in deltas],
+        "epsilon": eps,
+        "rounds": k,
+    }
+    recent = deltas[-k:]
+    settled = len(recent) == k and bool((recent < eps).all())
+    return record, settled, f"|Δ{figure}| < {eps:g} for {k} rounds", ", ".join(f"{d:.4f}" for d in recent)
+
+
+def _kappa_settles(spec: TaskSpec, run: RunDir, previous: int) -> tuple[dict[str, Any], bool, str, str]:
+    """κ between successive scored rounds' pool predictions up to `previous` (the stabilizing-predictions
+    figure): it measures how much the model itself changed, so it does not grow noisier as each batch
+    of hard, uncertainty-picked items arrives the way a macro-F1 on a few dozen labels does."""
+    k, threshold = spec.model.hybrid_rounds, spec.model.hybrid_kappa
+    changes = prediction_changes(run, previous, k)
+    record: dict[str, Any] = {
+        "figure": "prediction_kappa",
+        "kappa": {c.round_to: c.kappa for c in changes},
+        "threshold": threshold,
+        "rounds": k,
+    }
+    settled = len(changes) == k and all(c.kappa is not None and c.kappa >= threshold for c in changes)
+    shown = ", ".join("none" if c.kappa is None else f"{c.kappa:.4f}" for c in changes)
+    return record, settled, f"κ of successive pool predictions ≥ {threshold:g} for {k} rounds", shown
 
 
 def training_rows(spec: TaskSpec, run: RunDir, exclude: set[str]) -> tuple[list[str], list[str], Design | None, int]:

@@ -340,10 +340,13 @@ def deltas(run: RunDir, spec: TaskSpec, rows: list[ResultRow]) -> Section:
     section.notes.append(f"Δ of {column} (decisions read {source}; shown: {read}). {plateau}")
     if spec.model.training_strategy == "hybrid":
         when = f"it switched in round {switch}" if switch is not None else "it has not switched"
-        section.notes.append(
-            f"Hybrid training fine-tunes once |Δ| < {spec.model.hybrid_epsilon:g} for "
-            f"{spec.model.hybrid_rounds} rounds: {when}."
+        settles = (
+            f"|Δ| < {spec.model.hybrid_epsilon:g}"
+            if spec.model.hybrid_kappa is None
+            else f"κ between successive rounds' pool predictions ≥ {spec.model.hybrid_kappa:g}"
         )
+        k = spec.model.hybrid_rounds
+        section.notes.append(f"Hybrid training fine-tunes once {settles} for {k} rounds: {when}.")
     else:
         section.notes.append(f"Training strategy {spec.model.training_strategy}: no hybrid switch to mark.")
     section.tables.append(

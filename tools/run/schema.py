@@ -157,6 +157,9 @@ class ModelSpec(_Strict):
     training_strategy: TrainingStrategy = "retrain"
     hybrid_epsilon: float = Field(0.01, gt=0, description="Hybrid: fine-tune once ΔF1 < ε ...")
     hybrid_rounds: int = Field(2, ge=1, description="... for this many rounds.")
+    hybrid_kappa: float | None = Field(
+        None, gt=0, le=1, description="Hybrid: instead of ΔF1, switch once κ of successive pool predictions ≥ this."
+    )
     decision_source: DecisionSource = Field(
         "cv",
         description="What the hybrid switch and the plateau rule read: cv (out-of-fold on the labeled items) "
