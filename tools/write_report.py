@@ -42,10 +42,11 @@ def write_report(args: ReportInput, ctx: ToolContext) -> ReportOutput:
     baseline = ctx.root.run(args.baseline) if args.baseline else None
     if baseline is not None:
         check_baseline(run, baseline)
-    rows = run.results()
-    plot = learning_curve(run, rows)
-    atomic_write_text(run.report_path, report_markdown(run, plot))
-    page = write_page(run, baseline)
+    with run.lock():  # one consistent snapshot: no round half-written by a train or score call under way
+        rows = run.results()
+        plot = learning_curve(run, rows)
+        atomic_write_text(run.report_path, report_markdown(run, plot))
+        page = write_page(run, baseline)
     synced = sync(run, baseline) if tracked != "off" else None
     return ReportOutput(
         run=args.run,

@@ -10,7 +10,7 @@ from html.parser import HTMLParser
 import pytest
 
 from alloop.tools.base import ToolContext
-from alloop.tools.errors import InputError
+from alloop.tools.errors import InputError, LockedError
 from alloop.tools.interview_spec import InterviewInput, interview_spec
 from alloop.tools.report.datasets import BBC_LABELS
 from alloop.tools.run.rundir import RunRoot
@@ -256,3 +256,18 @@ def test_a_baseline_on_other_heldout_items_is_refused(with_baseline, bbc_slice, 
     with pytest.raises(InputError, match="is the run itself"):
         write_report(ReportInput(run="looped", baseline="looped"), ctx)
     assert root.run("looped").inside("report.html").read_bytes() == before  # nothing rewritten
+
+
+def test_a_report_waits_for_the_runs_writer_and_writes_nothing_when_it_gives_up(looped_run, tmp_path, monkeypatch):
+    """write_report reads under the run's lock: never a round that a train or score call is half-way through."""
+    root = RunRoot(tmp_path / "runs")
+    root.path.mkdir(parents=True)
+    shutil.copytree(looped_run, root.path / "looped")
+    run = root.run("looped")
+    monkeypatch.setenv("ALLOOP_LOCK_WAIT", "0.2")
+
+    with run.lock(), pytest.raises(LockedError, match="waited 0"):
+        write_report(ReportInput(run="looped"), ToolContext(root=root, inputs_anywhere=True))
+
+    assert not run.report_path.exists() and not run.inside("report.html").exists()
+    assert write_report(ReportInput(run="looped"), ToolContext(root=root, inputs_anywhere=True)).rounds == 3
