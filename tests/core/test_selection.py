@@ -297,3 +297,11 @@ def test_stratified_seed_gives_every_guessed_class_its_share_and_fills_a_shortfa
     assert len(of["common"]) == 3 and len(of["other"]) == 3  # equal shares of the guessed classes
     assert len(of["rare"]) == 1 and 150 <= of["rare"][0] < 190  # its twins are not picked again
     assert sum("typical fill" in x.reason for x in picks) == 2  # the shortfall is filled, not left out
+
+
+@pytest.mark.parametrize(("name", "instead"), [("power_margin", "entropy"), ("cluster_margin", "entropy or kcenter")])
+def test_a_margin_strategy_on_magnitudes_says_what_to_use_instead(name, instead):
+    """A magnitude run's scores are a mean and an sd: there are no classes to take a margin between."""
+    p = problem(probs=np.column_stack([np.linspace(1, 2, 200), np.full(200, 0.3)]), options={"task_type": "magnitude"})
+    with pytest.raises(InputError, match=f"{name} ranks by class margins; a magnitude run has none: use {instead}"):
+        get_strategy(name).select(p)

@@ -15,11 +15,9 @@ from typing import ClassVar
 
 import numpy as np
 
-from alloop.tools.errors import InputError
-from alloop.tools.model.uncertainty import uncertainty
 from alloop.tools.selection.base import Picked, SelectionProblem
 from alloop.tools.selection.duplicates import max_similarity, take_distinct
-from alloop.tools.selection.uncertainty import top_k_order
+from alloop.tools.selection.uncertainty import class_margins, top_k_order
 
 SHORTLIST_MAX = 5000
 
@@ -67,10 +65,7 @@ class ClusterMargin:
     requires: ClassVar[frozenset[str]] = frozenset({"probs", "embeddings"})
 
     def select(self, problem: SelectionProblem) -> list[Picked]:
-        measures = uncertainty(problem.probs, problem.options.get("task_type"))
-        if "margin" not in measures:
-            raise InputError("cluster_margin ranks by class margins; a magnitude run has none: use entropy or kcenter")
-        margin = measures["margin"]
+        margin = class_margins(problem, self.name, "entropy or kcenter")
         factor = int(problem.options.get("hybrid_factor", 10))
         size = min(len(margin), max(problem.n, min(factor * problem.n, SHORTLIST_MAX)))
         shortlist = top_k_order(-margin + problem.rng.random(len(margin)) * 1e-9, size)

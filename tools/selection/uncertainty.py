@@ -35,6 +35,14 @@ class RandomSampling:
         return [Picked(p, f"random draw {rank} of {size} unlabeled") for rank, p in enumerate(chosen, 1)]
 
 
+def class_margins(problem: SelectionProblem, strategy: str, instead: str) -> np.ndarray:
+    """The candidates' class margins, or why a margin strategy cannot run (a magnitude has no classes)."""
+    measures = uncertainty(problem.probs, problem.options.get("task_type"))
+    if "margin" not in measures:
+        raise InputError(f"{strategy} ranks by class margins; a magnitude run has none: use {instead}")
+    return measures["margin"]
+
+
 class UncertaintySampling:
     """Highest least-confidence, smallest margin or highest entropy first."""
 
@@ -93,10 +101,7 @@ class PowerMargin:
     gathers_rows: ClassVar[bool] = True
 
     def select(self, problem: SelectionProblem) -> list[Picked]:
-        measures = uncertainty(problem.probs, problem.options.get("task_type"))
-        if "margin" not in measures:
-            raise InputError("power_margin draws by class margins; a magnitude run has none: use entropy (ranks by sd)")
-        margin = measures["margin"]
+        margin = class_margins(problem, self.name, "entropy (ranks by sd)")
         beta = float(problem.options.get("power_beta", 1.0))
         score = np.clip(1.0 - margin, 1e-12, None)
         key = beta * np.log(score) + problem.rng.gumbel(size=len(score))
