@@ -10,6 +10,7 @@ from alloop.tools.selection.class_balance import ClassBalance
 from alloop.tools.selection.cluster_margin import ClusterMargin
 from alloop.tools.selection.coreset import KCenterGreedy
 from alloop.tools.selection.hybrid import UncertainThenDiverse
+from alloop.tools.selection.small_text import SMALL_TEXT_STRATEGIES
 from alloop.tools.selection.typiclust import TypiClust
 from alloop.tools.selection.uncertainty import Entropy, LeastConfidence, Margin, PowerMargin, RandomSampling
 
@@ -28,6 +29,7 @@ STRATEGIES: dict[str, type] = {
         Bald,
         ClusterMargin,
         ClassBalance,
+        *SMALL_TEXT_STRATEGIES,
     )
 }
 ALIASES = {"coreset": "kcenter", "k_center": "kcenter", "kcenter_greedy": "kcenter"}
