@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
+import pyarrow as pa
 from pydantic import BaseModel, Field
 
 from alloop.tools.base import RunArgs, ToolContext, ToolSpec
@@ -16,8 +17,8 @@ from alloop.tools.run.labels import TrainingLabels, training_labels
 from alloop.tools.run.schema import SelectionRow
 from alloop.tools.selection import check_requirements
 from alloop.tools.selection.base import SelectionProblem
-from alloop.tools.selection.candidates import check_batch_fits, pool_candidates
-from alloop.tools.selection.duplicates import max_similarity
+from alloop.tools.selection.candidates import check_batch_fits, pool_candidates, vectors_of
+from alloop.tools.selection.duplicates import not_near
 from alloop.tools.selection.seeding import SEED_STRATEGIES
 
 SeedStrategy = Literal[("existing", *SEED_STRATEGIES)]  # type: ignore[valid-type]
@@ -95,13 +96,14 @@ def seed_set(args: SeedInput, ctx: ToolContext) -> SeedOutput:
             heldout_x = embed_table(run, heldout, spec.text_fields, encoder) if heldout is not None else None
             found = pool_candidates(run, 0, pool, pool_x, heldout_x)
             threshold = spec.selection.near_duplicate_threshold
-            candidates = found.positions[max_similarity(pool_x[found.positions], found.duplicates_of) < threshold]
+            candidates = not_near(pool_x, found.positions, found.duplicates_of, threshold)
             check_batch_fits(n, len(candidates), "seed")
+            strategy = SEED_STRATEGIES[name]()
             problem = SelectionProblem(
                 n=n,
                 rng=rng,
                 duplicate_threshold=threshold,
-                embeddings=pool_x[candidates],
+                embeddings=vectors_of(strategy, pool_x, candidates),
                 reference=found.duplicates_of,
                 covered=found.covered,
                 known_vectors=pool_x[pool.positions(known.item_ids)],
@@ -112,23 +114,16 @@ def seed_set(args: SeedInput, ctx: ToolContext) -> SeedOutput:
                 label_vectors=encoder.encode(list(spec.labels)) if name == "stratified" else None,
                 options={"seed": seed},
             )
-            strategy = SEED_STRATEGIES[name]()
             check_requirements(strategy, problem)
             picked = strategy.select(problem)
             if problem.report.get("keywords_without_match"):
                 run.append_note(
                     f"seed keyword: no items matched the keywords for {problem.report['keywords_without_match']}"
                 )
+            picked_ids = pool.id_array.take(pa.array(candidates[[pick.position for pick in picked]])).to_pylist()
             rows = [
-                SelectionRow(
-                    round=0,
-                    rank=r,
-                    item_id=pool.ids[candidates[pick.position]],
-                    strategy=f"seed:{name}",
-                    reason=pick.reason,
-                    seed=seed,
-                )
-                for r, pick in enumerate(picked, start=1)
+                SelectionRow(round=0, rank=r, item_id=item_id, strategy=f"seed:{name}", reason=pick.reason, seed=seed)
+                for r, (pick, item_id) in enumerate(zip(picked, picked_ids, strict=True), start=1)
             ]
         path = run.write_selection(0, rows)
         run.append_note(f"round 0: seed set of {len(rows)} items by {name} (seed {seed})")

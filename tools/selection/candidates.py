@@ -69,6 +69,14 @@ class Rows:
         return np.asarray(self.matrix[self.positions], dtype=dtype or np.float32)
 
 
+def vectors_of(strategy: object, matrix: np.ndarray, positions: np.ndarray) -> np.ndarray | Rows:
+    """The candidates' vectors: a lazy view for a strategy that only indexes them (`gathers_rows`), so a
+    million-row pool is not copied; a gathered float32 array for one that computes on all of them."""
+    if getattr(strategy, "gathers_rows", False):
+        return Rows(matrix, positions)
+    return np.asarray(matrix[positions], dtype=np.float32)
+
+
 def check_batch_fits(n: int, available: int, what: str = "batch") -> None:
     """A batch of n from `available` candidates, or an error that says what to ask for."""
     if available == 0:

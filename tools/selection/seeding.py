@@ -41,6 +41,8 @@ def _distinct(order: list[tuple[int, str]], problem: SelectionProblem) -> list[t
 class RandomSeed:
     name: ClassVar[str] = "random"
     requires: ClassVar[frozenset[str]] = frozenset({"embeddings"})
+    gathers_rows: ClassVar[bool] = True
+    """Reads only the rows it draws: `embeddings` may be a lazy row view (candidates.Rows)."""
 
     def select(self, problem: SelectionProblem) -> list[Picked]:
         order = problem.rng.permutation(len(problem.embeddings))
@@ -173,6 +175,7 @@ class KeywordSeed:
 
     name: ClassVar[str] = "keyword"
     requires: ClassVar[frozenset[str]] = frozenset({"embeddings", "texts", "keywords"})
+    gathers_rows: ClassVar[bool] = True
 
     def select(self, problem: SelectionProblem) -> list[Picked]:
         unknown = [label for label in problem.keywords if label not in problem.labels]
