@@ -79,6 +79,8 @@ SELECTION = [
     "cluster_margin",
     "class_balance",
 ]
+SMALL_TEXT_WRAPPED = ["small_text_lightweight_coreset", "small_text_kmeans", "small_text_cal", "small_text_dal"]
+"""small-text's strategies behind alloop's interface (tools/selection/small_text.py): on request, not by default."""
 SEEDING = ["diverse", "random", "typical", "stratified"]
 SEED_COMPARE_WITH = ["margin", "random"]
 SMALL_TEXT = ["random", "least_confidence", "breaking_ties", "entropy", "coreset"]
@@ -709,7 +711,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="+", default=DATASETS, choices=DATASETS)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--strategies", nargs="+", default=SELECTION, choices=SELECTION)
+    parser.add_argument("--strategies", nargs="+", default=SELECTION, choices=SELECTION + SMALL_TEXT_WRAPPED)
     parser.add_argument(
         "--seed-strategies",
         nargs="+",
