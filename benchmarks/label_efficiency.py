@@ -560,8 +560,8 @@ def markdown(runs: list[dict], meta: dict) -> str:
     # seed strategies
     lines.append("### Seed strategies — alloop AUC / final F1 (small-text AUC from the same seed items)\n")
     lines.append(
-        f"| data set | seed | selection | alloop AUC | alloop final F1 | small-text AUC | F1 at 20 labels "
-        f"| AUC − {base_seed} seed (± se) |"
+        "| data set | seed | selection | alloop AUC | alloop final F1 | small-text AUC | "
+        f"F1 at {meta['seed_size']} labels | AUC − {base_seed} seed (± se) |"
     )
     lines.append("|---|---|---|---|---|---|---|---|")
     for dataset in datasets:
@@ -648,8 +648,8 @@ def markdown(runs: list[dict], meta: dict) -> str:
             gaps.append(abs(twin["f1"][0] - r["f1"][0]))
     if gaps:
         lines.append(
-            f"Check: at 20 labels (same seed items, same estimator) alloop's and small-text's macro-F1 differ by at "
-            f"most {max(gaps):.4f} over {len(gaps)} paired runs.\n"
+            f"Check: at {meta['seed_size']} labels (same seed items, same estimator) alloop's and small-text's "
+            f"macro-F1 differ by at most {max(gaps):.4f} over {len(gaps)} paired runs.\n"
         )
 
     # time
